@@ -1,0 +1,1 @@
+"""End-to-end benchmarks: full rollouts of ``entrypoint.py`` against the local emulator."""

@@ -1,0 +1,550 @@
+"""Thin client for the Cloud Run Admin API v1 (Knative style) and its IAM methods.
+
+All retries live in :meth:`CloudRun._retry`: one policy, one budget, one place to reason about
+what may be repeated. Writes whose outcome is unknown (the request was sent but no answer came
+back) are verified with a GET before they are repeated, so a lost response never causes a second,
+different write.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+
+try:  # google-auth wraps transport failures during token refresh in its own exception
+    from google.auth.exceptions import TransportError as _AuthTransportError
+except ImportError:  # pragma: no cover - google-auth is a hard dependency of the action
+    _AuthTransportError = requests.ConnectionError  # type: ignore[assignment,misc]
+
+T = TypeVar("T")
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+KNATIVE = "apis/serving.knative.dev/v1"
+_STOP_SLICE = 0.1  # seconds between should_stop checks while backing off
+_CANONICAL = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    412: "FAILED_PRECONDITION",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_OWN_ANNOTATION_PREFIX = "run-canary.dev/"
+
+
+class ApiError(Exception):
+    """An error answer from the API (or a transport failure that outlived the retries)."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        field_violations: list[dict[str, Any]] | None = None,
+        *,
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.field_violations = list(field_violations or [])
+        self.method = method
+        self.url = url
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = f"{self.status} {self.reason}: {self.message}"
+        fields = "; ".join(
+            f"field {v.get('field', '?')}: {v.get('description', '')}".rstrip(": ")
+            for v in self.field_violations
+        )
+        return f"{text} ({fields})" if fields else text
+
+
+class NotFound(ApiError):
+    """404: the object does not exist."""
+
+
+class Conflict(ApiError):
+    """409: ALREADY_EXISTS, or ABORTED because our resourceVersion/etag was stale."""
+
+
+class TransportError(ApiError):
+    """No HTTP answer (connection failure or timeout) after all retries; status is 0."""
+
+
+class Cancelled(Exception):
+    """The caller's should_stop hook asked us to stop."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Which failures are retried, how often and for how long.
+
+    Retries 429, 500, 502, 503, 504, connection errors and read timeouts with exponential backoff
+    and full jitter, honouring Retry-After; never retries other 4xx. ``total`` bounds the time
+    from the first attempt to the start of the last one.
+    """
+
+    attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    total: float = 60.0
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+
+class _Retry(Exception):
+    """Internal: a retryable failure of one attempt."""
+
+    def __init__(self, error: ApiError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _never() -> bool:
+    return False
+
+
+def _short(url: str) -> str:
+    """Last two path segments, for compact log lines."""
+    path = url.split("?", 1)[0].rstrip("/")
+    parts = path.split("/")
+    return ".../" + "/".join(parts[-2:]) if len(parts) > 2 else path
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_from_response(resp: requests.Response, method: str = "", url: str = "") -> ApiError:
+    """Build the right ApiError subclass from a Google (or Kubernetes Status) error body."""
+    status = resp.status_code
+    reason, message = _CANONICAL.get(status, resp.reason or "ERROR"), ""
+    violations: list[dict[str, Any]] = []
+    try:
+        payload = resp.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        err = payload["error"]
+        reason = str(err.get("status") or reason)
+        message = str(err.get("message") or "")
+        for detail in err.get("details") or []:
+            if isinstance(detail, dict) and isinstance(detail.get("fieldViolations"), list):
+                violations.extend(v for v in detail["fieldViolations"] if isinstance(v, dict))
+    elif isinstance(payload, dict) and payload.get("kind") == "Status":  # Knative on Kubernetes
+        reason = str(payload.get("reason") or reason)
+        message = str(payload.get("message") or "")
+    if not message:
+        text = (resp.text or "").strip()
+        message = " ".join(text.split())[:200] or (resp.reason or "no error message")
+    cls = NotFound if status == 404 else Conflict if status == 409 else ApiError
+    return cls(status, reason, message, violations, method=method, url=url)
+
+
+def _norm_traffic(traffic: Any) -> str:
+    """Traffic JSON without zero/false/empty values (which the server omits on the wire)."""
+    entries = [{k: v for k, v in t.items() if v} for t in (traffic or []) if isinstance(t, dict)]
+    return json.dumps(entries, sort_keys=True)
+
+
+def _dig(obj: Mapping[str, Any] | None, *keys: str) -> Any:
+    cur: Any = obj
+    for key in keys:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(key)
+    return cur
+
+
+def write_landed(sent: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
+    """Whether ``current`` (fresh GET) shows that our replaceService of ``sent`` was applied."""
+    if not current:
+        return False
+    sent_rv = _dig(sent, "metadata", "resourceVersion")
+    if sent_rv and _dig(current, "metadata", "resourceVersion") == sent_rv:
+        return False
+    if _norm_traffic(_dig(sent, "spec", "traffic")) != _norm_traffic(_dig(current, "spec", "traffic")):
+        return False
+    sent_name = _dig(sent, "spec", "template", "metadata", "name")
+    if sent_name and sent_name != _dig(current, "spec", "template", "metadata", "name"):
+        return False
+    ours = {
+        k: v
+        for k, v in (_dig(sent, "metadata", "annotations") or {}).items()
+        if k.startswith(_OWN_ANNOTATION_PREFIX)
+    }
+    theirs = {
+        k: v
+        for k, v in (_dig(current, "metadata", "annotations") or {}).items()
+        if k.startswith(_OWN_ANNOTATION_PREFIX)
+    }
+    if ours != theirs:
+        return False
+    sent_tpl = _dig(sent, "spec", "template", "metadata", "annotations") or {}
+    cur_tpl = _dig(current, "spec", "template", "metadata", "annotations") or {}
+    return all(cur_tpl.get(k) == v for k, v in sent_tpl.items())
+
+
+def _bindings(policy: Mapping[str, Any] | None) -> list[tuple[str, tuple[str, ...]]]:
+    return sorted(
+        (str(b.get("role")), tuple(sorted(b.get("members") or [])))
+        for b in (policy or {}).get("bindings") or []
+    )
+
+
+class CloudRun:
+    """Admin API v1 client: services, revisions and IAM for one project and region."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        region: str,
+        project: str,
+        api_endpoint: str | None = None,
+        policy: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+        log: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] = _never,
+        clock: Callable[[], float] = time.monotonic,
+        request_count: dict[str, int] | None = None,
+    ) -> None:
+        self.session = session
+        self.region = region
+        self.project = project
+        self.api_endpoint = api_endpoint
+        self.policy = policy
+        self._sleep = sleep
+        self._log = log
+        self._should_stop = should_stop
+        self._clock = clock
+        base = api_endpoint.rstrip("/") if api_endpoint else None
+        self.knative_base = base or f"https://{region}-run.googleapis.com"
+        self.iam_base = base or "https://run.googleapis.com"
+        self.request_count: dict[str, int] = (
+            request_count if request_count is not None else {"read": 0, "write": 0}
+        )
+
+    def with_policy(self, policy: RetryPolicy) -> CloudRun:
+        """Same session, endpoints, hooks and counters with another policy (e.g. the fast rollback path)."""
+        return CloudRun(
+            self.session,
+            region=self.region,
+            project=self.project,
+            api_endpoint=self.api_endpoint,
+            policy=policy,
+            sleep=self._sleep,
+            log=self._log,
+            should_stop=self._should_stop,
+            clock=self._clock,
+            request_count=self.request_count,
+        )
+
+    # ---- URLs -------------------------------------------------------------------------------
+
+    def _ns(self, kind: str, name: str | None = None) -> str:
+        url = f"{self.knative_base}/{KNATIVE}/namespaces/{self.project}/{kind}"
+        return f"{url}/{name}" if name else url
+
+    def _iam(self, service: str, verb: str) -> str:
+        return f"{self.iam_base}/v1/projects/{self.project}/locations/{self.region}/services/{service}:{verb}"
+
+    # ---- public API -------------------------------------------------------------------------
+
+    def get_service(self, name: str) -> dict[str, Any] | None:
+        """The service, or None if it does not exist."""
+        return self._get_or_none(self._ns("services", name))
+
+    def get_revision(self, name: str) -> dict[str, Any] | None:
+        """The revision, or None if it does not exist."""
+        return self._get_or_none(self._ns("revisions", name))
+
+    def list_revisions(self, service: str) -> list[dict[str, Any]]:
+        """Every revision of ``service`` (follows ``metadata.continue``)."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, str] = {"labelSelector": f"serving.knative.dev/service={service}"}
+        seen: set[str] = set()
+        while True:
+            page = self._call("GET", self._ns("revisions"), params=dict(params))
+            items.extend(page.get("items") or [])
+            token = _dig(page, "metadata", "continue")
+            if not token or token in seen:  # guard against a server that repeats its token
+                return items
+            seen.add(token)
+            params["continue"] = token
+
+    def create_service(self, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """POST a new service; after an uncertain attempt, ALREADY_EXISTS with our revision is success."""
+        url = self._ns("services")
+        if dry_run:
+            return self._call("POST", url, body=body, params={"dryRun": "all"})
+        name = str(_dig(body, "metadata", "name") or "")
+        revision = _dig(body, "spec", "template", "metadata", "name")
+
+        def on_conflict(err: Conflict) -> dict[str, Any] | None:
+            current = self._attempt("GET", self._ns("services", name)) if name else None
+            if current and revision and _dig(current, "spec", "template", "metadata", "name") == revision:
+                return current
+            return None
+
+        return self._write("POST", url, body, verify=None, on_conflict=on_conflict)
+
+    def replace_service(self, name: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """PUT the whole service; a write whose answer was lost is checked by GET before repeating."""
+        url = self._ns("services", name)
+        if dry_run:
+            return self._call("PUT", url, body=body, params={"dryRun": "all"})
+
+        def verify() -> dict[str, Any] | None:
+            current = self._attempt_or_none(url)
+            return current if write_landed(body, current) else None
+
+        def on_conflict(err: Conflict) -> dict[str, Any] | None:
+            return verify()
+
+        return self._write("PUT", url, body, verify=verify, on_conflict=on_conflict)
+
+    def get_iam_policy(self, service: str) -> dict[str, Any]:
+        """The service's IAM policy (with its etag)."""
+        return self._call("GET", self._iam(service, "getIamPolicy"))
+
+    def set_iam_policy(self, service: str, policy: dict[str, Any]) -> dict[str, Any]:
+        """Replace the IAM policy; the etag in ``policy`` makes a concurrent change a Conflict."""
+        url = self._iam(service, "setIamPolicy")
+
+        def verify() -> dict[str, Any] | None:
+            current = self._attempt("GET", self._iam(service, "getIamPolicy"))
+            return current if _bindings(current) == _bindings(policy) else None
+
+        def on_conflict(err: Conflict) -> dict[str, Any] | None:
+            return verify()
+
+        return self._write("POST", url, {"policy": policy}, verify=verify, on_conflict=on_conflict)
+
+    # ---- writes with uncertain outcomes -------------------------------------------------------
+
+    def _write(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any],
+        *,
+        verify: Callable[[], dict[str, Any] | None] | None,
+        on_conflict: Callable[[Conflict], dict[str, Any] | None],
+    ) -> dict[str, Any]:
+        """One write under the retry policy, never blindly repeated after an uncertain attempt.
+
+        ``verify`` (a GET) runs before repeating a write whose answer was lost; a 409 after an
+        uncertain attempt is resolved by ``on_conflict`` (the first attempt may have landed).
+        """
+        state = _WriteState()
+
+        def attempt() -> dict[str, Any]:
+            if state.uncertain and verify is not None:
+                landed = verify()  # a retryable failure here keeps the write uncertain
+                if landed is not None:
+                    return landed
+                state.uncertain = state.ever_uncertain = False  # a 409 from now on is genuine
+            try:
+                return self._attempt(method, url, body=body, uncertain_writes=state)
+            except Conflict as err:
+                if state.ever_uncertain:
+                    resolved = on_conflict(err)
+                    if resolved is not None:
+                        return resolved
+                raise
+
+        return self._retry(method, url, attempt)
+
+    # ---- the one retry loop -----------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return self._retry(method, url, lambda: self._attempt(method, url, body=body, params=params))
+
+    def _get_or_none(self, url: str) -> dict[str, Any] | None:
+        try:
+            return self._call("GET", url)
+        except NotFound:
+            return None
+
+    def _attempt_or_none(self, url: str) -> dict[str, Any] | None:
+        try:
+            return self._attempt("GET", url)
+        except NotFound:
+            return None
+
+    def _retry(self, method: str, url: str, attempt: Callable[[], T]) -> T:
+        """Run ``attempt`` until it succeeds, fails for good, or the policy's budget runs out."""
+        policy = self.policy
+        start = self._clock()
+        self._budget_end = start + policy.total
+        n = 0
+        while True:
+            self._check_stop(method, url)
+            n += 1
+            try:
+                return attempt()
+            except _Retry as failure:
+                remaining = start + policy.total - self._clock()
+                if n >= policy.attempts or remaining <= 0:
+                    raise failure.error from None
+                delay = self._delay(n, failure.retry_after, remaining)
+                if self._log:
+                    self._log(
+                        f"{_describe(failure.error)} on {method} {_short(url)}; "
+                        f"retrying in {delay:.1f} s (attempt {n + 1}/{policy.attempts})"
+                    )
+                self._pause(delay, method, url)
+
+    def _delay(self, n: int, retry_after: float | None, remaining: float) -> float:
+        """Full-jitter exponential backoff, or the server's Retry-After; never past the budget."""
+        if retry_after is not None:
+            delay = retry_after
+        else:
+            cap = min(self.policy.max_delay, self.policy.base_delay * 2 ** (n - 1))
+            delay = random.uniform(0, cap)
+        return max(0.0, min(delay, remaining))
+
+    def _pause(self, delay: float, method: str, url: str) -> None:
+        """Sleep, in small slices when a should_stop hook was given, so cancellation is prompt."""
+        if self._should_stop is _never:
+            self._sleep(delay)
+            return
+        left = delay
+        while left > 0:
+            self._check_stop(method, url)
+            step = min(_STOP_SLICE, left)
+            self._sleep(step)
+            left -= step
+        self._check_stop(method, url)
+
+    def _check_stop(self, method: str, url: str) -> None:
+        if self._should_stop():
+            raise Cancelled(f"cancelled before {method} {_short(url)}")
+
+    # ---- one HTTP attempt -------------------------------------------------------------------
+
+    _budget_end: float | None = None
+
+    def _timeout(self) -> tuple[float, float]:
+        read = self.policy.read_timeout
+        if self._budget_end is not None:
+            read = min(read, max(1.0, self._budget_end - self._clock()))
+        return (self.policy.connect_timeout, read)
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        uncertain_writes: _WriteState | None = None,
+    ) -> dict[str, Any]:
+        """One HTTP request. Raises _Retry for retryable failures, ApiError for final ones."""
+        self.request_count["read" if method == "GET" else "write"] += 1
+        try:
+            resp = self.session.request(
+                method, url, params=params, json=body, timeout=self._timeout(), allow_redirects=False
+            )
+        except (requests.ConnectionError, requests.Timeout, _AuthTransportError) as exc:
+            sent = not isinstance(exc, requests.ConnectTimeout) and not _refused(exc)
+            if uncertain_writes is not None and sent:
+                uncertain_writes.mark()
+            reason = "DEADLINE_EXCEEDED" if isinstance(exc, requests.Timeout) else "UNAVAILABLE"
+            raise _Retry(TransportError(0, reason, _transport_message(exc), method=method, url=url)) from None
+        if resp.status_code >= 400:
+            error = error_from_response(resp, method, url)
+            if resp.status_code in RETRYABLE_STATUSES:
+                if uncertain_writes is not None and resp.status_code != 429:
+                    uncertain_writes.mark()
+                raise _Retry(error, parse_retry_after(resp.headers.get("Retry-After")))
+            raise error
+        try:
+            data = resp.json() if resp.content else {}
+        except ValueError:
+            raise _Retry(
+                ApiError(resp.status_code, "INTERNAL", "answer is not JSON", method=method, url=url)
+            ) from None
+        return data if isinstance(data, dict) else {"value": data}
+
+
+@dataclass
+class _WriteState:
+    """Whether a write may have landed without us seeing the answer."""
+
+    uncertain: bool = False
+    ever_uncertain: bool = False
+
+    def mark(self) -> None:
+        self.uncertain = True
+        self.ever_uncertain = True
+
+
+def _refused(exc: Exception) -> bool:
+    """Connection refused / DNS failure: the request never left, so repeating it is safe."""
+    text = repr(exc)
+    return any(s in text for s in ("NewConnectionError", "NameResolutionError", "ConnectionRefused"))
+
+
+def _transport_message(exc: Exception) -> str:
+    """Exception text without request objects (whose headers hold the bearer token)."""
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _describe(error: ApiError) -> str:
+    if isinstance(error, TransportError):
+        return f"{error.reason} ({error.message.split(':', 1)[0]})"
+    return f"{error.status} {error.reason}"
+
+
+__all__ = [
+    "ApiError",
+    "Cancelled",
+    "CloudRun",
+    "Conflict",
+    "NotFound",
+    "RetryPolicy",
+    "TransportError",
+    "error_from_response",
+    "parse_retry_after",
+    "write_landed",
+]

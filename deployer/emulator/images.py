@@ -1,0 +1,68 @@
+"""Image catalogue: which local command stands in for a container image.
+
+The emulator cannot pull images, so every image reference resolves to an argv. Users map their
+own references on the command line (``REF=COMMAND``); a few built-in samples cover tests and demos.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+
+BUILTIN_IMAGES: dict[str, str] = {
+    "sample/hello": "hello",
+    "us-docker.pkg.dev/cloudrun/container/hello": "hello",
+    "sample/crash": "crash",
+    "sample/error": "error",
+    "sample/slow": "slow",
+}
+
+
+def strip_reference(image: str) -> str:
+    """Drop any ``@digest`` and ``:tag`` so one mapping serves every version of an image."""
+    name = image.split("@", 1)[0]
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):
+        name = name[:colon]
+    return name
+
+
+def builtin_argv(kind: str) -> list[str]:
+    """The argv that runs a built-in sample app with the current interpreter."""
+    return [sys.executable, "-m", "deployer.emulator.samples", kind]
+
+
+class ImageCatalogue:
+    """Maps image references to commands; user mappings win over built-ins."""
+
+    def __init__(self, mappings: Mapping[str, Sequence[str]] | None = None) -> None:
+        self._mappings: dict[str, list[str]] = {ref: list(argv) for ref, argv in (mappings or {}).items()}
+        for ref, argv in self._mappings.items():
+            if not argv:
+                raise ValueError(f"image mapping for {ref!r} has an empty command")
+
+    def resolve(self, image: str) -> list[str] | None:
+        """Return the argv to run for ``image``, or None when nothing serves it."""
+        base = strip_reference(image)
+        for candidate in (image, base):
+            if candidate in self._mappings:
+                return list(self._mappings[candidate])
+        kind = BUILTIN_IMAGES.get(base)
+        return builtin_argv(kind) if kind else None
+
+    @staticmethod
+    def parse_mapping(text: str) -> tuple[str, list[str]]:
+        """Parse a CLI ``REF=COMMAND`` option; ValueError names what is wrong."""
+        ref, sep, command = text.partition("=")
+        ref = ref.strip()
+        if not sep or not ref:
+            example = "my/app='python app.py'"
+            raise ValueError(f"invalid image mapping {text!r}: expected REF=COMMAND, e.g. {example}")
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise ValueError(f"invalid image mapping {text!r}: cannot split COMMAND: {exc}") from exc
+        if not argv:
+            raise ValueError(f"invalid image mapping {text!r}: COMMAND is empty")
+        return ref, argv

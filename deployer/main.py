@@ -1,0 +1,220 @@
+"""Wiring: inputs -> config -> rollout -> outputs and summary. Also signals and exit codes.
+
+The runner cancels a step with SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that. The
+first signal interrupts whatever the rollout is doing and sends it down its rollback path, which runs
+shielded (later signals are noted, not raised) with short timeouts so that it finishes in time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from types import FrameType
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from deployer import auth, github, rollout, smoke
+from deployer import config as cfg
+from deployer.client import CloudRun, RetryPolicy
+from deployer.knative import RolloutState
+from deployer.result import Outcome, RolloutResult
+
+# The way back must fit in the runner's grace period: a few short attempts.
+FAST_POLICY = RetryPolicy(
+    attempts=3, base_delay=0.2, max_delay=1.0, total=6.0, connect_timeout=2.0, read_timeout=4.0
+)
+
+
+class Cancellation:
+    """Turns the first SIGINT/SIGTERM into a KeyboardInterrupt, except inside ``shield()``."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._shielded = False
+        self.signal_name = ""
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        first = not self._event.is_set()
+        self._event.set()
+        self.signal_name = self.signal_name or signal.Signals(signum).name
+        if first and not self._shielded:
+            raise KeyboardInterrupt(f"cancelled by {self.signal_name}")
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    @contextlib.contextmanager
+    def shield(self) -> Iterator[None]:
+        self._shielded = True
+        try:
+            yield
+        finally:
+            self._shielded = False
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    """Run the action's main step; the return value is the process exit code."""
+    env = os.environ if env is None else env
+    console = github.Console()
+    try:
+        config, ctx = cfg.load(env)
+    except cfg.ConfigError as exc:
+        for problem in exc.problems:
+            console.error(str(problem), title="Invalid input")
+        console.error(f"{len(exc.problems)} invalid input(s): nothing was changed.", title="Invalid input")
+        return 1
+    if config.github_token:
+        console.mask(config.github_token)
+    cancel = Cancellation()
+    cancel.install()
+    try:
+        api, project, credentials = _connect(config, console, cancel.is_set)
+    except (auth.AuthError, ValueError) as exc:
+        console.error(str(exc), title="Cloud Run credentials")
+        return 1
+    tracker = _tracker(config, ctx, console)
+    if tracker is not None:
+        tracker.start(ctx.ref, ctx.sha, f"{config.mode} {config.service} in {config.region}")
+    hooks = rollout.Hooks(
+        smoke=_smoke_check(config, credentials, console, cancel.is_set),
+        cancelled=cancel.is_set,
+        rollback_api=_fast(api, console),
+        shield=cancel.shield,
+    )
+    result = rollout.run(config, ctx, api, project, github.GitHubReporter(console), hooks)
+    if cancel.is_set():
+        result.reason = f"cancelled ({cancel.signal_name}); {result.reason or ''}".rstrip("; ")
+    _report(result, config, ctx, env, console, tracker)
+    github.save_state("finished", "true", env.get("GITHUB_STATE"))
+    return 1 if cancel.is_set() else result.exit_code
+
+
+def post(env: Mapping[str, str] | None = None) -> int:
+    """The post step: if the main step died mid-rollout, put the traffic back from the recorded state."""
+    env = os.environ if env is None else env
+    console = github.Console()
+    if env.get("STATE_finished") == "true":
+        console.info("The main step finished: nothing to clean up.")
+        return 0
+    try:
+        config, ctx = cfg.load(env)
+        api, project, _ = _connect(config, console, lambda: False)
+    except (cfg.ConfigError, auth.AuthError, ValueError):
+        console.info("The main step never got as far as a valid configuration: nothing to clean up.")
+        return 0
+    recorded = RolloutState.from_service(api.get_service(config.service))
+    if recorded is None or (recorded.run_id, recorded.run_attempt) != (ctx.run_id, ctx.run_attempt):
+        console.info(f"No unfinished rollout of this run on {config.service}: nothing to clean up.")
+        return 0
+    console.warning(
+        f"The main step did not finish its rollout of {recorded.candidate}: restoring the traffic."
+    )
+    hooks = rollout.Hooks(smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0))
+    rollback = replace(config, mode=cfg.Mode.ROLLBACK)
+    result = rollout.run(rollback, ctx, _fast(api, console), project, github.GitHubReporter(console), hooks)
+    github.append_summary(github.render_summary(result, rollback), env.get("GITHUB_STEP_SUMMARY"))
+    return 0 if result.outcome is Outcome.ROLLED_BACK else 1
+
+
+def _connect(
+    config: cfg.Config, console: github.Console, should_stop: Callable[[], bool]
+) -> tuple[CloudRun, str, auth.ga_credentials.Credentials]:
+    session, project, credentials = auth.authorized_session(config.api_endpoint, config.project_id)
+    if not project:
+        raise ValueError(
+            "input 'project_id': no project given and none found in the credentials; set project_id"
+        )
+    api = CloudRun(
+        session,
+        region=config.region,
+        project=project,
+        api_endpoint=config.api_endpoint,
+        log=console.info,
+        should_stop=should_stop,
+    )
+    return api, project, credentials
+
+
+def _fast(api: CloudRun, console: github.Console) -> CloudRun:
+    """The client for the way back: short timeouts, and deaf to the cancellation that sent us there."""
+    return CloudRun(
+        api.session,
+        region=api.region,
+        project=api.project,
+        api_endpoint=api.api_endpoint,
+        policy=FAST_POLICY,
+        log=console.info,
+        request_count=api.request_count,
+    )
+
+
+def _smoke_check(
+    config: cfg.Config,
+    credentials: auth.ga_credentials.Credentials,
+    console: github.Console,
+    stop: Callable[[], bool],
+) -> Callable[[str], smoke.SmokeResult]:
+    """The smoke check the rollout runs on the tag URL, with an ID token when the service is private."""
+    session = requests.Session()  # never the authorized one: our access token must not reach the service
+    sources: dict[str, auth.IdTokenSource] = {}
+    anonymous = isinstance(credentials, auth.ga_credentials.AnonymousCredentials)
+
+    def check(url: str) -> smoke.SmokeResult:
+        id_token = None
+        if not anonymous and config.smoke.auth is not cfg.SmokeAuth.NONE:
+            audience = service_audience(url)
+            source = sources.setdefault(
+                audience, auth.IdTokenSource(credentials, audience, mask=console.mask)
+            )
+            id_token = source.token
+        return smoke.check(
+            url, config.smoke, session=session, id_token=id_token, should_stop=stop, log=console.info
+        )
+
+    return check
+
+
+def service_audience(url: str) -> str:
+    """The ID-token audience for a tag URL: its service URL (``tag---svc-...`` -> ``svc-...``)."""
+    parts = urlsplit(url)
+    host = parts.netloc.split("---", 1)[-1]
+    return urlunsplit((parts.scheme, host, "", "", ""))
+
+
+def _tracker(
+    config: cfg.Config, ctx: cfg.RunContext, console: github.Console
+) -> github.DeploymentTracker | None:
+    if not (config.github_token and config.environment and ctx.repository):
+        return None
+    return github.DeploymentTracker(
+        config.github_token, ctx, config.environment, config.service, config.region, console=console
+    )
+
+
+def _report(
+    result: RolloutResult,
+    config: cfg.Config,
+    ctx: cfg.RunContext,
+    env: Mapping[str, str],
+    console: github.Console,
+    tracker: github.DeploymentTracker | None,
+) -> None:
+    github.write_outputs(result, env.get("GITHUB_OUTPUT"))
+    github.append_summary(github.render_summary(result, config), env.get("GITHUB_STEP_SUMMARY"))
+    github.report_failure(console, result)
+    if tracker is not None:
+        tracker.finish(result)
+    if config.github_token and ctx.pr_number and result.tag_url:
+        body = github.render_pr_comment(result, ctx.run_url)
+        github.upsert_pr_comment(
+            config.github_token, ctx, body, service=config.service, region=config.region, console=console
+        )

@@ -1,0 +1,105 @@
+"""What a run did, as data: the rollout produces it, the GitHub side renders it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from deployer.traffic import Traffic
+
+
+class Outcome(enum.StrEnum):
+    PROMOTED = "promoted"
+    PAUSED = "paused"
+    DEPLOYED = "deployed"  # tagged revision with no traffic (steps: 0)
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+    PLANNED = "planned"  # dry run
+
+
+@dataclass
+class Phase:
+    """One phase of the run (deploy, wait, smoke, step 10 %, promote, rollback...)."""
+
+    name: str
+    started: float  # seconds since the run started
+    ended: float | None = None
+    ok: bool | None = None
+    detail: str = ""
+
+    @property
+    def duration(self) -> float:
+        return (self.ended or self.started) - self.started
+
+
+@dataclass(frozen=True)
+class TrafficChange:
+    """Traffic as it stood after a write; the summary charts these."""
+
+    at: float  # seconds since the run started
+    label: str  # e.g. "before", "deployed", "10%", "rolled back"
+    traffic: Traffic
+
+
+@dataclass
+class RolloutResult:
+    outcome: Outcome
+    mode: str
+    service: str
+    region: str
+    project: str
+    image: str | None = None
+    revision: str | None = None
+    previous_revision: str | None = None
+    url: str | None = None
+    tag_url: str | None = None
+    traffic_before: Traffic = ()
+    traffic_after: Traffic = ()
+    phases: list[Phase] = field(default_factory=list)
+    history: list[TrafficChange] = field(default_factory=list)
+    reason: str | None = None  # why it failed or was rolled back
+    plan: list[Traffic] = field(default_factory=list)  # dry run: the traffic at each step
+    template_diff: list[str] = field(default_factory=list)  # dry run: unified diff lines
+
+    @property
+    def exit_code(self) -> int:
+        ok = {Outcome.PROMOTED, Outcome.PAUSED, Outcome.DEPLOYED, Outcome.PLANNED}
+        if self.outcome in ok or (self.outcome is Outcome.ROLLED_BACK and self.mode == "rollback"):
+            return 0
+        return 1
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What checks at a canary step need to know."""
+
+    percent: int
+    candidate: str
+    previous: str | None  # the revision that served most before the run (the stable one)
+    tag_url: str
+    url: str  # the service URL
+    started: float  # epoch seconds when this step's traffic became ready
+    round: int  # 1 for the first check of the step
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One check's answer: ok True/False, or None when there was too little data to say."""
+
+    name: str
+    ok: bool | None
+    detail: str
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+class Reporter(Protocol):
+    """How the rollout tells the outside world what it is doing (the GitHub side implements it)."""
+
+    def phase_started(self, phase: Phase) -> None: ...
+
+    def phase_finished(self, phase: Phase) -> None: ...
+
+    def info(self, text: str) -> None: ...
+
+    def warning(self, text: str) -> None: ...

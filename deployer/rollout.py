@@ -1,0 +1,625 @@
+"""The rollout: deploy a tagged revision with no traffic, wait until it is really ready, smoke-check
+it, move traffic in steps while re-checking, then promote -- or put traffic back exactly as it was.
+
+It talks to Cloud Run only through ``client.CloudRun`` and to the outside world only through a
+``Reporter``; what happened comes back as a ``RolloutResult``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from deployer import knative, traffic
+from deployer.client import ApiError, CloudRun, Conflict
+from deployer.config import Config, Mode, RunContext, derive_suffix
+from deployer.knative import Obj, RolloutState
+from deployer.result import Outcome, Phase, Reporter, RolloutResult, TrafficChange
+from deployer.smoke import SmokeResult
+from deployer.traffic import Target, Traffic
+
+CONFLICT_RETRIES = 3
+POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.2, 1.5, 2.0
+PROGRESS_EVERY = 5.0
+ROLLBACK_WAIT = 60.0
+
+
+class RolloutFailed(Exception):
+    """A reason to stop: the message is what the user reads."""
+
+
+class RevisionFailed(RolloutFailed):
+    """The candidate revision will never become ready (bad image, crash at start-up...)."""
+
+
+@dataclass
+class Hooks:
+    """What the rollout needs from its surroundings; tests and the benchmark swap these."""
+
+    smoke: Callable[[str], SmokeResult]
+    checks: Callable[[int, str], str | None] = lambda percent, tag_url: None  # extra checks: reason or None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    cancelled: Callable[[], bool] = lambda: False
+    rollback_api: CloudRun | None = None  # short timeouts for the way back
+    shield: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext  # no cancel inside
+
+
+class Rollout:
+    """One run of the action against one service."""
+
+    def __init__(
+        self, config: Config, ctx: RunContext, api: CloudRun, project: str, reporter: Reporter, hooks: Hooks
+    ):
+        self.config, self.ctx, self.api, self.reporter, self.hooks = config, ctx, api, reporter, hooks
+        self.name = config.service
+        self.t0 = hooks.clock()
+        self.result = RolloutResult(
+            outcome=Outcome.FAILED,
+            mode=str(config.mode),
+            service=config.service,
+            region=config.region,
+            project=project,
+            image=config.image,
+        )
+        self.state: RolloutState | None = None  # our unfinished rollout, once it is on the service
+        self.keep_tag = True
+        self.last: Obj | None = None  # the service as last read or written
+
+    # --- entry point -------------------------------------------------------------------------
+
+    def run(self) -> RolloutResult:
+        """Run the configured mode; never raises for rollout failures (they are in the result)."""
+        modes = {Mode.DEPLOY: self._deploy, Mode.PROMOTE: self._promote, Mode.ROLLBACK: self._rollback_mode}
+        try:
+            modes[self.config.mode]()
+        except BaseException as exc:
+            self.result.reason = describe(exc)
+            if self.state is not None:
+                self._undo()
+            else:
+                self.result.outcome = Outcome.FAILED
+            if not isinstance(exc, Exception | KeyboardInterrupt):
+                raise
+        return self.result
+
+    # --- mode deploy -------------------------------------------------------------------------
+
+    def _deploy(self) -> None:
+        with self._phase("deploy") as phase:
+            current = self._take_over_if_unfinished(self.api.get_service(self.name))
+            if current is None:
+                self._create(phase)
+            else:
+                self._update(current, phase)
+        if self.config.dry_run:
+            return
+        svc = self._wait_candidate()
+        if self.config.allow_unauthenticated is not None:
+            with self._phase("iam"):
+                self._set_public(self.config.allow_unauthenticated)
+        with self._phase("smoke") as phase:
+            phase.detail = self._smoke(svc)
+        if self.state is None:  # a new service: its first revision already serves everything
+            self._promote_write(svc)
+            return
+        self._steps(svc, self.config.steps)
+
+    def _take_over_if_unfinished(self, current: Obj | None) -> Obj | None:
+        """Undo an unfinished rollout left on the service by this run's earlier attempt (or by another
+        run, with ``takeover``); refuse otherwise, so two runs never fight over one service."""
+        recorded = RolloutState.from_service(current)
+        if current is None or recorded is None:
+            return current
+        same_run = bool(recorded.run_id) and recorded.run_id == self.ctx.run_id
+        if not (same_run or self.config.takeover):
+            raise RolloutFailed(
+                f"service {self.name} has an unfinished rollout of {recorded.candidate} at {recorded.step}% "
+                f"started by {recorded.run_url or 'another run'}. Finish it with mode 'promote' or "
+                "'rollback', or set 'takeover: true' to undo it and deploy."
+            )
+        self.reporter.warning(
+            f"Undoing the unfinished rollout of {recorded.candidate} at {recorded.step}% "
+            f"(started by {recorded.run_url or 'an earlier attempt'}) before deploying."
+        )
+        if self.config.dry_run:
+            return current
+        restored = traffic.restore(
+            recorded.base_traffic, recorded.candidate, recorded.tag, keep_tag=recorded.keep_tag
+        )
+        written = self._write(
+            lambda svc: knative.with_traffic(svc, restored, {knative.STATE_ANNOTATION: None}), current
+        )
+        self._record("undone", restored)
+        return written
+
+    def _create(self, phase: Phase) -> None:
+        revision = self._revision_name()
+        template = knative.new_template(self._metadata_template(), self.config, revision)
+        first = (Target(revision=revision, percent=100, tag=self.config.tag),)
+        body = knative.service_body(
+            None, self.config, template, first, labels=self._labels(), annotations=self._client_annotations()
+        )
+        self.result.revision = revision
+        phase.detail = f"new service {self.name} with revision {revision}"
+        self.reporter.info(
+            f"Service {self.name} does not exist: creating it with revision {revision} (100 %)."
+        )
+        if self.config.dry_run:
+            self._plan(None, template, [first])
+            self.api.create_service(body, dry_run=True)
+            return
+        self.last = self.api.create_service(body)
+        self._record("created", first)
+
+    def _update(self, current: Obj, phase: Phase) -> None:
+        before = knative.status_traffic(current)
+        self.result.traffic_before = before
+        self.result.previous_revision = traffic.top_revision(before)
+        self.result.url = (current.get("status") or {}).get("url")
+        self._record("before", before or knative.spec_traffic(current))
+        template, candidate = self._candidate_template(current)
+        self.result.revision = candidate
+        planned: list[RolloutState] = []
+
+        def body(svc: Obj) -> Obj:
+            """Our change on top of whatever the service is now (re-applied after a 409)."""
+            state = self._new_state(svc, candidate)
+            planned[:] = [state]
+            annotations = {**self._client_annotations(), knative.STATE_ANNOTATION: state.to_annotation()}
+            deployed = traffic.restore(state.base_traffic, candidate, state.tag)
+            return knative.service_body(
+                svc, self.config, template, deployed, labels=self._labels(), annotations=annotations
+            )
+
+        phase.detail = f"revision {candidate} tagged {self.config.tag!r} with no traffic"
+        if self.config.dry_run:
+            self.api.replace_service(self.name, body(current), dry_run=True)
+            base = planned[0].base_traffic
+            self._plan(current, template, traffic.plan(base, candidate, self.config.tag, self.config.steps))
+            return
+        self._write(body, current)
+        self.state = planned[0]  # from here on, any failure puts traffic back
+        self._record("deployed", traffic.restore(self.state.base_traffic, candidate, self.state.tag))
+
+    def _new_state(self, svc: Obj, candidate: str) -> RolloutState:
+        base = self._pinned_base(svc)
+        return RolloutState(
+            candidate=candidate,
+            tag=self.config.tag,
+            base=traffic.to_spec(base),
+            steps=list(self.config.steps),
+            step=traffic.shares(base).get(candidate, 0),
+            run_id=self.ctx.run_id,
+            run_attempt=self.ctx.run_attempt,
+            run_url=self.ctx.run_url,
+            image=self.config.image or "",
+            previous_revision=self.result.previous_revision or "",
+            started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+    def _candidate_template(self, current: Obj) -> tuple[Obj, str]:
+        """The new template and its revision name; the current one when nothing changed (no new revision)."""
+        base = self._metadata_template() or current["spec"].get("template")
+        template = knative.new_template(base, self.config, self._revision_name())
+        current_template = current["spec"].get("template")
+        current_name = knative.template_name(current)
+        if current_name and knative.same_template(template, current_template):
+            self.reporter.info(f"Image and settings are those of revision {current_name}: reusing it.")
+            return current_template, current_name
+        return template, template["metadata"]["name"]
+
+    def _pinned_base(self, current: Obj) -> Traffic:
+        latest_ready = (current.get("status") or {}).get("latestReadyRevisionName")
+        base = traffic.pin_latest(knative.spec_traffic(current), latest_ready)
+        if any(t.latest for t in base):
+            self.reporter.warning(
+                f"Service {self.name} has no ready revision: the traffic that follows the latest revision "
+                "will go to the new one as soon as it is ready."
+            )
+        return base
+
+    def _wait_candidate(self) -> Obj:
+        candidate = self.result.revision or ""
+        with self._phase("wait") as phase:
+            try:
+                svc = self._wait(knative.generation(self.last or {}), candidate=candidate)
+            except RevisionFailed:
+                self.keep_tag = False  # a tag on a revision that cannot serve keeps the routes unready
+                raise
+            self.result.url = svc["status"].get("url")
+            self.result.tag_url = knative.tag_url(svc, self.config.tag)
+            phase.detail = f"{candidate} is ready"
+        return svc
+
+    # --- steps, promotion --------------------------------------------------------------------
+
+    def _steps(self, svc: Obj, steps: tuple[int, ...]) -> None:
+        assert self.state is not None
+        todo = [p for p in steps if p > self.state.step]
+        for percent in todo:
+            with self._phase(f"{percent}%") as phase:
+                svc = self._shift(percent)
+                phase.detail = self._smoke(svc)
+                if percent < 100:
+                    phase.detail = self._bake(percent)
+        if steps[-1] == 100 or self.state.step == 100:
+            self._promote_write(svc)
+        elif steps[-1] == 0:
+            with self._phase("finish") as phase:
+                self._write(
+                    lambda s: knative.with_traffic(
+                        s, knative.spec_traffic(s), {knative.STATE_ANNOTATION: None}
+                    )
+                )
+                self.state = None
+                self.result.outcome = Outcome.DEPLOYED
+                phase.detail = f"{self.result.revision} deployed with no traffic at {self.result.tag_url}"
+            self.result.traffic_after = knative.status_traffic(svc)
+        else:
+            self.result.outcome = Outcome.PAUSED
+            self.result.traffic_after = knative.status_traffic(svc)
+            self.reporter.info(
+                f"Paused at {steps[-1]} %: run this action with mode 'promote' to finish, "
+                "or 'rollback' to undo."
+            )
+
+    def _shift(self, percent: int) -> Obj:
+        """Give the candidate ``percent`` (others scaled down), record it, and wait for the routes."""
+        assert self.state is not None
+        state = self.state.at_step(percent)
+        new = traffic.with_candidate(self.state.base_traffic, state.candidate, state.tag, percent)
+        self._write(
+            lambda svc: knative.with_traffic(svc, new, {knative.STATE_ANNOTATION: state.to_annotation()})
+        )
+        self.state = state
+        self._record(f"{percent}%", new)
+        return self._wait(knative.generation(self.last or {}))
+
+    def _bake(self, percent: int) -> str:
+        """Hold the step for ``step_interval`` while re-running the checks."""
+        interval = self.config.step_interval
+        end = self.hooks.clock() + interval
+        every = min(max(interval / 3, 1.0), 15.0)
+        checks = 0
+        while (left := end - self.hooks.clock()) > 0:
+            self._sleep(min(every, left))
+            reason = self.hooks.checks(percent, self.result.tag_url or "")
+            if reason:
+                raise RolloutFailed(f"check failed at {percent}%: {reason}")
+            result = self.hooks.smoke(self.result.tag_url or "")
+            checks += 1
+            if not result.ok:
+                raise RolloutFailed(f"smoke check failed at {percent}%: {result.detail}")
+        return f"baked {interval:g}s, {checks} checks passed"
+
+    def _promote_write(self, svc: Obj) -> None:
+        """Mark the candidate stable and forget the rollout: from here a failure is no longer ours to undo."""
+        with self._phase("promote") as phase:
+            candidate = self.result.revision or ""
+            annotations: dict[str, str | None] = {
+                knative.STATE_ANNOTATION: None,
+                knative.STABLE_ANNOTATION: candidate,
+            }
+            previous = self.result.previous_revision
+            if previous and previous != candidate:
+                annotations[knative.PREVIOUS_STABLE_ANNOTATION] = previous
+            self._write(lambda s: knative.with_traffic(s, knative.spec_traffic(s), annotations))
+            self.state = None
+            self.result.outcome = Outcome.PROMOTED
+            self.result.traffic_after = knative.status_traffic(svc)
+            phase.detail = f"{candidate} serves 100 %"
+
+    # --- mode promote ------------------------------------------------------------------------
+
+    def _promote(self) -> None:
+        with self._phase("resume") as phase:
+            svc = self._require_service()
+            recorded = RolloutState.from_service(svc)
+            if recorded is None:
+                raise RolloutFailed(
+                    f"nothing to promote: no unfinished rollout is recorded on service {self.name}"
+                )
+            self._adopt(recorded, svc)
+            phase.detail = (
+                f"{recorded.candidate} at {recorded.step}% (from {recorded.run_url or 'an earlier run'})"
+            )
+        with self._phase("smoke") as phase:
+            phase.detail = self._smoke(svc)
+        self._steps(svc, (100,))
+
+    def _adopt(self, recorded: RolloutState, svc: Obj) -> None:
+        self.state = recorded
+        self.result.revision = recorded.candidate
+        self.result.previous_revision = recorded.previous_revision or None
+        self.result.traffic_before = knative.status_traffic(svc)
+        self.result.url = (svc.get("status") or {}).get("url")
+        self.result.tag_url = knative.tag_url(svc, recorded.tag)
+        self._record("before", self.result.traffic_before)
+
+    # --- mode rollback -----------------------------------------------------------------------
+
+    def _rollback_mode(self) -> None:
+        svc = self._require_service()
+        recorded = RolloutState.from_service(svc)
+        if recorded is not None:
+            self._adopt(recorded, svc)
+            self.result.reason = f"manual rollback of the unfinished rollout of {recorded.candidate}"
+            self._undo()
+            return
+        with self._phase("rollback") as phase:
+            before = knative.status_traffic(svc)
+            self.result.traffic_before = before
+            self.result.previous_revision = traffic.top_revision(before)
+            self.result.url = (svc.get("status") or {}).get("url")
+            self._record("before", before)
+            target = self._rollback_target(svc)
+            tagged = tuple(replace(t, percent=0) for t in knative.spec_traffic(svc) if t.tag)
+            new = (Target(revision=target, percent=100), *tagged)
+            annotations: dict[str, str | None] = {knative.STABLE_ANNOTATION: target}
+            self._write(lambda s: knative.with_traffic(s, new, annotations), svc)
+            self._record("rolled back", new)
+            svc = self._wait(knative.generation(self.last or {}))
+            self.result.revision = target
+            self.result.traffic_after = knative.status_traffic(svc)
+            self.result.outcome = Outcome.ROLLED_BACK
+            self.result.reason = f"manual rollback to {target}"
+            phase.detail = f"{target} serves 100 %"
+
+    def _rollback_target(self, svc: Obj) -> str:
+        target = self.config.rollback_to or knative.annotation(svc, knative.PREVIOUS_STABLE_ANNOTATION)
+        if not target:
+            raise RolloutFailed(
+                "no revision to roll back to: set 'rollback_to', or promote a rollout with this action "
+                f"first (it records the previous stable revision on {self.name})"
+            )
+        revision = self.api.get_revision(target)
+        if revision is None:
+            raise RolloutFailed(f"revision {target} does not exist in service {self.name}")
+        ready = knative.condition(revision, "Ready")
+        if ready.status != "True":
+            raise RolloutFailed(f"revision {target} cannot serve: {ready.describe()}")
+        return target
+
+    # --- the way back ------------------------------------------------------------------------
+
+    def _undo(self) -> None:
+        """Restore the traffic from before the run; works even after a cancel (short timeouts)."""
+        assert self.state is not None
+        api = self.hooks.rollback_api or self.api
+        state = self.state
+        restored = traffic.restore(state.base_traffic, state.candidate, state.tag, keep_tag=self.keep_tag)
+        with self.hooks.shield(), self._phase("rollback") as phase:
+            try:
+                self._write(
+                    lambda svc: knative.with_traffic(svc, restored, {knative.STATE_ANNOTATION: None}),
+                    api=api,
+                    fresh=True,
+                )
+            except BaseException as exc:
+                self.result.outcome = Outcome.FAILED
+                self.result.reason = (
+                    f"{self.result.reason}; ROLLBACK FAILED: {describe(exc)}. The rollout state recorded on "
+                    "the service lets a re-run, the post step, or mode 'rollback' restore the traffic."
+                )
+                raise
+            self.state = None
+            self._record("rolled back", restored)
+            self.result.outcome = Outcome.ROLLED_BACK
+            self.result.traffic_after = restored
+            phase.detail = "traffic restored to where it was before the run"
+            if not self.hooks.cancelled():
+                with contextlib.suppress(Exception, KeyboardInterrupt):
+                    svc = self._wait(knative.generation(self.last or {}), timeout=ROLLBACK_WAIT, api=api)
+                    self.result.traffic_after = knative.status_traffic(svc)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _write(
+        self,
+        change: Callable[[Obj], Obj],
+        current: Obj | None = None,
+        *,
+        api: CloudRun | None = None,
+        fresh: bool = False,
+    ) -> Obj:
+        """PUT ``change(service)``; on a 409 (someone else wrote), re-read and re-apply our change on top."""
+        api = api or self.api
+        svc = None if fresh else (current or self.last)
+        for attempt in range(CONFLICT_RETRIES + 1):
+            if svc is None:
+                svc = self._require_service(api)
+                self._check_ownership(svc)
+            try:
+                self.last = api.replace_service(self.name, change(svc))
+                return self.last
+            except Conflict:
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                self.reporter.info(f"Service {self.name} changed under us (409); re-reading and re-applying.")
+                svc = None
+        raise AssertionError("unreachable")
+
+    def _check_ownership(self, svc: Obj) -> None:
+        """Refuse to write over a rollout another run has started since we last looked."""
+        if self.state is None:
+            return
+        recorded = RolloutState.from_service(svc)
+        if recorded is not None and recorded.run_id != self.state.run_id:
+            self.state = None  # theirs now: undoing it is not ours to do
+            raise RolloutFailed(
+                f"another run ({recorded.run_url or recorded.run_id}) took over service {self.name}"
+            )
+
+    def _wait(
+        self,
+        generation: int,
+        *,
+        candidate: str = "",
+        timeout: float | None = None,
+        api: CloudRun | None = None,
+    ) -> Obj:
+        """Poll until the write is observed, the candidate (if any) is Ready and the routes are ready."""
+        api = api or self.api
+        timeout = self.config.wait_timeout if timeout is None else timeout
+        start = self.hooks.clock()
+        delay, last_report, status = POLL_FIRST, start, "not observed yet"
+        while True:
+            svc = self._require_service(api)
+            if knative.is_fresh(svc, generation):
+                done, status = self._readiness(svc, candidate, api)
+                if done:
+                    self.last = svc
+                    return svc
+            now = self.hooks.clock()
+            if now - start >= timeout:
+                raise RolloutFailed(
+                    f"timed out after {timeout:g}s waiting for {candidate or 'the routes'}: {status}"
+                )
+            if now - last_report >= PROGRESS_EVERY:
+                self.reporter.info(f"Still waiting ({now - start:.0f}s): {status}")
+                last_report = now
+            self._sleep(min(delay, timeout - (now - start)))
+            delay = min(delay * POLL_FACTOR, POLL_MAX)
+
+    def _readiness(self, svc: Obj, candidate: str, api: CloudRun) -> tuple[bool, str]:
+        """(done, what we are waiting for); raises when the candidate or the routes failed for good."""
+        status = svc.get("status") or {}
+        configs = knative.condition(svc, "ConfigurationsReady")
+        if candidate:
+            settled = configs.status != "Unknown" or status.get("latestReadyRevisionName") == candidate
+            if not settled:
+                return False, f"revision {candidate}: {configs.describe()}"
+            revision = api.get_revision(candidate)
+            ready = knative.condition(revision, "Ready")
+            if ready.status == "False":
+                raise RevisionFailed(
+                    f"revision {candidate} is not ready: {ready.reason}: {ready.message}".strip()
+                )
+            if ready.status != "True":
+                return False, f"revision {candidate}: {ready.describe()}"
+        routes = knative.condition(svc, "RoutesReady")
+        if routes.status == "False":
+            raise RolloutFailed(f"traffic could not be routed: {routes.describe()}")
+        return routes.status == "True", routes.describe()
+
+    def _smoke(self, svc: Obj) -> str:
+        url = self.result.tag_url or knative.tag_url(
+            svc, self.config.tag if self.state is None else self.state.tag
+        )
+        if not url:
+            raise RolloutFailed(f"the server reported no URL for tag {self.config.tag!r}")
+        self.result.tag_url = url
+        result = self.hooks.smoke(url)
+        if not result.ok:
+            raise RolloutFailed(f"smoke check failed: {result.detail}")
+        return result.detail
+
+    def _set_public(self, allow: bool) -> None:
+        """Add or remove ``allUsers`` as invoker (read-modify-write with the policy's etag)."""
+        for attempt in range(CONFLICT_RETRIES + 1):
+            policy = self.api.get_iam_policy(self.name)
+            bindings: list[dict[str, Any]] = policy.setdefault("bindings", [])
+            invoker = next((b for b in bindings if b.get("role") == "roles/run.invoker"), None)
+            members = set((invoker or {}).get("members", []))
+            if ("allUsers" in members) == allow:
+                return
+            if invoker is None:
+                invoker = {"role": "roles/run.invoker", "members": []}
+                bindings.append(invoker)
+            invoker["members"] = sorted(members | {"allUsers"} if allow else members - {"allUsers"})
+            if not invoker["members"]:
+                bindings.remove(invoker)
+            try:
+                self.api.set_iam_policy(self.name, policy)
+                self.reporter.info(
+                    f"{'Allowed' if allow else 'Removed'} unauthenticated access to {self.name}."
+                )
+                return
+            except Conflict:
+                if attempt == CONFLICT_RETRIES:
+                    raise
+
+    def _require_service(self, api: CloudRun | None = None) -> Obj:
+        svc = (api or self.api).get_service(self.name)
+        if svc is None:
+            raise RolloutFailed(f"service {self.name} does not exist in {self.config.region}")
+        return svc
+
+    def _revision_name(self) -> str:
+        return f"{self.name}-{self.config.suffix or derive_suffix(self.ctx)}"
+
+    def _metadata_template(self) -> Obj | None:
+        return ((self.config.metadata or {}).get("spec") or {}).get("template")
+
+    def _labels(self) -> dict[str, str]:
+        labels = dict(self.config.labels)
+        if not self.config.skip_default_labels:
+            labels.setdefault("managed-by", "github-actions")
+            if self.ctx.sha:
+                labels.setdefault("commit-sha", self.ctx.sha.lower()[:63])
+        return labels
+
+    def _client_annotations(self) -> dict[str, str | None]:
+        from deployer import __version__
+
+        return {
+            "run.googleapis.com/client-name": knative.CLIENT_NAME,
+            "run.googleapis.com/client-version": __version__,
+        }
+
+    def _plan(self, current: Obj | None, template: Obj, blocks: list[Traffic]) -> None:
+        self.result.plan = blocks
+        self.result.template_diff = knative.template_diff(
+            (current or {}).get("spec", {}).get("template"), template
+        )
+        self.result.outcome = Outcome.PLANNED
+        for block in blocks:
+            self.reporter.info("Planned traffic: " + ", ".join(t.describe() for t in block))
+
+    def _record(self, label: str, block: Traffic) -> None:
+        self.result.history.append(TrafficChange(at=self._now(), label=label, traffic=block))
+
+    def _sleep(self, seconds: float) -> None:
+        if self.hooks.cancelled():
+            raise KeyboardInterrupt("cancelled")
+        self.hooks.sleep(max(seconds, 0.0))
+
+    def _now(self) -> float:
+        return self.hooks.clock() - self.t0
+
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[Phase]:
+        phase = Phase(name=name, started=self._now())
+        self.result.phases.append(phase)
+        self.reporter.phase_started(phase)
+        try:
+            yield phase
+            phase.ok = True
+        except BaseException as exc:
+            phase.ok = False
+            phase.detail = describe(exc)
+            raise
+        finally:
+            phase.ended = self._now()
+            self.reporter.phase_finished(phase)
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for the user."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "cancelled"
+    if isinstance(exc, ApiError | RolloutFailed):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run(
+    config: Config, ctx: RunContext, api: CloudRun, project: str, reporter: Reporter, hooks: Hooks
+) -> RolloutResult:
+    """Run the action's mode against one service and say what happened."""
+    return Rollout(config, ctx, api, project, reporter, hooks).run()

@@ -1,0 +1,184 @@
+"""Traffic blocks and their arithmetic: pin, add the candidate, step, restore. Pure: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+LATEST = "LATEST"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One entry of a Knative traffic block (``spec.traffic[]`` or resolved ``status.traffic[]``)."""
+
+    revision: str | None = None  # None only when latest is True
+    percent: int = 0
+    tag: str | None = None
+    latest: bool = False
+    url: str | None = None  # output-only (status); never sent in spec, ignored in comparisons
+
+    def describe(self) -> str:
+        who = self.revision or "LATEST"
+        return f"{who} {self.percent}%" + (f" (tag {self.tag})" if self.tag else "")
+
+
+Traffic = tuple[Target, ...]
+
+
+class TrafficError(ValueError):
+    """A traffic block Cloud Run would refuse."""
+
+
+def from_spec(entries: list[dict[str, Any]] | None) -> Traffic:
+    """Read ``spec.traffic`` (or resolved ``status.traffic``) into targets; empty means "latest gets 100"."""
+    if not entries:
+        return (Target(latest=True, percent=100),)
+    return tuple(
+        Target(
+            revision=e.get("revisionName") or None,
+            percent=int(e.get("percent") or 0),
+            tag=e.get("tag") or None,
+            latest=bool(e.get("latestRevision")),
+            url=e.get("url") or None,
+        )
+        for e in entries
+    )
+
+
+def to_spec(traffic: Traffic) -> list[dict[str, Any]]:
+    """Write targets as ``spec.traffic`` entries (``url`` is output-only and never sent)."""
+    out: list[dict[str, Any]] = []
+    for t in traffic:
+        entry: dict[str, Any] = {"latestRevision": True} if t.latest else {"revisionName": t.revision}
+        entry["percent"] = t.percent
+        if t.tag:
+            entry["tag"] = t.tag
+        out.append(entry)
+    return out
+
+
+def validate(traffic: Traffic) -> list[str]:
+    """The rules Cloud Run applies to a traffic block, as messages (empty when valid)."""
+    problems = []
+    if any(not 0 <= t.percent <= 100 for t in traffic):
+        problems.append("every percent must be between 0 and 100")
+    if sum(t.percent for t in traffic) != 100:
+        problems.append(f"percents must sum to 100, not {sum(t.percent for t in traffic)}")
+    tags = [t.tag for t in traffic if t.tag]
+    if len(tags) != len(set(tags)):
+        problems.append("tags must be unique")
+    if any(t.latest == bool(t.revision) for t in traffic):
+        problems.append("each entry names a revision or follows the latest one, not both")
+    return problems
+
+
+def shares(traffic: Traffic) -> dict[str, int]:
+    """Percent per revision (entries of the same revision added up; 'LATEST' for unpinned ones)."""
+    out: dict[str, int] = {}
+    for t in traffic:
+        key = t.revision or LATEST
+        out[key] = out.get(key, 0) + t.percent
+    return out
+
+
+def tags(traffic: Traffic) -> dict[str, str]:
+    """tag -> revision it points at."""
+    return {t.tag: t.revision or LATEST for t in traffic if t.tag}
+
+
+def top_revision(traffic: Traffic) -> str | None:
+    """The revision serving the most traffic (first one on a tie), or None if nothing serves."""
+    serving = [(p, r) for r, p in shares(traffic).items() if p > 0 and r != LATEST]
+    return max(serving, key=lambda pr: pr[0])[1] if serving else None
+
+
+def pin_latest(traffic: Traffic, latest_ready: str | None) -> Traffic:
+    """Replace ``latestRevision: true`` by the revision it resolves to now.
+
+    Without this, the share held by "latest" would silently move to our new revision as soon as it is
+    Ready (what ``gcloud run deploy --no-traffic`` guards against the same way).
+    """
+    if latest_ready is None:
+        return traffic
+    return tuple(replace(t, revision=latest_ready, latest=False) if t.latest else t for t in traffic)
+
+
+def apportion(weights: list[int], total: int) -> list[int]:
+    """Integers proportional to ``weights`` that sum to ``total`` (largest remainder, ties by order)."""
+    whole = sum(weights)
+    if whole <= 0:
+        return [0] * len(weights)
+    exact = [w * total / whole for w in weights]
+    out = [int(x) for x in exact]
+    rest = total - sum(out)
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - out[i]), i))
+    for i in order[:rest]:
+        out[i] += 1
+    return out
+
+
+def with_candidate(base: Traffic, candidate: str, tag: str, percent: int) -> Traffic:
+    """``base`` with ``candidate`` at ``percent`` under ``tag``; the others scaled down proportionally.
+
+    Every tag but ours stays where it was (at 0 % if its revision no longer serves); our tag moves to
+    the candidate; untagged entries that drop to 0 % disappear. Percents always sum to 100.
+    """
+    if not 0 <= percent <= 100:
+        raise TrafficError(f"percent {percent} is not between 0 and 100")
+    others = _untagged(tuple(t for t in base if t.revision != candidate), tag)
+    kept_tags = [replace(t, percent=0) for t in base if t.revision == candidate and t.tag and t.tag != tag]
+    if sum(t.percent for t in others) == 0:
+        percent = 100  # nothing else serves: the candidate must take it all
+    scaled = apportion([t.percent for t in others], 100 - percent)
+    out = [replace(t, percent=p) for t, p in zip(others, scaled, strict=True) if p > 0 or t.tag]
+    return (*out, *kept_tags, Target(revision=candidate, percent=percent, tag=tag))
+
+
+def restore(base: Traffic, candidate: str, tag: str, *, keep_tag: bool = True) -> Traffic:
+    """Traffic exactly as ``base``, but with our tag on ``candidate`` at 0 % (if ``keep_tag``).
+
+    Used for the first write (no traffic moves) and for every rollback: each revision serves what it
+    served before the run and every foreign tag points where it pointed.
+    """
+    out = []
+    for t in base:
+        if t.tag == tag and (t.revision != candidate or not keep_tag):
+            if t.percent == 0:
+                continue
+            t = replace(t, tag=None)
+        out.append(t)
+    if keep_tag and not any(t.revision == candidate and t.tag == tag for t in out):
+        out.append(Target(revision=candidate, percent=0, tag=tag))
+    return tuple(out)
+
+
+def promoted(base: Traffic, candidate: str, tag: str) -> Traffic:
+    """The candidate at 100 %, every foreign tag kept at 0 %."""
+    return with_candidate(base, candidate, tag, 100)
+
+
+def plan(base: Traffic, candidate: str, tag: str, steps: tuple[int, ...]) -> list[Traffic]:
+    """Traffic after the first write and after each step."""
+    return [restore(base, candidate, tag), *(with_candidate(base, candidate, tag, p) for p in steps if p)]
+
+
+def same_routing(a: Traffic, b: Traffic) -> bool:
+    """Whether two blocks route the same way (URLs and entry order ignored)."""
+    return _key(a) == _key(b)
+
+
+def _key(traffic: Traffic) -> list[tuple[str, bool, int, str]]:
+    return sorted((t.revision or "", t.latest, t.percent, t.tag or "") for t in traffic)
+
+
+def _untagged(traffic: Traffic, tag: str) -> list[Target]:
+    """``traffic`` with our tag removed, dropping entries left doing nothing (0 %, no tag)."""
+    out = []
+    for t in traffic:
+        if t.tag == tag:
+            if t.percent == 0:
+                continue
+            t = replace(t, tag=None)
+        out.append(t)
+    return out

@@ -1,0 +1,32 @@
+"""Shared fixtures: a real emulator on loopback, and a fresh project (namespace) per test."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+
+from deployer.emulator import Emulator
+from tests import cloudrun
+
+_projects = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """One emulator for the session; tests stay apart by project (namespaces isolate projects)."""
+    with Emulator(port=0, ready_delay=0.2, images=cloudrun.TEST_IMAGES) as emu:
+        yield emu
+
+
+@pytest.fixture
+def own_emulator() -> Iterator[Emulator]:
+    """An emulator of the test's own, for fault injection that must not leak into other tests."""
+    with Emulator(port=0, ready_delay=0.2, images=cloudrun.TEST_IMAGES) as emu:
+        yield emu
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest) -> str:
+    return f"proj-{next(_projects)}-{abs(hash(request.node.nodeid)) % 100000}"
