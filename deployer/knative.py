@@ -164,10 +164,27 @@ def _unnamed(tpl: Obj | None) -> Obj:
 
 
 def template_diff(old: Obj | None, new: Obj) -> list[str]:
-    """A unified diff of two templates as YAML, for the dry-run plan."""
-    a = yaml.safe_dump(old or {}, sort_keys=True).splitlines()
-    b = yaml.safe_dump(new, sort_keys=True).splitlines()
+    """A unified diff of two templates as YAML, for the dry-run plan; env values are never shown."""
+    old_values = _env_values(old)
+    a = yaml.safe_dump(_redacted(old, {}), sort_keys=True).splitlines()
+    b = yaml.safe_dump(_redacted(new, old_values), sort_keys=True).splitlines()
     return list(difflib.unified_diff(a, b, "current", "new", lineterm=""))
+
+
+def _env_values(tpl: Obj | None) -> dict[str, str]:
+    containers = ((tpl or {}).get("spec") or {}).get("containers") or []
+    return {e.get("name", ""): e["value"] for c in containers for e in c.get("env") or [] if "value" in e}
+
+
+def _redacted(tpl: Obj | None, before: Mapping[str, str]) -> Obj:
+    """``tpl`` with env values replaced: they may come from GitHub secrets, and plans are printed."""
+    out = copy.deepcopy(tpl or {})
+    for container in (out.get("spec") or {}).get("containers") or []:
+        for entry in container.get("env") or []:
+            if "value" in entry:
+                same = before.get(entry.get("name", "")) == entry["value"]
+                entry["value"] = "(hidden)" if same or not before else "(hidden, changed)"
+    return out
 
 
 def service_body(

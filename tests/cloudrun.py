@@ -78,7 +78,6 @@ class Api:
             time.sleep(0.05)
         raise AssertionError(f"{name} not ready: {json.dumps(self.service(name).get('status'))}")
 
-
     def wait_routes(self, name: str, timeout: float = 20) -> dict[str, Any]:
         """Routes settled (the service may still report its failed latest revision as not Ready)."""
         return self.wait_ready(name, timeout, condition="RoutesReady")

@@ -24,7 +24,8 @@ def starting_traffic(draw: st.DrawFn) -> traffic.Traffic:
     tags = draw(st.lists(tag_names, unique=True, max_size=4))
     entries = [Target(revision=r, percent=p) for r, p in zip(serving, percents, strict=True)]
     for tag in tags:
-        if entries and draw(st.booleans()):
+        on_serving_entry: bool = draw(st.booleans())
+        if entries and on_serving_entry:
             i = draw(st.integers(0, len(entries) - 1))
             if entries[i].tag is None:
                 entries[i] = Target(revision=entries[i].revision, percent=entries[i].percent, tag=tag)
@@ -116,7 +117,10 @@ def test_a_90_10_split_over_two_revisions_scales_to_the_step() -> None:
         Target("svc-b", 5),
         Target(CANDIDATE, 50, OUR_TAG),
     )
-    assert traffic.promoted(base, CANDIDATE, OUR_TAG) == (Target("svc-a", 0, "blue"), Target(CANDIDATE, 100, OUR_TAG))
+    assert traffic.promoted(base, CANDIDATE, OUR_TAG) == (
+        Target("svc-a", 0, "blue"),
+        Target(CANDIDATE, 100, OUR_TAG),
+    )
 
 
 def test_validate_reports_what_cloud_run_refuses() -> None:

@@ -90,12 +90,17 @@ def service_body(
     spec: dict[str, Any] = {"template": template}
     if traffic is not None:
         spec["traffic"] = traffic
-    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def error_of(response: requests.Response) -> dict[str, Any]:
     """The Google error object of a failed response."""
-    return response.json()["error"]  # type: ignore[no-any-return]
+    return response.json()["error"]
 
 
 @pytest.fixture(scope="module")

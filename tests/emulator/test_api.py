@@ -29,7 +29,7 @@ def bad_request(response: requests.Response, field: str) -> dict[str, Any]:
 
 def fetch(url: str) -> dict[str, Any]:
     """GET a revision's sample app through a loopback URL."""
-    return requests.get(url, timeout=5).json()  # type: ignore[no-any-return]
+    return requests.get(url, timeout=5).json()
 
 
 # ---- CRUD -------------------------------------------------------------------------------------
@@ -55,7 +55,9 @@ def test_create_get_list_replace_delete(api: Api) -> None:
     assert deleted.json()["kind"] == "Status" and deleted.json()["status"] == "Success"
     assert deleted.json()["details"]["name"] == "web"
     assert api.get("web").status_code == 404
-    revisions = api.http.get(f"{api.ns}/revisions", params={"labelSelector": "serving.knative.dev/service=web"})
+    revisions = api.http.get(
+        f"{api.ns}/revisions", params={"labelSelector": "serving.knative.dev/service=web"}
+    )
     assert revisions.json().get("items", []) == []
     with pytest.raises(requests.ConnectionError):
         requests.get(service["status"]["url"], timeout=2)
@@ -129,7 +131,10 @@ def test_unknown_field_is_rejected_with_googles_message(api: Api, mutate: Any, w
     mutate(body)
     response = api.create(body)
     error = bad_request(response, where)
-    assert error["message"] == f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': Cannot find field."
+    assert (
+        error["message"]
+        == f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': Cannot find field."
+    )
     assert api.get("strict").status_code == 404
 
 
@@ -169,7 +174,10 @@ def test_maps_accept_any_key(api: Api) -> None:
     [
         ([{"latestRevision": True, "percent": 90}], "spec.traffic"),
         ([{"latestRevision": True, "percent": 100, "url": "http://x"}], "spec.traffic[0].url"),
-        ([{"latestRevision": True, "percent": 100, "configurationName": "c"}], "spec.traffic[0].configurationName"),
+        (
+            [{"latestRevision": True, "percent": 100, "configurationName": "c"}],
+            "spec.traffic[0].configurationName",
+        ),
         (
             [{"latestRevision": True, "revisionName": "tr-a", "percent": 100}],
             "spec.traffic[0].latestRevision",
@@ -180,7 +188,10 @@ def test_maps_accept_any_key(api: Api) -> None:
         ),
         ([{"latestRevision": True, "percent": 100, "tag": "Bad_Tag"}], "spec.traffic[0].tag"),
         ([{"latestRevision": True, "percent": 100, "tag": "t" * 45}], "spec.traffic[0].tag"),
-        ([{"latestRevision": True, "percent": 101}, {"latestRevision": True, "percent": -1}], "spec.traffic[0].percent"),
+        (
+            [{"latestRevision": True, "percent": 101}, {"latestRevision": True, "percent": -1}],
+            "spec.traffic[0].percent",
+        ),
         ([{"revisionName": "tr-ghost", "percent": 100}], "spec.traffic[0].revisionName"),
     ],
 )
@@ -232,7 +243,10 @@ def test_revision_name_reuse(api: Api) -> None:
     response = api.put(changed)
     assert response.status_code == 409
     assert error_of(response)["status"] == "ALREADY_EXISTS"
-    assert error_of(response)["message"] == "Revision named 'reuse-one' with different configuration already exists."
+    assert (
+        error_of(response)["message"]
+        == "Revision named 'reuse-one' with different configuration already exists."
+    )
 
 
 def test_stale_resource_version_is_aborted(api: Api) -> None:
@@ -304,7 +318,12 @@ def test_conditions_go_unknown_then_true(api: Api) -> None:
     assert labels["serving.knative.dev/configuration"] == "cond"
     assert labels["serving.knative.dev/configurationGeneration"] == "1"
     kinds = {c["type"]: c["status"] for c in rev["status"]["conditions"]}
-    assert kinds == {"Ready": "True", "ResourcesAvailable": "True", "ContainerHealthy": "True", "Active": "True"}
+    assert kinds == {
+        "Ready": "True",
+        "ResourcesAvailable": "True",
+        "ContainerHealthy": "True",
+        "Active": "True",
+    }
     assert "@sha256:" in rev["status"]["imageDigest"] and rev["status"]["logUrl"]
 
 
@@ -380,7 +399,9 @@ def test_canary_split_tags_and_rollback(api: Api) -> None:
 
 
 def test_latest_revision_follows_newest_ready(api: Api) -> None:
-    service = api.deploy(service_body("follow", traffic=[{"latestRevision": True, "percent": 100, "tag": "live"}]))
+    service = api.deploy(
+        service_body("follow", traffic=[{"latestRevision": True, "percent": 100, "tag": "live"}])
+    )
     first = service["status"]["latestReadyRevisionName"]
     service["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "V", "value": "2"}]
     api.put(service)
@@ -454,7 +475,10 @@ def test_dry_run_writes_nothing(api: Api) -> None:
     preview = api.create(service_body("dry"), dryRun="all")
     assert preview.status_code == 200 and preview.json()["metadata"]["name"] == "dry"
     assert api.get("dry").status_code == 404
-    bad_request(api.create(service_body("dry", traffic=[{"latestRevision": True, "percent": 5}]), dryRun="all"), "spec.traffic")
+    bad_request(
+        api.create(service_body("dry", traffic=[{"latestRevision": True, "percent": 5}]), dryRun="all"),
+        "spec.traffic",
+    )
 
     service = api.deploy(service_body("dry"))
     changed = copy.deepcopy(service)
@@ -505,22 +529,28 @@ def _jwt(claims: dict[str, Any]) -> str:
 
 def _claims(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))  # type: ignore[no-any-return]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 def test_token_endpoint(emu: Emulator) -> None:
     grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
     assertion = _jwt({"iss": "sa@p.iam.gserviceaccount.com", "target_audience": "http://aud"})
-    answer = requests.post(f"{emu.url}/token", data={"grant_type": grant, "assertion": assertion}, timeout=5).json()
+    answer = requests.post(
+        f"{emu.url}/token", data={"grant_type": grant, "assertion": assertion}, timeout=5
+    ).json()
     assert answer["access_token"].startswith("emu-access-") and answer["expires_in"] == 3600
     assert answer["token_type"] == "Bearer"
     header = json.loads(base64.urlsafe_b64decode(answer["id_token"].split(".")[0] + "=="))
     assert header == {"alg": "RS256", "typ": "JWT"}
     claims = _claims(answer["id_token"])
     assert claims["aud"] == "http://aud" and claims["iss"] == "emulator" and claims["exp"] > claims["iat"]
-    plain = requests.post(f"{emu.url}/token", data={"grant_type": grant, "assertion": _jwt({"iss": "x"})}, timeout=5)
+    plain = requests.post(
+        f"{emu.url}/token", data={"grant_type": grant, "assertion": _jwt({"iss": "x"})}, timeout=5
+    )
     assert "id_token" not in plain.json()
-    refresh = requests.post(f"{emu.url}/token", data={"grant_type": "refresh_token", "refresh_token": "r"}, timeout=5)
+    refresh = requests.post(
+        f"{emu.url}/token", data={"grant_type": "refresh_token", "refresh_token": "r"}, timeout=5
+    )
     assert refresh.json()["access_token"].startswith("emu-access-")
     assert requests.post(f"{emu.url}/token", data={"grant_type": "password"}, timeout=5).status_code == 400
     assert emu.requests() == []
@@ -569,7 +599,9 @@ def test_fault_reset_and_delay(api: Api, emu: Emulator) -> None:
 
 def test_fault_control_endpoints(api: Api, emu: Emulator) -> None:
     base = emu.url
-    rule = requests.post(f"{base}/_emulator/faults", json={"method": "GET", "path": "/services/x", "status": 500}, timeout=5)
+    rule = requests.post(
+        f"{base}/_emulator/faults", json={"method": "GET", "path": "/services/x", "status": 500}, timeout=5
+    )
     assert rule.status_code == 200
     assert api.get("x").status_code == 500
     requests.post(f"{base}/_emulator/faults", json={"status": 503, "times": 5}, timeout=5)

@@ -1,0 +1,640 @@
+"""Benchmark full rollouts of ``entrypoint.py`` against the local Cloud Run emulator.
+
+The action spends most of a rollout waiting on purpose (readiness, bake time). What it adds on top
+-- polling lag, start-up, round trips -- is what users pay for, so each scenario reports wall time
+against the ideal time and breaks the difference down (first API request, requests made, memory).
+
+    python -m benchmarks.run [--scenarios single,fleet] [--json out.json] [--markdown out.md]
+                             [--quick] [--strict]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRYPOINT = ROOT / "entrypoint.py"
+ACTION_YML = ROOT / "action.yml"
+PROJECT, REGION, STEPS = "bench-project", "us-central1", "10,50,100"
+KNATIVE = "apis/serving.knative.dev/v1"
+API_PATHS = r"^/(apis|v1)/"  # Admin API and IAM, not /token nor the control endpoints
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+RUN_TIMEOUT = 300.0
+
+# Targets (see README): overhead budget per phase, start-up, memory, latency scenario.
+OVERHEAD_BASE, OVERHEAD_PER_PHASE = 1.0, 0.5
+FIRST_REQUEST_MAX = 0.5
+PEAK_RSS_MAX_MB = 80.0
+LATENCY_OVERHEAD_MAX = 3.0
+
+_run_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One measured situation; the figures only compare across runs of the same scenario."""
+
+    name: str
+    description: str
+    ready_delay: float
+    step_interval: float
+    services: int = 1
+    prior_revisions: int = 0  # tagged revisions (0 %) the service has before the measured rollout
+    api_latency: float = 0.0  # seconds added by the emulator to every API call
+    steps: str = STEPS
+
+    @property
+    def step_list(self) -> list[int]:
+        return [int(p) for p in self.steps.split(",")]
+
+    @property
+    def phases(self) -> int:
+        """deploy, wait, smoke, one per step, promote: what the overhead budget is counted in."""
+        return 4 + len(self.step_list)
+
+    @property
+    def ideal(self) -> float:
+        """Time a rollout cannot avoid: every change waits ready_delay, every step below 100 % bakes.
+
+        Changes that must become ready: the deploy (new revision) and each traffic step. The promote
+        write is not waited for. Smoke checks on loopback are counted as 0.
+        """
+        changes = 1 + len(self.step_list)
+        bakes = sum(1 for p in self.step_list if p < 100)
+        return changes * self.ready_delay + bakes * self.step_interval
+
+    @property
+    def overhead_budget(self) -> float:
+        return OVERHEAD_BASE + OVERHEAD_PER_PHASE * self.phases
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("single", "one service, 10/50/100, ready 1 s, bake 2 s", 1.0, 2.0),
+        Scenario(
+            "many-revisions",
+            "as single, the service already has 20 tagged revisions",
+            1.0,
+            2.0,
+            prior_revisions=20,
+        ),
+        Scenario("fleet", "20 services rolled out at once against one emulator", 1.0, 2.0, services=20),
+        Scenario("latency", "as single, +100 ms on every API call", 1.0, 2.0, api_latency=0.1),
+    )
+}
+QUICK = Scenario("single", "one service, 10/50/100, ready 0.3 s, bake 0.5 s (--quick)", 0.3, 0.5)
+
+
+# --------------------------------------------------------------------------------------------------
+# The emulator, as a separate process (its threads must not share our GIL or the action's)
+
+
+class EmulatorProcess:
+    """``python -m deployer.emulator --port 0`` and its ``/_emulator`` control endpoints."""
+
+    def __init__(self, ready_delay: float, log_dir: Path) -> None:
+        self._log = (log_dir / "emulator.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deployer.emulator", "--port", "0", "--ready-delay", f"{ready_delay:g}"],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        self.url = self._read_url()
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.http = requests.Session()
+
+    def _read_url(self) -> str:
+        """The first stdout line names the base URL."""
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode("utf-8", "replace")
+        match = re.search(r"listening on (http://\S+)", line)
+        if not match:
+            self.close()
+            raise RuntimeError(f"emulator did not start: {line!r} (see {self._log.name})")
+        return match.group(1).rstrip("/")
+
+    def _drain(self) -> None:
+        """Keep reading stdout so the emulator never blocks on a full pipe."""
+        assert self.proc.stdout is not None
+        for _ in self.proc.stdout:
+            pass
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        resp = self.http.request(method, f"{self.url}/_emulator/{path}", json=body, timeout=30)
+        resp.raise_for_status()
+        return resp.json()
+
+    def add_latency(self, seconds: float) -> None:
+        """Delay every API call, then serve it normally (status None, forever)."""
+        self.control("POST", "faults", {"path": API_PATHS, "delay": seconds, "times": None})
+
+    def requests(self) -> list[dict[str, Any]]:
+        data = self.control("GET", "requests")
+        return list(data["requests"] if isinstance(data, dict) else data)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Running entrypoint.py like the runner does
+
+
+def action_defaults() -> dict[str, str]:
+    """Every declared input with its default ("" when none): the runner sets INPUT_* for all."""
+    inputs = (yaml.safe_load(ACTION_YML.read_text(encoding="utf-8")) or {}).get("inputs") or {}
+    out: dict[str, str] = {}
+    for name, spec in inputs.items():
+        default = (spec or {}).get("default")
+        out[str(name)] = (
+            "" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+        )
+    return out
+
+
+def action_env(inputs: Mapping[str, str], job_dir: Path) -> dict[str, str]:
+    """A minimal runner-like environment; nothing of ours (credentials above all) leaks in."""
+    run_id = f"{int(time.time())}{next(_run_ids):04d}"
+    files = job_dir / "files"
+    for d in (job_dir / "workspace", job_dir / "home", files):
+        d.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",  # as the Dockerfile sets it
+        "PYTHONUNBUFFERED": "1",
+        "HOME": str(job_dir / "home"),
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(job_dir / "workspace"),
+        "GITHUB_REPOSITORY": "octo-org/octo-repo",
+        "GITHUB_SHA": "2f1e0d9c8b7a69584736251403f2e1d0c9b8a796",
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_RUN_ID": run_id,
+        "GITHUB_RUN_NUMBER": "1",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_API_URL": "https://api.github.com",
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_WORKFLOW": "Deploy",
+        "GITHUB_JOB": "deploy",
+        "GITHUB_ACTOR": "octocat",
+        "RUNNER_TEMP": str(job_dir / "home"),
+    }
+    for name in ("GITHUB_OUTPUT", "GITHUB_STATE", "GITHUB_STEP_SUMMARY", "GITHUB_ENV", "GITHUB_PATH"):
+        path = files / name.lower()
+        path.write_text("", encoding="utf-8")
+        env[name] = str(path)
+    for name, value in {**action_defaults(), **inputs}.items():
+        env["INPUT_" + name.replace(" ", "_").upper()] = value
+    return env
+
+
+def rollout_inputs(scn: Scenario, service: str, url: str, *, image: str, suffix: str) -> dict[str, str]:
+    return {
+        "service": service,
+        "region": REGION,
+        "project_id": PROJECT,
+        "image": image,
+        "suffix": suffix,
+        "steps": scn.steps,
+        "step_interval": f"{scn.step_interval:g}s",
+        "wait_timeout": "2m",
+        "smoke_path": "/",
+        "smoke_timeout": "30s",
+        "api_endpoint": url,
+    }
+
+
+@dataclass
+class Process:
+    """One entrypoint.py run: when it started (epoch), ended, and what the kernel says it used."""
+
+    service: str
+    job_dir: Path
+    proc: subprocess.Popen[bytes]
+    started: float
+    ended: float = 0.0
+    returncode: int | None = None
+    peak_rss_mb: float = 0.0
+
+    def reap(self) -> None:
+        """os.wait4 gives this child's own resource usage (ru_maxrss, KiB on Linux)."""
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.ended = time.time()
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.proc.returncode = self.returncode
+        self.peak_rss_mb = usage.ru_maxrss / 1024
+
+    def outputs(self) -> dict[str, str]:
+        """name=value lines of GITHUB_OUTPUT (heredoc values: only the first line, enough here)."""
+        text = (self.job_dir / "files" / "github_output").read_text(encoding="utf-8")
+        out: dict[str, str] = {}
+        lines = iter(text.splitlines())
+        for line in lines:
+            if "<<" in line and "=" not in line.split("<<", 1)[0]:
+                name, delim = line.split("<<", 1)
+                out[name] = next(lines, "")
+                for rest in lines:
+                    if rest == delim:
+                        break
+            elif "=" in line:
+                name, value = line.split("=", 1)
+                out[name] = value
+        return out
+
+    def log_tail(self, chars: int = 3000) -> str:
+        text = (self.job_dir / "stdout.log").read_text(encoding="utf-8", errors="replace")
+        text += (self.job_dir / "stderr.log").read_text(encoding="utf-8", errors="replace")
+        return text[-chars:]
+
+
+def launch(service: str, inputs: Mapping[str, str], job_dir: Path) -> Process:
+    """Start entrypoint.py; the start time is taken just before Popen, on the epoch clock the
+    emulator's request log uses."""
+    env = action_env(inputs, job_dir)
+    out = (job_dir / "stdout.log").open("wb")
+    err = (job_dir / "stderr.log").open("wb")
+    started = time.time()
+    proc = subprocess.Popen(
+        [sys.executable, str(ENTRYPOINT)],
+        cwd=job_dir / "workspace",
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
+    )
+    out.close()
+    err.close()
+    return Process(service, job_dir, proc, started)
+
+
+def run_together(starts: Sequence[Callable[[], Process]]) -> list[Process]:
+    """Start all processes back to back, reap each in its own thread (exact end times)."""
+    procs = [start() for start in starts]
+    threads = [threading.Thread(target=p.reap, daemon=True) for p in procs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(RUN_TIMEOUT)
+    for p in procs:
+        if p.returncode is None:
+            p.proc.kill()
+            raise RuntimeError(f"{p.service}: entrypoint.py still running after {RUN_TIMEOUT}s")
+    return procs
+
+
+def check_promoted(procs: Iterable[Process], what: str) -> None:
+    for p in procs:
+        if p.returncode != 0 or p.outputs().get("result") != "promoted":
+            raise RuntimeError(
+                f"{what} of {p.service} did not promote (exit {p.returncode}, "
+                f"outputs {p.outputs()}):\n{p.log_tail()}"
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# Preparing services directly through the API
+
+
+def service_url(base: str, name: str = "") -> str:
+    return f"{base}/{KNATIVE}/namespaces/{PROJECT}/services" + (f"/{name}" if name else "")
+
+
+def seed_revisions(emu: EmulatorProcess, service: str, count: int) -> None:
+    """Give the service ``count`` more revisions, each tagged at 0 %, one PUT each, then wait."""
+    http = requests.Session()
+    for i in range(1, count + 1):
+        svc = http.get(service_url(emu.url, service), timeout=30).json()
+        svc.pop("status", None)
+        template = svc["spec"]["template"]
+        template["metadata"]["name"] = f"{service}-old-{i:02d}"
+        container = template["spec"]["containers"][0]
+        env = [e for e in container.get("env", []) if e.get("name") != "SEED"]
+        container["env"] = [*env, {"name": "SEED", "value": str(i)}]
+        revision = template["metadata"]["name"]
+        svc["spec"]["traffic"].append({"revisionName": revision, "percent": 0, "tag": f"old-{i:02d}"})
+        resp = http.put(service_url(emu.url, service), json=svc, timeout=30)
+        if resp.status_code != 200:
+            raise RuntimeError(f"seeding revision {i} of {service}: {resp.status_code} {resp.text}")
+    wait_ready(http, emu.url, service)
+
+
+def wait_ready(http: requests.Session, base: str, service: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        svc = http.get(service_url(base, service), timeout=30).json()
+        status = svc.get("status") or {}
+        ready = {c.get("type"): c.get("status") for c in status.get("conditions", [])}
+        if status.get("observedGeneration") == svc["metadata"].get("generation") and ready.get("Ready"):
+            if ready["Ready"] != "True":
+                raise RuntimeError(f"seeded service {service} is not ready: {status}")
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"seeded service {service} not ready after {timeout}s")
+
+
+# --------------------------------------------------------------------------------------------------
+# The request log
+
+
+def belongs(entry: Mapping[str, Any], service: str) -> bool:
+    """Was this API call about ``service`` (its object, its revisions, its IAM policy, its creation)?"""
+    path, name = str(entry.get("path", "")), re.escape(service)
+    if re.search(rf"/services/{name}(?:$|[/:])", path) or re.search(rf"/revisions/{name}-[^/]+$", path):
+        return True
+    selector = (entry.get("query") or {}).get("labelSelector", "")
+    if isinstance(selector, list):
+        selector = ",".join(selector)
+    if re.search(rf"=\s*{name}(?:$|,)", str(selector)):
+        return True
+    body = entry.get("body")
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    return path.endswith("/services") and isinstance(meta, dict) and meta.get("name") == service
+
+
+def call_kind(entry: Mapping[str, Any]) -> str:
+    """``GET service``, ``PUT service``, ``GET revision``, ``POST setIamPolicy``...: for the breakdown."""
+    path = str(entry.get("path", ""))
+    if ":" in path.rsplit("/", 1)[-1]:
+        kind = path.rsplit(":", 1)[-1]
+    elif re.search(r"/services/[^/]+$", path):
+        kind = "service"
+    elif path.endswith("/services"):
+        kind = "services"
+    elif re.search(r"/revisions/[^/]+$", path):
+        kind = "revision"
+    elif path.endswith("/revisions"):
+        kind = "revisions"
+    else:
+        kind = path
+    return f"{entry.get('method')} {kind}"
+
+
+@dataclass
+class RunStats:
+    """One measured entrypoint.py run."""
+
+    service: str
+    wall_s: float
+    first_request_s: float | None
+    peak_rss_mb: float
+    reads: int
+    writes: int
+    errors: int  # API answers >= 400 (retries, conflicts, injected faults)
+    by_call: dict[str, int] = field(default_factory=dict)
+    result: str = ""
+
+
+def run_stats(p: Process, log: Sequence[Mapping[str, Any]], api_latency: float) -> RunStats:
+    """Figures for one run. The log's ``time`` is epoch seconds stamped after the call was served
+    (after any injected delay), so the injected latency is taken off the first request's time."""
+    mine = [e for e in log if belongs(e, p.service) and p.started <= float(e.get("time", p.started))]
+    times = [float(e["time"]) for e in mine if "time" in e]
+    first = (min(times) - api_latency - p.started) if times else None
+    return RunStats(
+        service=p.service,
+        wall_s=p.ended - p.started,
+        first_request_s=first,
+        peak_rss_mb=p.peak_rss_mb,
+        reads=sum(1 for e in mine if e.get("method") == "GET"),
+        writes=sum(1 for e in mine if e.get("method") in WRITE_METHODS),
+        errors=sum(1 for e in mine if int(e.get("status") or 0) >= 400 or e.get("status") == 0),
+        by_call=dict(sorted(Counter(call_kind(e) for e in mine).items())),
+        result=p.outputs().get("result", ""),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Scenarios
+
+
+def measure(scn: Scenario, work: Path) -> dict[str, Any]:
+    """Start an emulator, create the services (not measured), then measure the canary rollouts."""
+    emu = EmulatorProcess(scn.ready_delay, work)
+    try:
+        names = [f"bench-{scn.name}-{i:02d}" for i in range(scn.services)]
+        firsts = run_together(
+            [_starter(scn, emu.url, n, work / f"{n}-1", "sample/hello", "bench-1") for n in names]
+        )
+        check_promoted(firsts, "the initial deploy")
+        for name in names:
+            if scn.prior_revisions:
+                seed_revisions(emu, name, scn.prior_revisions)
+        if scn.api_latency:
+            emu.add_latency(scn.api_latency)
+        emu.control("DELETE", "requests")
+        procs = run_together(
+            [_starter(scn, emu.url, n, work / f"{n}-2", "sample/hello:v2", "bench-2") for n in names]
+        )
+        check_promoted(procs, "the measured rollout")
+        log = emu.requests()
+    finally:
+        emu.close()
+    return summarise(scn, [run_stats(p, log, scn.api_latency) for p in procs])
+
+
+def _starter(
+    scn: Scenario, url: str, service: str, job_dir: Path, image: str, suffix: str
+) -> Callable[[], Process]:
+    inputs = rollout_inputs(scn, service, url, image=image, suffix=suffix)
+    return lambda: launch(service, inputs, job_dir)
+
+
+def summarise(scn: Scenario, runs: list[RunStats]) -> dict[str, Any]:
+    """One scenario dict: the worst run for the gated figures, medians and totals beside them."""
+    walls = [r.wall_s for r in runs]
+    firsts = [r.first_request_s for r in runs if r.first_request_s is not None]
+    wall = max(walls)
+    out: dict[str, Any] = {
+        "scenario": scn.name,
+        "description": scn.description,
+        "services": scn.services,
+        "ready_delay_s": scn.ready_delay,
+        "step_interval_s": scn.step_interval,
+        "steps": scn.steps,
+        "api_latency_s": scn.api_latency,
+        "prior_revisions": scn.prior_revisions,
+        "phases": scn.phases,
+        "ideal_s": round(scn.ideal, 3),
+        "wall_s": round(wall, 3),
+        "ratio": round(wall / scn.ideal, 3),
+        "overhead_s": round(wall - scn.ideal, 3),
+        "first_request_s": round(max(firsts), 3) if firsts else None,
+        "peak_rss_mb": round(max(r.peak_rss_mb for r in runs), 1),
+        "reads": sum(r.reads for r in runs),
+        "writes": sum(r.writes for r in runs),
+        "errors": sum(r.errors for r in runs),
+        "by_call": dict(sorted(sum((Counter(r.by_call) for r in runs), Counter()).items())),
+        "results": sorted({r.result for r in runs}),
+    }
+    if len(runs) > 1:
+        out["wall_median_s"] = round(statistics.median(walls), 3)
+        out["overhead_median_s"] = round(statistics.median(walls) - scn.ideal, 3)
+        out["first_request_median_s"] = round(statistics.median(firsts), 3) if firsts else None
+        out["reads_per_run_median"] = statistics.median(r.reads for r in runs)
+        out["writes_per_run_median"] = statistics.median(r.writes for r in runs)
+        out["runs"] = [vars(r) | {"wall_s": round(r.wall_s, 3)} for r in runs]
+    out["targets"] = targets(scn, out)
+    return out
+
+
+def targets(scn: Scenario, figures: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """PASS/FAIL per target; a fleet is judged by its slowest / largest process."""
+    checks: list[tuple[str, float | None, float, bool]] = [
+        (f"overhead <= {scn.overhead_budget:g} s", figures["overhead_s"], scn.overhead_budget, True),
+        (
+            f"first API request <= {FIRST_REQUEST_MAX:g} s",
+            figures["first_request_s"],
+            FIRST_REQUEST_MAX,
+            True,
+        ),
+        (f"peak RSS < {PEAK_RSS_MAX_MB:g} MB", figures["peak_rss_mb"], PEAK_RSS_MAX_MB, False),
+    ]
+    if scn.api_latency:
+        checks.append(
+            (f"overhead < {LATENCY_OVERHEAD_MAX:g} s", figures["overhead_s"], LATENCY_OVERHEAD_MAX, False)
+        )
+    out = []
+    for name, value, limit, inclusive in checks:
+        ok = value is not None and (value <= limit if inclusive else value < limit)
+        out.append({"target": name, "value": value, "limit": limit, "pass": ok})
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Output
+
+
+COLUMNS = (
+    ("scenario", "scenario"),
+    ("wall_s", "wall s"),
+    ("ideal_s", "ideal s"),
+    ("ratio", "ratio"),
+    ("overhead_s", "overhead s"),
+    ("first_request_s", "1st request s"),
+    ("reads", "reads"),
+    ("writes", "writes"),
+    ("peak_rss_mb", "peak RSS MB"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def markdown(results: Sequence[Mapping[str, Any]]) -> str:
+    """Results table, then fleet details and targets."""
+    lines = [
+        "| " + " | ".join(title for _, title in COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for r in results:
+        lines.append("| " + " | ".join(_cell(r.get(key)) for key, _ in COLUMNS) + " |")
+    for r in results:
+        if "runs" in r:
+            lines.append(
+                f"\n{r['scenario']}: {r['services']} processes; wall max {_cell(r['wall_s'])} s, median "
+                f"{_cell(r['wall_median_s'])} s; overhead max {_cell(r['overhead_s'])} s, median "
+                f"{_cell(r['overhead_median_s'])} s; first request max {_cell(r['first_request_s'])} s, "
+                f"median {_cell(r['first_request_median_s'])} s; requests {r['reads']} reads + "
+                f"{r['writes']} writes in all ({r['reads_per_run_median']:g} + "
+                f"{r['writes_per_run_median']:g} per process)."
+            )
+    lines += ["", "| scenario | target | value | result |", "|---|---|---|---|"]
+    for r in results:
+        for t in r["targets"]:
+            verdict = "PASS" if t["pass"] else "FAIL"
+            lines.append(f"| {r['scenario']} | {t['target']} | {_cell(t['value'])} | {verdict} |")
+    lines += ["", "Requests by call:", ""]
+    for r in results:
+        calls = ", ".join(f"{k} {v}" for k, v in r["by_call"].items())
+        lines.append(f"- {r['scenario']}: {calls}" + (f" ({r['errors']} errors)" if r["errors"] else ""))
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ", ".join(SCENARIOS)
+    )
+    parser.add_argument("--json", type=Path, help="write the results (a list of scenario dicts) here")
+    parser.add_argument("--markdown", type=Path, help="write the Markdown tables here")
+    parser.add_argument("--quick", action="store_true", help="the single scenario with short delays only")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary job directories and logs")
+    return parser.parse_args(argv)
+
+
+def chosen(args: argparse.Namespace) -> list[Scenario]:
+    if args.quick:
+        return [QUICK]
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    return [SCENARIOS[n] for n in names]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the scenarios, print and write the results; targets only decide the exit code with --strict."""
+    args = parse_args(argv)
+    scenarios = chosen(args)
+    work = Path(tempfile.mkdtemp(prefix="run-canary-bench-"))
+    results = []
+    try:
+        for scn in scenarios:
+            print(f"== {scn.name}: {scn.description}", flush=True)
+            (work / scn.name).mkdir()
+            results.append(measure(scn, work / scn.name))
+            print(f"   wall {results[-1]['wall_s']:.2f} s, ideal {results[-1]['ideal_s']:.2f} s", flush=True)
+    finally:
+        if args.keep:
+            print(f"job directories kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    table = markdown(results)
+    print("\n" + table)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if args.markdown:
+        args.markdown.write_text(table, encoding="utf-8")
+    missed = [t for r in results for t in r["targets"] if not t["pass"]]
+    print(f"{len(missed)} target(s) missed" if missed else "all targets met")
+    return 1 if args.strict and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

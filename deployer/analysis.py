@@ -1,0 +1,382 @@
+"""Canary analysis at each step: Cloud Monitoring metrics of the candidate plus the user's own checks.
+
+The smoke check only proves the candidate answers; real traffic at 10 % or 50 % shows whether it
+answers *well*. Each configured check gives one ``Verdict``: ``metrics`` (request_count by response
+class and request_latencies percentiles from Cloud Monitoring v3), ``command`` (``check_command`` in
+bash) and ``webhook`` (``check_webhook``). ``ok=None`` means too little data to judge; the rollout
+decides what that means (``on_inconclusive``). Nothing here raises on a failed check or API error:
+a broken monitoring call must not crash a rollout half way through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from deployer.config import AnalysisSettings
+from deployer.result import StepInfo, Verdict
+
+MONITORING_ENDPOINT = "https://monitoring.googleapis.com"
+REQUEST_COUNT = "run.googleapis.com/request_count"
+REQUEST_LATENCIES = "run.googleapis.com/request_latencies"
+# Google documents that Cloud Run metrics can take up to ~3 min to appear. Windows still end now
+# (a step cannot wait that long per round), so the detail says the data may lag. Set it to 0 against
+# the emulator, whose data is immediate.
+METRIC_LAG_SECONDS = 180.0
+MIN_ALIGNMENT_SECONDS = 60  # Cloud Monitoring refuses shorter alignment periods
+MONITORING_TIMEOUT_SECONDS = 30.0
+RETRY_DELAYS = (1.0, 2.0)  # seconds before the 2nd and 3rd attempt of a monitoring query
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+COMMAND_TIMEOUT_SECONDS = 300.0
+WEBHOOK_TIMEOUT_SECONDS = 30.0
+OUTPUT_TAIL_LINES = 20
+OUTPUT_TAIL_CHARS = 2000
+BODY_EXCERPT = 200
+
+
+class MonitoringError(Exception):
+    """A Cloud Monitoring query failed for good (after retries); the message says why."""
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What Cloud Monitoring reports about the candidate over the step window."""
+
+    requests: int
+    errors: int
+    p95_ms: float | None
+    p99_ms: float | None
+
+    @property
+    def error_rate(self) -> float:
+        """Percent of 5xx; 0 when there was no request."""
+        return 100.0 * self.errors / self.requests if self.requests else 0.0
+
+    def figures(self) -> dict[str, float]:
+        out = {"requests": float(self.requests), "errors": float(self.errors), "error_rate": self.error_rate}
+        if self.p95_ms is not None:
+            out["p95_ms"] = self.p95_ms
+        if self.p99_ms is not None:
+            out["p99_ms"] = self.p99_ms
+        return out
+
+
+def rfc3339(epoch: float) -> str:
+    """Epoch seconds as an RFC 3339 UTC timestamp (what the Timestamp query parameters take)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _quote(value: str) -> str:
+    """A monitoring filter string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fmt(value: float) -> str:
+    """Thresholds as the user wrote them: 5 not 5.0."""
+    return f"{value:g}"
+
+
+def _tail(output: str) -> str:
+    """The last lines of a command's output, short enough for a summary."""
+    lines = output.rstrip().splitlines()[-OUTPUT_TAIL_LINES:]
+    return "\n".join(lines)[-OUTPUT_TAIL_CHARS:]
+
+
+# ---- metrics -----------------------------------------------------------------------------------
+
+
+def count_by_class(series: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Sum int64 points per ``response_code_class`` (counts come as strings, as int64 JSON does)."""
+    counts: dict[str, int] = {}
+    for one in series:
+        labels = one.get("metric", {}).get("labels", {})
+        code_class = labels.get("response_code_class", "")
+        total = sum(int(p.get("value", {}).get("int64Value", 0)) for p in one.get("points", []))
+        counts[code_class] = counts.get(code_class, 0) + total
+    return counts
+
+
+def worst_double(series: Sequence[Mapping[str, Any]]) -> float | None:
+    """The largest double point: with several periods the worst one is what a threshold cares about."""
+    values = [
+        float(p["value"]["doubleValue"])
+        for one in series
+        for p in one.get("points", [])
+        if "doubleValue" in p.get("value", {})
+    ]
+    values = [v for v in values if math.isfinite(v)]
+    return max(values) if values else None
+
+
+def judge(settings: AnalysisSettings, metrics: Metrics, lag: float) -> Verdict:
+    """Compare the candidate's figures with the thresholds; too few requests is inconclusive."""
+    note = f" (Cloud Monitoring data may lag up to {lag / 60:g} min)" if lag > 0 else ""
+    figures = metrics.figures()
+    if metrics.requests == 0 or metrics.requests < settings.min_requests:
+        if metrics.requests == 0:
+            detail = "no requests to the candidate yet: inconclusive"
+        else:
+            detail = f"only {metrics.requests} requests (< min {settings.min_requests}): inconclusive"
+        return Verdict("metrics", None, detail + note, figures)
+    failed: list[str] = []
+    passed: list[str] = []
+    if settings.max_error_rate is not None:
+        text = f"error rate {metrics.error_rate:.1f} % of {metrics.requests} requests"
+        bad = metrics.error_rate > settings.max_error_rate
+        (failed if bad else passed).append(
+            f"{text} {'>' if bad else '<='} max {_fmt(settings.max_error_rate)} %"
+        )
+    for name, limit, value in (
+        ("p99", settings.max_latency_p99, metrics.p99_ms),
+        ("p95", settings.max_latency_p95, metrics.p95_ms),
+    ):
+        if limit is None:
+            continue
+        if value is None:
+            passed.append(f"{name} not available")
+            continue
+        bad = value > limit
+        (failed if bad else passed).append(
+            f"{name} {value:.0f} ms {'>' if bad else '<='} max {_fmt(limit)} ms"
+        )
+    detail = "; ".join(failed or passed) + note
+    return Verdict("metrics", not failed, detail, figures)
+
+
+# ---- user checks -------------------------------------------------------------------------------
+
+
+def check_env(step: StepInfo) -> dict[str, str]:
+    """What check_command sees on top of the action's own environment."""
+    return {
+        "CANARY_TAG_URL": step.tag_url,
+        "CANARY_SERVICE_URL": step.url,
+        "CANARY_REVISION": step.candidate,
+        "CANARY_PREVIOUS_REVISION": step.previous or "",
+        "CANARY_STEP": str(step.percent),
+        "CANARY_ROUND": str(step.round),
+    }
+
+
+def run_command(command: str, env: Mapping[str, str], timeout: float) -> Verdict:
+    """``bash -c command`` in the workspace; exit 0 passes. Its own session, so a timeout kills it all."""
+    try:
+        process = subprocess.Popen(
+            ["bash", "-c", command],
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return Verdict("command", False, f"check_command could not start bash: {exc}")
+    try:
+        raw, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        raw, _ = process.communicate()
+        return Verdict("command", False, _with_output(f"check_command timed out after {timeout:g} s", raw))
+    code = process.returncode
+    if code == 0:
+        return Verdict(
+            "command", True, _with_output("check_command passed (exit 0)", raw), {"exit_code": 0.0}
+        )
+    return Verdict(
+        "command", False, _with_output(f"check_command failed (exit {code})", raw), {"exit_code": code}
+    )
+
+
+def _with_output(head: str, raw: bytes) -> str:
+    tail = _tail(raw.decode("utf-8", "replace"))
+    return f"{head}; last output:\n{tail}" if tail else f"{head}; no output"
+
+
+def post_webhook(url: str, payload: Mapping[str, Any], timeout: float) -> Verdict:
+    """POST the step as JSON; 2xx passes. A plain session: the user's endpoint gets no Google token."""
+    try:
+        with requests.Session() as plain:
+            resp = plain.post(url, json=payload, timeout=timeout, allow_redirects=False)
+    except requests.RequestException as exc:
+        return Verdict("webhook", False, f"check_webhook request failed: {type(exc).__name__}: {exc}")
+    figures = {"status": float(resp.status_code)}
+    if 200 <= resp.status_code < 300:
+        return Verdict("webhook", True, f"check_webhook answered {resp.status_code}", figures)
+    excerpt = " ".join(resp.text[:BODY_EXCERPT].split())
+    detail = f"check_webhook answered {resp.status_code}" + (f": {excerpt}" if excerpt else "")
+    return Verdict("webhook", False, detail, figures)
+
+
+# ---- the analysis ------------------------------------------------------------------------------
+
+
+class Analysis:
+    """Runs every configured check for one step and returns one verdict per check."""
+
+    def __init__(
+        self,
+        settings: AnalysisSettings,
+        *,
+        session: requests.Session,
+        project: str,
+        region: str,
+        service: str,
+        monitoring_endpoint: str | None = None,
+        clock: Callable[[], float] = time.time,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.session = session
+        self.project = project
+        self.region = region
+        self.service = service
+        self.endpoint = (monitoring_endpoint or MONITORING_ENDPOINT).rstrip("/")
+        self.clock = clock
+        self.log = log or (lambda _text: None)
+
+    @property
+    def metrics_enabled(self) -> bool:
+        s = self.settings
+        return any(v is not None for v in (s.max_error_rate, s.max_latency_p99, s.max_latency_p95))
+
+    @property
+    def enabled(self) -> bool:
+        """Any metric threshold, check_command or check_webhook set."""
+        s = self.settings
+        return self.metrics_enabled or bool(s.check_command) or bool(s.check_webhook)
+
+    def run(self, step: StepInfo) -> list[Verdict]:
+        """One verdict per configured check, in a fixed order: metrics, command, webhook."""
+        verdicts: list[Verdict] = []
+        if self.metrics_enabled:
+            verdicts.append(self.check_metrics(step))
+        if self.settings.check_command:
+            self.log(f"running check_command at step {step.percent} % (round {step.round})")
+            verdicts.append(
+                run_command(self.settings.check_command, check_env(step), COMMAND_TIMEOUT_SECONDS)
+            )
+        if self.settings.check_webhook:
+            self.log(f"calling check_webhook at step {step.percent} % (round {step.round})")
+            verdicts.append(
+                post_webhook(self.settings.check_webhook, webhook_payload(step), WEBHOOK_TIMEOUT_SECONDS)
+            )
+        for verdict in verdicts:
+            self.log(f"{verdict.name}: {_word(verdict.ok)}: {verdict.detail}")
+        return verdicts
+
+    def check_metrics(self, step: StepInfo) -> Verdict:
+        """Query the candidate's metrics over the step window and judge them."""
+        try:
+            metrics = self.fetch_metrics(step.candidate, step.started, self.clock())
+        except MonitoringError as exc:
+            return Verdict("metrics", None, f"Cloud Monitoring query failed: {exc}: inconclusive")
+        return judge(self.settings, metrics, METRIC_LAG_SECONDS)
+
+    def fetch_metrics(self, revision: str, start: float, end: float) -> Metrics:
+        """Counts by response class and p95/p99 latency of one revision between start and end."""
+        end = max(end, start + 1.0)
+        counts = count_by_class(
+            self._series(
+                REQUEST_COUNT, revision, start, end, "REDUCE_SUM", ["metric.labels.response_code_class"]
+            )
+        )
+        p95 = worst_double(self._series(REQUEST_LATENCIES, revision, start, end, "REDUCE_PERCENTILE_95", []))
+        p99 = worst_double(self._series(REQUEST_LATENCIES, revision, start, end, "REDUCE_PERCENTILE_99", []))
+        return Metrics(sum(counts.values()), counts.get("5xx", 0), p95, p99)
+
+    def _series(
+        self, metric: str, revision: str, start: float, end: float, reducer: str, group_by: list[str]
+    ) -> list[dict[str, Any]]:
+        """One ``timeSeries.list`` call, ALIGN_DELTA over one period covering the whole window."""
+        period = max(MIN_ALIGNMENT_SECONDS, math.ceil(end - start))
+        params: dict[str, str | list[str]] = {
+            "filter": self._filter(metric, revision),
+            "interval.startTime": rfc3339(start),
+            "interval.endTime": rfc3339(end),
+            "aggregation.alignmentPeriod": f"{period}s",
+            "aggregation.perSeriesAligner": "ALIGN_DELTA",
+            "aggregation.crossSeriesReducer": reducer,
+        }
+        if group_by:
+            params["aggregation.groupByFields"] = group_by
+        body = self._get(f"{self.endpoint}/v3/projects/{self.project}/timeSeries", params)
+        series = body.get("timeSeries", [])
+        if not isinstance(series, list):
+            raise MonitoringError("the response has no timeSeries list")
+        return series
+
+    def _filter(self, metric: str, revision: str) -> str:
+        terms = [
+            f"metric.type = {_quote(metric)}",
+            f"resource.type = {_quote('cloud_run_revision')}",
+            f"resource.labels.service_name = {_quote(self.service)}",
+            f"resource.labels.revision_name = {_quote(revision)}",
+            f"resource.labels.location = {_quote(self.region)}",
+        ]
+        return " AND ".join(terms)
+
+    def _get(self, url: str, params: Mapping[str, str | list[str]]) -> dict[str, Any]:
+        """GET with brief retries on transient failures; MonitoringError once they are used up."""
+        problem = ""
+        for delay in (0.0, *RETRY_DELAYS):
+            time.sleep(delay)
+            try:
+                resp = self.session.get(url, params=params, timeout=MONITORING_TIMEOUT_SECONDS)
+            except requests.RequestException as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                continue
+            if resp.status_code == 200:
+                return _json_object(resp)
+            problem = f"HTTP {resp.status_code}: {_error_message(resp)}"
+            if resp.status_code not in RETRY_STATUSES:
+                break
+        raise MonitoringError(problem)
+
+
+def _json_object(resp: requests.Response) -> dict[str, Any]:
+    try:
+        body = resp.json()
+    except ValueError:
+        raise MonitoringError("the response is not JSON") from None
+    if not isinstance(body, dict):
+        raise MonitoringError("the response is not a JSON object")
+    return body
+
+
+def _error_message(resp: requests.Response) -> str:
+    """Google's ``error.message`` when there is one, else the start of the body."""
+    try:
+        message = resp.json()["error"]["message"]
+        if isinstance(message, str):
+            return message[:BODY_EXCERPT]
+    except (ValueError, KeyError, TypeError):
+        pass
+    return " ".join(resp.text[:BODY_EXCERPT].split())
+
+
+def webhook_payload(step: StepInfo) -> dict[str, Any]:
+    """The JSON body check_webhook receives."""
+    return {
+        "service_url": step.url,
+        "tag_url": step.tag_url,
+        "revision": step.candidate,
+        "previous_revision": step.previous,
+        "step": step.percent,
+        "round": step.round,
+        "phase": "step",
+    }
+
+
+def _word(ok: bool | None) -> str:
+    return {True: "pass", False: "fail", None: "inconclusive"}[ok]

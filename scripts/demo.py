@@ -1,0 +1,155 @@
+"""Blue/green as a canary, on this machine: the emulator serves Cloud Run's API and really runs each
+revision; the action deploys, smoke-checks and shifts traffic while we measure who answers.
+
+1. deploy "blue" (a new service: 100 %),
+2. roll out "green" in steps 10 %, 50 %, 100 %, counting blue/green answers on the service URL live,
+3. try a broken release: its smoke check fails and traffic stays exactly where it was,
+4. roll back to blue by hand (mode rollback), as a workflow_dispatch would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE = "color-api"
+
+
+def start_emulator(ready_delay: float) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "deployer.emulator", "--port", "0", "--ready-delay", str(ready_delay)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if "http" not in line:
+        proc.kill()
+        sys.exit(f"the emulator did not start: {line!r}")
+    return proc, line.split()[-1]
+
+
+def run_action(api: str, title: str, **inputs: str) -> dict[str, str]:
+    """Run entrypoint.py the way the GitHub runner does: INPUT_* (with action.yml's defaults), files."""
+    print(f"\n\033[1m=== {title} ===\033[0m", flush=True)
+    declared = yaml.safe_load((ROOT / "action.yml").read_text())["inputs"]
+    values = {name: str(spec.get("default", "")) for name, spec in declared.items()}
+    values.update(api_endpoint=api, project_id="demo-project", service=SERVICE, **inputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        output, summary = Path(tmp, "output"), Path(tmp, "summary.md")
+        output.touch()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
+        env.update({f"INPUT_{k.upper()}": v for k, v in values.items()})
+        env.update(
+            GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(summary), GITHUB_RUN_ID=str(time.time_ns())
+        )
+        code = subprocess.call([sys.executable, str(ROOT / "entrypoint.py")], env=env, cwd=tmp)
+        outputs = parse_outputs(output.read_text())
+    print(f"--> exit code {code}, result: {outputs.get('result')}, revision: {outputs.get('revision')}")
+    return outputs
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    out, lines = {}, iter(text.splitlines())
+    for line in lines:
+        name, _, delimiter = line.partition("<<")
+        value = []
+        for v in lines:
+            if v == delimiter:
+                break
+            value.append(v)
+        out[name] = "\n".join(value)
+    return out
+
+
+class Meter(threading.Thread):
+    """Sends requests to the service URL and prints, every second, which color answered."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.stop, self.start_time = url, threading.Event(), time.monotonic()
+
+    def run(self) -> None:
+        session = requests.Session()
+        while not self.stop.is_set():
+            counts: Counter[str] = Counter()
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                try:
+                    counts[session.get(self.url, timeout=2).json()["env"].get("COLOR", "?")] += 1
+                except (requests.RequestException, ValueError, KeyError):
+                    counts["error"] += 1
+            total = sum(counts.values()) or 1
+            shares = "  ".join(f"{c}: {100 * n / total:5.1f} %" for c, n in sorted(counts.items()))
+            print(
+                f"    [meter t={time.monotonic() - self.start_time:4.0f}s] {total:4d} requests  {shares}",
+                flush=True,
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--step-interval", default="4s", help="bake time at each step (default 4s)")
+    parser.add_argument("--ready-delay", type=float, default=1.0, help="emulated time to readiness (s)")
+    args = parser.parse_args()
+    emulator, api = start_emulator(args.ready_delay)
+    print(f"Cloud Run emulator at {api}")
+    try:
+        blue = run_action(
+            api,
+            "1. deploy blue (new service)",
+            image="sample/hello:blue",
+            env_vars="COLOR=blue\nAPP_VERSION=1.0.0",
+        )
+        if blue.get("result") != "promoted":
+            return 1
+        print(f"Service URL {blue['url']} answers: {requests.get(blue['url'], timeout=5).json()['message']}")
+        meter = Meter(blue["url"])
+        meter.start()
+        green = run_action(
+            api,
+            "2. canary green: 10 %, 50 %, 100 %",
+            image="sample/hello:green",
+            env_vars="COLOR=green\nAPP_VERSION=2.0.0",
+            steps="10,50,100",
+            step_interval=args.step_interval,
+        )
+        time.sleep(1.5)
+        broken = run_action(
+            api,
+            "3. a broken release (answers 500): smoke check fails, traffic stays on green",
+            image="sample/error",
+            env_vars="COLOR=broken",
+            smoke_timeout="3s",
+        )
+        time.sleep(1.5)
+        back = run_action(api, "4. manual rollback to the previous stable revision (blue)", mode="rollback")
+        time.sleep(1.5)
+        meter.stop.set()
+        meter.join()
+        print("\nFinal traffic:", json.dumps(json.loads(back.get("traffic", "[]")), indent=1))
+        ok = (green.get("result"), broken.get("result"), back.get("result")) == (
+            "promoted",
+            "rolled_back",
+            "rolled_back",
+        )
+        print("\nDemo", "succeeded" if ok else "did NOT go as expected")
+        return 0 if ok else 1
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
