@@ -247,6 +247,7 @@ class Process:
     ended: float = 0.0
     returncode: int | None = None
     peak_rss_mb: float = 0.0
+    cpu_s: float = 0.0
 
     def reap(self) -> None:
         """os.wait4 gives this child's own resource usage (ru_maxrss, KiB on Linux)."""
@@ -255,6 +256,7 @@ class Process:
         self.returncode = os.waitstatus_to_exitcode(status)
         self.proc.returncode = self.returncode
         self.peak_rss_mb = usage.ru_maxrss / 1024
+        self.cpu_s = usage.ru_utime + usage.ru_stime
 
     def outputs(self) -> dict[str, str]:
         """name=value lines of GITHUB_OUTPUT (heredoc values: only the first line, enough here)."""
@@ -409,6 +411,7 @@ class RunStats:
     wall_s: float
     first_request_s: float | None
     peak_rss_mb: float
+    cpu_s: float  # user + system CPU of the process: what a fleet on few cores contends for
     reads: int
     writes: int
     errors: int  # API answers >= 400 (retries, conflicts, injected faults)
@@ -427,6 +430,7 @@ def run_stats(p: Process, log: Sequence[Mapping[str, Any]], api_latency: float) 
         wall_s=p.ended - p.started,
         first_request_s=first,
         peak_rss_mb=p.peak_rss_mb,
+        cpu_s=round(p.cpu_s, 3),
         reads=sum(1 for e in mine if e.get("method") == "GET"),
         writes=sum(1 for e in mine if e.get("method") in WRITE_METHODS),
         errors=sum(1 for e in mine if int(e.get("status") or 0) >= 400 or e.get("status") == 0),
@@ -492,6 +496,7 @@ def summarise(scn: Scenario, runs: list[RunStats]) -> dict[str, Any]:
         "overhead_s": round(wall - scn.ideal, 3),
         "first_request_s": round(max(firsts), 3) if firsts else None,
         "peak_rss_mb": round(max(r.peak_rss_mb for r in runs), 1),
+        "cpu_s": round(max(r.cpu_s for r in runs), 3),
         "reads": sum(r.reads for r in runs),
         "writes": sum(r.writes for r in runs),
         "errors": sum(r.errors for r in runs),
@@ -546,6 +551,7 @@ COLUMNS = (
     ("reads", "reads"),
     ("writes", "writes"),
     ("peak_rss_mb", "peak RSS MB"),
+    ("cpu_s", "CPU s"),
 )
 
 

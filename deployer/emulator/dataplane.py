@@ -69,6 +69,16 @@ class RevisionRun:
     configuration: str
     image: str
     env: dict[str, str]
+    namespace: str = ""  # projects are isolated: the same revision name may exist in two of them
+
+    @property
+    def key(self) -> str:
+        return instance_key(self.namespace, self.name)
+
+
+def instance_key(namespace: str, revision: str) -> str:
+    """How the data plane names a revision's instance: ``namespace/revision`` (or just the name)."""
+    return f"{namespace}/{revision}" if namespace else revision
 
 
 @dataclass(frozen=True)
@@ -238,7 +248,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         reply = self._forward(revision, body)
         latency_ms = (time.perf_counter() - started) * 1000.0
         # Recorded before the client sees the answer, so a caller that got a response finds its sample.
-        server.plane._record(RequestSample(revision, server.service, time.time(), reply.status, latency_ms))
+        server.plane._record(
+            RequestSample(revision.rpartition("/")[2], server.service, time.time(), reply.status, latency_ms)
+        )
         self._write(reply)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _proxy
@@ -386,10 +398,11 @@ class DataPlane:
         with self._lock:
             if self._closed:
                 raise RuntimeError("data plane is closed")
-            if run.name in self._instances:
+            if run.key in self._instances:
                 return
-            instance = _Instance(run, _free_port(self.host), self._log_dir / f"{run.name}.log")
-            self._instances[run.name] = instance
+            log_name = run.key.replace("/", "_")
+            instance = _Instance(run, _free_port(self.host), self._log_dir / f"{log_name}.log")
+            self._instances[run.key] = instance
             argv = self.images.resolve(run.image)
             if argv is None:
                 instance.health = Health("False", "ContainerMissing", f"Image '{run.image}' not found.")
@@ -495,10 +508,17 @@ class DataPlane:
 
     # ---- routes ----------------------------------------------------------------------------
 
+    def _resolve(self, namespace: str, revision: str) -> str:
+        """The instance a route's revision means: the namespace's own, else one started without one."""
+        key = instance_key(namespace, revision)
+        return key if key in self._instances or revision not in self._instances else revision
+
     def route(self, key: str, split: Sequence[tuple[str, int]], tags: Mapping[str, str]) -> RouteUrls:
         """Create or reconfigure the service listener and one listener per tag, keeping ports."""
-        service = key.rsplit("/", 1)[-1]
+        namespace, _, service = key.rpartition("/")
         with self._lock:
+            split = [(self._resolve(namespace, revision), percent) for revision, percent in split]
+            tags = {tag: self._resolve(namespace, revision) for tag, revision in tags.items()}
             if self._closed:
                 raise RuntimeError("data plane is closed")
             route = self._routes.get(key)

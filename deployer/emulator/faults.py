@@ -21,6 +21,7 @@ ACTIONS = ("status", "reset", "hang")
 class FaultRule:
     """One rule: requests matching method and path regex get the fault, ``times`` times.
 
+    ``skip=N`` lets the first N matching requests through untouched (to fault "the third GET").
     ``times=None`` means forever. ``status=None`` with ``action="status"`` only adds ``delay``
     before the request is served normally.
     """
@@ -33,6 +34,7 @@ class FaultRule:
     action: str = "status"
     times: int | None = 1
     message: str | None = None
+    skip: int = 0
     _pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -45,6 +47,8 @@ class FaultRule:
             raise ValueError("delay must not be negative")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1 (or null for forever)")
+        if self.skip < 0:
+            raise ValueError("skip must not be negative")
         self._pattern = re.compile(self.path) if self.path else None
         self.method = self.method.upper() if self.method else None
 
@@ -77,7 +81,7 @@ class Faults:
 
     def add_json(self, data: Mapping[str, Any]) -> FaultRule:
         """Add a rule from the JSON body of ``POST /_emulator/faults``; ValueError when bad."""
-        allowed = {"method", "path", "status", "delay", "retry_after", "action", "times", "message"}
+        allowed = {"method", "path", "status", "delay", "retry_after", "action", "times", "message", "skip"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"unknown fault fields: {', '.join(unknown)}")
@@ -101,6 +105,9 @@ class Faults:
         with self._lock:
             for rule in self._rules:
                 if rule.matches(method, path):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        continue
                     if rule.times is not None:
                         rule.times -= 1
                         if rule.times <= 0:

@@ -341,12 +341,12 @@ def _filter_view(metric: str, resource: Mapping[str, str], labels: Mapping[str, 
 
 
 def _raw_series(
-    q: Query, samples: Sequence[RequestSample], project: str, location: str
+    q: Query, samples: Sequence[RequestSample], project: str, location: str, now: float
 ) -> dict[Labels, tuple[dict[str, str], dict[str, str], dict[int, list[RequestSample]]]]:
     """Matching requests inside the interval, by series and by period (0 = the newest)."""
     series: dict[Labels, tuple[dict[str, str], dict[str, str], dict[int, list[RequestSample]]]] = {}
     for sample in samples:
-        if not q.start <= sample.time <= q.end:
+        if not q.start <= sample.time <= min(q.end, now):
             continue
         resource, metric = _labels(sample, project, location)
         view = _filter_view(q.metric, resource, metric)
@@ -354,6 +354,7 @@ def _raw_series(
             continue
         key = _key(resource, metric)
         entry = series.setdefault(key, (resource, metric, {}))
+        # A request exactly at startTime on a period boundary belongs to the oldest period.
         index = min(
             int((q.end - sample.time) // q.period), max(0, math.ceil((q.end - q.start) / q.period) - 1)
         )
@@ -517,13 +518,12 @@ def time_series(
 ) -> tuple[int, dict[str, Any]]:
     """``GET /v3/projects/{project}/timeSeries``: (HTTP status, JSON body) from served requests.
 
-    ``query`` is ``urllib.parse.parse_qs`` output (``aggregation.groupByFields`` repeats). ``now`` is
-    accepted for symmetry with the server; the interval is always explicit, as Google requires.
+    ``query`` is ``urllib.parse.parse_qs`` output (``aggregation.groupByFields`` repeats). Requests
+    after ``now`` are ignored: Cloud Monitoring never holds data from the future.
     """
-    del now  # Google requires interval.endTime; nothing here depends on the current time
     try:
         q = parse_query(query)
-        raw = _raw_series(q, samples, project, location)
+        raw = _raw_series(q, samples, project, location, now)
         series = [
             Series(
                 resource,

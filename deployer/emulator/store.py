@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployer.emulator.dataplane import DataPlane, RevisionRun
+from deployer.emulator.dataplane import DataPlane, RevisionRun, instance_key
 from deployer.emulator.schema import Violation, check_service
 
 API_VERSION = "serving.knative.dev/v1"
@@ -347,7 +347,8 @@ class Store:
         self.revisions[(service.namespace, name)] = revision
         service.latest_created = name
         container = template["spec"]["containers"][0]
-        run = RevisionRun(name, service.name, service.name, container["image"], revision_env(container))
+        env = revision_env(container)
+        run = RevisionRun(name, service.name, service.name, container["image"], env, service.namespace)
         self.dataplane.start_revision(run)
 
     def get_service(self, ns: str, name: str) -> dict[str, Any]:
@@ -378,7 +379,7 @@ class Store:
                 del self.revisions[(ns, revision.name)]
         self.dataplane.remove_route(f"{ns}/{name}")
         for revision in doomed:
-            self.dataplane.stop_revision(revision.name)
+            self.dataplane.stop_revision(instance_key(ns, revision.name))
         return status_object(name, "services", service.uid)
 
     def _service(self, ns: str, name: str) -> Service:
@@ -416,7 +417,7 @@ class Store:
         """A revision turns Ready only after ready_delay and a healthy container; failures stick."""
         if revision.ready.status != "Unknown" or now - revision.created_at < self.ready_delay:
             return
-        health = self.dataplane.health(revision.name)
+        health = self.dataplane.health(instance_key(revision.namespace, revision.name))
         if health.status == "Unknown":
             return
         if health.status == "True":
@@ -569,7 +570,7 @@ class Store:
                         f"service '{service.name}' and cannot be deleted.",
                     )
             del self.revisions[(ns, name)]
-        self.dataplane.stop_revision(name)
+        self.dataplane.stop_revision(instance_key(ns, name))
         return status_object(name, "revisions", revision.uid)
 
     def _referenced(self, service: Service) -> set[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from deployer.emulator.dataplane import DataPlane, Health, RevisionRun
 from deployer.emulator.images import ImageCatalogue
@@ -315,3 +316,16 @@ def test_parse_mapping() -> None:
     for bad in ("no-equals", "=python app.py", "my/app=", "my/app=python 'unclosed"):
         with pytest.raises(ValueError, match=r"invalid image mapping"):
             ImageCatalogue.parse_mapping(bad)
+
+
+def test_same_revision_name_in_two_projects_runs_two_instances(plane: DataPlane) -> None:
+    """Namespaces isolate projects: each project's revision is its own process, with its own env."""
+    for ns, color in (("proj-a", "red"), ("proj-b", "blue")):
+        plane.start_revision(RevisionRun("web-v1", "web", "web", "sample/hello", {"COLOR": color}, ns))
+    urls = {}
+    for ns in ("proj-a", "proj-b"):
+        assert wait_health(plane, f"{ns}/web-v1").status == "True"
+        urls[ns] = plane.route(f"{ns}/web", [("web-v1", 100)], {}).url
+    assert requests.get(urls["proj-a"], timeout=5).json()["env"]["COLOR"] == "red"
+    assert requests.get(urls["proj-b"], timeout=5).json()["env"]["COLOR"] == "blue"
+    assert {s.revision for s in plane.samples()} >= {"web-v1"}
