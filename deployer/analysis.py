@@ -281,6 +281,9 @@ class Analysis:
             metrics = self.fetch_metrics(step.candidate, step.started, self.clock())
         except MonitoringError as exc:
             return Verdict("metrics", None, f"Cloud Monitoring query failed: {exc}: inconclusive")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a body not shaped as documented
+            detail = f"Cloud Monitoring answered an unexpected body ({type(exc).__name__}): inconclusive"
+            return Verdict("metrics", None, detail)
         return judge(self.settings, metrics, METRIC_LAG_SECONDS)
 
     def fetch_metrics(self, revision: str, start: float, end: float) -> Metrics:

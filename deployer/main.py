@@ -20,9 +20,10 @@ import requests
 
 from deployer import auth, github, rollout, smoke
 from deployer import config as cfg
+from deployer.analysis import Analysis
 from deployer.client import CloudRun, RetryPolicy
 from deployer.knative import RolloutState
-from deployer.result import Outcome, RolloutResult
+from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 
 # The way back must fit in the runner's grace period: a few short attempts.
 FAST_POLICY = RetryPolicy(
@@ -89,12 +90,16 @@ def main(env: Mapping[str, str] | None = None) -> int:
         cancelled=cancel.is_set,
         rollback_api=_fast(api, console),
         shield=cancel.shield,
+        checks=_analysis(config, api, console),
     )
-    result = rollout.run(config, ctx, api, project, github.GitHubReporter(console), hooks)
+    runner = rollout.Rollout(config, ctx, api, project, github.GitHubReporter(console), hooks)
+    result = runner.run()
     if cancel.is_set():
         result.reason = f"cancelled ({cancel.signal_name}); {result.reason or ''}".rstrip("; ")
     _report(result, config, ctx, env, console, tracker)
-    github.save_state("finished", "true", env.get("GITHUB_STATE"))
+    # A rollback that failed leaves our rollout recorded on the service: the post step must finish it.
+    rollback_failed = result.outcome is Outcome.FAILED and runner.state is not None
+    github.save_state("finished", "false" if rollback_failed else "true", env.get("GITHUB_STATE"))
     return 1 if cancel.is_set() else result.exit_code
 
 
@@ -142,6 +147,25 @@ def _connect(
         should_stop=should_stop,
     )
     return api, project, credentials
+
+
+def _analysis(
+    config: cfg.Config, api: CloudRun, console: github.Console
+) -> Callable[[StepInfo], list[Verdict]]:
+    """The canary checks run at each bake round (metrics, command, webhook), if any is configured."""
+    endpoint = config.monitoring_endpoint
+    if endpoint is None and auth.is_loopback(config.api_endpoint):
+        endpoint = config.api_endpoint  # the emulator serves Cloud Monitoring too
+    found = Analysis(
+        config.analysis,
+        session=api.session,
+        project=api.project,
+        region=config.region,
+        service=config.service,
+        monitoring_endpoint=endpoint,
+        log=console.info,
+    )
+    return found.run if found.enabled else (lambda step: [])
 
 
 def _fast(api: CloudRun, console: github.Console) -> CloudRun:

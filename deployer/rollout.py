@@ -18,14 +18,16 @@ from deployer import knative, traffic
 from deployer.client import ApiError, CloudRun, Conflict
 from deployer.config import Config, Mode, RunContext, derive_suffix
 from deployer.knative import Obj, RolloutState
-from deployer.result import Outcome, Phase, Reporter, RolloutResult, TrafficChange
+from deployer.result import Outcome, Phase, Reporter, RolloutResult, StepInfo, TrafficChange, Verdict
 from deployer.smoke import SmokeResult
 from deployer.traffic import Target, Traffic
 
 CONFLICT_RETRIES = 3
-POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.2, 1.5, 2.0
+# Readiness polling: quick first looks, then at most one read a second (far under the read quota).
+POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.2, 1.5, 1.0
 PROGRESS_EVERY = 5.0
 ROLLBACK_WAIT = 60.0
+MAX_EXTENSIONS = 3  # on_inconclusive: extend
 
 
 class RolloutFailed(Exception):
@@ -41,7 +43,8 @@ class Hooks:
     """What the rollout needs from its surroundings; tests and the benchmark swap these."""
 
     smoke: Callable[[str], SmokeResult]
-    checks: Callable[[int, str], str | None] = lambda percent, tag_url: None  # extra checks: reason or None
+    checks: Callable[[StepInfo], list[Verdict]] = lambda step: []  # canary analysis, user checks
+    wall: Callable[[], float] = time.time  # epoch seconds, for metric windows
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     cancelled: Callable[[], bool] = lambda: False
@@ -80,7 +83,10 @@ class Rollout:
         except BaseException as exc:
             self.result.reason = describe(exc)
             if self.state is not None:
-                self._undo()
+                # A failed rollback is in the result (FAILED, "ROLLBACK FAILED: ...") and its state stays
+                # on the service for the post step: report it, don't crash without outputs.
+                with contextlib.suppress(Exception, KeyboardInterrupt):
+                    self._undo()
             else:
                 self.result.outcome = Outcome.FAILED
             if not isinstance(exc, Exception | KeyboardInterrupt):
@@ -281,21 +287,65 @@ class Rollout:
         return self._wait(knative.generation(self.last or {}))
 
     def _bake(self, percent: int) -> str:
-        """Hold the step for ``step_interval`` while re-running the checks."""
-        interval = self.config.step_interval
-        end = self.hooks.clock() + interval
+        """Hold the step for ``step_interval`` while re-running the smoke check and the canary checks.
+
+        A failed check counts towards ``failure_threshold``; an inconclusive analysis at the end of the
+        bake is handled per ``on_inconclusive`` (pass, fail, or extend the bake a few times).
+        """
+        interval, analysis = self.config.step_interval, self.config.analysis
+        started, end = self.hooks.wall(), self.hooks.clock() + interval
         every = min(max(interval / 3, 1.0), 15.0)
-        checks = 0
-        while (left := end - self.hooks.clock()) > 0:
-            self._sleep(min(every, left))
-            reason = self.hooks.checks(percent, self.result.tag_url or "")
-            if reason:
-                raise RolloutFailed(f"check failed at {percent}%: {reason}")
-            result = self.hooks.smoke(self.result.tag_url or "")
-            checks += 1
-            if not result.ok:
-                raise RolloutFailed(f"smoke check failed at {percent}%: {result.detail}")
-        return f"baked {interval:g}s, {checks} checks passed"
+        rounds, failures, extensions = 0, 0, 0
+        verdicts: list[Verdict] = []
+        while True:
+            while (left := end - self.hooks.clock()) > 0:
+                self._sleep(min(every, left))
+                rounds += 1
+                verdicts = self._check_round(percent, started, rounds)
+                failed = [v for v in verdicts if v.ok is False]
+                if failed:
+                    failures += 1
+                    summary = "; ".join(f"{v.name}: {v.detail}" for v in failed)
+                    if failures >= analysis.failure_threshold:
+                        raise RolloutFailed(f"check failed at {percent}%: {summary}")
+                    self.reporter.warning(
+                        f"Check failed at {percent}% ({failures}/{analysis.failure_threshold}): {summary}"
+                    )
+            unsure = [v for v in verdicts if v.ok is None]
+            if not unsure or analysis.on_inconclusive == "pass":
+                break
+            if analysis.on_inconclusive == "fail" or extensions >= MAX_EXTENSIONS:
+                raise RolloutFailed(f"inconclusive at {percent}%: " + "; ".join(v.detail for v in unsure))
+            extensions += 1
+            end = self.hooks.clock() + interval
+            self.reporter.info(
+                f"Inconclusive at {percent}%: baking {interval:g}s more ({extensions}/{MAX_EXTENSIONS})."
+            )
+        figures = "; ".join(f"{v.name} {'ok' if v.ok else 'inconclusive'}: {v.detail}" for v in verdicts)
+        return f"baked {interval * (1 + extensions):g}s, {rounds} rounds" + (
+            f"; {figures}" if figures else ""
+        )
+
+    def _check_round(self, percent: int, started: float, round_no: int) -> list[Verdict]:
+        """One round of checks during a bake: the smoke check must pass; the others give verdicts."""
+        url = self.result.tag_url or ""
+        result = self.hooks.smoke(url)
+        if not result.ok:
+            raise RolloutFailed(f"smoke check failed at {percent}%: {result.detail}")
+        step = StepInfo(
+            percent=percent,
+            candidate=self.result.revision or "",
+            previous=self.result.previous_revision,
+            tag_url=url,
+            url=self.result.url or "",
+            started=started,
+            round=round_no,
+        )
+        verdicts = self.hooks.checks(step)
+        for v in verdicts:
+            state = {True: "ok", False: "FAILED", None: "inconclusive"}[v.ok]
+            self.reporter.info(f"{percent}% round {round_no}: {v.name} {state}: {v.detail}")
+        return verdicts
 
     def _promote_write(self, svc: Obj) -> None:
         """Mark the candidate stable and forget the rollout: from here a failure is no longer ours to undo."""
@@ -468,8 +518,10 @@ class Rollout:
         timeout = self.config.wait_timeout if timeout is None else timeout
         start = self.hooks.clock()
         delay, last_report, status = POLL_FIRST, start, "not observed yet"
+        # The PUT's own answer is the first look: no need to read the service again at once.
+        written = self.last if self.last and knative.generation(self.last) == generation else None
         while True:
-            svc = self._require_service(api)
+            svc, written = written or self._require_service(api), None
             if knative.is_fresh(svc, generation):
                 done, status = self._readiness(svc, candidate, api)
                 if done:

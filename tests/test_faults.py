@@ -49,7 +49,7 @@ ROLLOUT = {
     "wait_timeout": "20s",
     "smoke_timeout": "3s",
 }
-WORKERS = 3
+WORKERS = 6
 Routing = list[tuple[str, int, str]]
 BEFORE: Routing = [(f"{SERVICE}-v1", 0, "old"), (f"{SERVICE}-v1", 70, "blue"), (f"{SERVICE}-v2", 30, "green")]
 PROMOTED: Routing = [
@@ -208,7 +208,11 @@ def run_case(emu: Emulator, case: Case, ref: Reference, tmp_path: Path) -> Outco
     result = harness.run(args, tmp_path=tmp_path / project, timeout=60)
     problems: list[str] = []
     log = result.log
-    if case.post:
+    if case.post:  # the main step failed to roll back: it says so, and leaves the state for the post
+        if result.outputs.get("result") != "failed" or "ROLLBACK FAILED" not in result.stdout:
+            problems.append("the main step did not report its failed rollback")
+        if STATE_ANNOTATION not in (read_service(api)["metadata"].get("annotations") or {}):
+            problems.append("no rollout state left for the post step")
         post = harness.run_post(result, args, tmp_path=tmp_path / project, timeout=30)
         log += "\n--- post\n" + post.log
         if post.returncode != 0:

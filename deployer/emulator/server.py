@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from deployer.emulator.dataplane import DataPlane
 from deployer.emulator.faults import FaultRule, Faults, RequestLog
 from deployer.emulator.images import ImageCatalogue
+from deployer.emulator.monitoring import time_series
 from deployer.emulator.schema import SchemaError, Violation, validate
 from deployer.emulator.store import ApiError, Store, invalid, locations
 
@@ -60,6 +61,10 @@ IAM = re.compile(
     r"^/v1/projects/(?P<ns>[^/]+)/locations/[^/]+/services/(?P<name>[^/:]+):(?P<verb>getIamPolicy|setIamPolicy)$"
 )
 LOCATIONS = re.compile(r"^/v1/projects/(?P<ns>[^/]+)/locations/?$")
+
+
+MONITORING_PATH = re.compile(r"^/v3/projects/(?P<project>[^/]+)/timeSeries/?$")
+LOCATION_FILTER = re.compile(r'resource\.labels\.location\s*=\s*"([^"]+)"')
 
 
 @dataclass
@@ -302,6 +307,12 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/token":
             self._write(token_reply({k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}))
             return
+        monitoring = MONITORING_PATH.match(path)
+        if monitoring and method == "GET":
+            reply = emulator.time_series(monitoring["project"], parts.query)
+            emulator.log.record(method, path, query, None, reply.status)
+            self._write(reply)
+            return
         reply = emulator.api_call(method, path, query, raw)
         self._write(reply)
 
@@ -438,6 +449,19 @@ class Emulator:
         if seconds < 0:
             raise ValueError("ready_delay must not be negative")
         self.store.ready_delay = seconds
+
+    def time_series(self, project: str, raw_query: str) -> Reply:
+        """Cloud Monitoring v3 ``timeSeries.list`` over the requests the data plane really served."""
+        query = parse_qs(raw_query, keep_blank_values=True)  # lists: groupByFields repeats
+        location = LOCATION_FILTER.search(" ".join(query.get("filter", [])))
+        status, payload = time_series(
+            query,
+            self.dataplane.samples(),
+            project=project,
+            location=location[1] if location else "us-central1",
+            now=time.time(),
+        )
+        return Reply(status, payload)
 
     def api_call(self, method: str, path: str, query: Mapping[str, str], raw: bytes) -> Reply:
         """Serve one API request and log it."""

@@ -1,0 +1,184 @@
+"""Canary analysis on real traffic: a background load drives the service URL while the action rolls
+out, and the emulator's Cloud Monitoring endpoint reports what its data plane really served."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from deployer.emulator import Emulator
+from tests import harness
+from tests.cloudrun import Api, routing
+
+STEPS = {"steps": "50,100", "step_interval": "3s", "wait_timeout": "30s", "smoke_timeout": "5s"}
+
+
+@contextmanager
+def load(url: str) -> Iterator[None]:
+    """Real users: requests to the service URL until the block ends."""
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                with contextlib.suppress(requests.RequestException):
+                    session.get(url, timeout=5)
+
+    workers = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=10)
+
+
+def rollout(
+    emu: Emulator, project: str, tmp_path: Path, name: str, **inputs: Any
+) -> tuple[harness.RunResult, list]:
+    api = Api(emu.url, project)
+    svc = api.create(name, "sample/hello:v1", f"{name}-v1")
+    args = {
+        "api_endpoint": emu.url,
+        "project_id": project,
+        "service": name,
+        "suffix": "v2",
+        **STEPS,
+        **inputs,
+    }
+    with load(svc["status"]["url"]):
+        result = harness.run(args, tmp_path=tmp_path)
+    return result, routing(api.wait_routes(name))
+
+
+def test_healthy_candidate_is_promoted(emulator: Emulator, project: str, tmp_path: Path) -> None:
+    result, traffic = rollout(
+        emulator,
+        project,
+        tmp_path,
+        "good",
+        image="sample/hello:v2",
+        max_error_rate="5",
+        max_latency_p99="1000",
+    )
+    assert result.outputs["result"] == "promoted", result.log
+    assert traffic == [("good-v1", 0, ""), ("good-v2", 100, "canary")] or traffic == [
+        ("good-v2", 100, "canary")
+    ]
+    assert "metrics ok" in result.summary
+
+
+def test_candidate_answering_5xx_is_rolled_back_at_the_first_step(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic = rollout(
+        emulator,
+        project,
+        tmp_path,
+        "errs",
+        image="sample/error",
+        env_vars="ERROR_RATE=0.5",
+        max_error_rate="5",
+    )
+    assert result.returncode == 1
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert "check failed at 50%" in result.log and "error rate" in result.log
+    assert traffic == [("errs-v1", 100, ""), ("errs-v2", 0, "canary")]
+
+
+def test_slow_candidate_is_rolled_back_on_latency(emulator: Emulator, project: str, tmp_path: Path) -> None:
+    result, traffic = rollout(
+        emulator,
+        project,
+        tmp_path,
+        "slow",
+        image="sample/slow",
+        env_vars="DELAY_MS=400",
+        max_latency_p99="200",
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert "p99" in result.log
+    assert traffic == [("slow-v1", 100, ""), ("slow-v2", 0, "canary")]
+
+
+def test_too_little_traffic_fails_or_passes_as_configured(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    strict, _ = rollout(
+        emulator,
+        project,
+        tmp_path / "a",
+        "quiet-a",
+        image="sample/hello:v2",
+        max_error_rate="5",
+        min_requests="100000",
+        on_inconclusive="fail",
+    )
+    assert strict.outputs["result"] == "rolled_back", strict.log
+    assert "inconclusive at 50%" in strict.log
+    lenient, traffic = rollout(
+        emulator,
+        project,
+        tmp_path / "b",
+        "quiet-b",
+        image="sample/hello:v2",
+        max_error_rate="5",
+        min_requests="100000",
+        on_inconclusive="pass",
+    )
+    assert lenient.outputs["result"] == "promoted", lenient.log
+    assert ("quiet-b-v2", 100, "canary") in traffic
+
+
+def test_failing_check_command_rolls_back(emulator: Emulator, project: str, tmp_path: Path) -> None:
+    result, traffic = rollout(
+        emulator,
+        project,
+        tmp_path,
+        "cmd",
+        image="sample/hello:v2",
+        check_command='test "$CANARY_STEP" -lt 50 || { echo "step $CANARY_STEP refused"; exit 3; }',
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert "step 50 refused" in result.log
+    assert traffic == [("cmd-v1", 100, ""), ("cmd-v2", 0, "canary")]
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+    status = 500
+
+    def do_POST(self) -> None:
+        Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(Hook.status)
+        self.end_headers()
+        self.wfile.write(b"not today")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_failing_webhook_rolls_back(emulator: Emulator, project: str, tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/verify"
+        result, traffic = rollout(
+            emulator, project, tmp_path, "hook", image="sample/hello:v2", check_webhook=url
+        )
+    finally:
+        server.shutdown()
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert "500" in result.log and "not today" in result.log
+    assert Hook.received[0]["revision"] == "hook-v2" and Hook.received[0]["step"] == 50
+    assert traffic == [("hook-v1", 100, ""), ("hook-v2", 0, "canary")]
