@@ -23,8 +23,9 @@ from deployer.smoke import SmokeResult
 from deployer.traffic import Target, Traffic
 
 CONFLICT_RETRIES = 3
-# Readiness polling: quick first looks, then at most one read a second (far under the read quota).
-POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.2, 1.5, 1.0
+# Readiness polling: every 0.25 s for the first 2 s (most changes to traffic settle then), then
+# backing off to one read a second: far under the regional read quota.
+POLL_FIRST, POLL_FAST_FOR, POLL_FACTOR, POLL_MAX = 0.25, 2.0, 1.5, 1.0
 PROGRESS_EVERY = 5.0
 ROLLBACK_WAIT = 60.0
 MAX_EXTENSIONS = 3  # on_inconclusive: extend
@@ -536,7 +537,8 @@ class Rollout:
                 self.reporter.info(f"Still waiting ({now - start:.0f}s): {status}")
                 last_report = now
             self._sleep(min(delay, timeout - (now - start)))
-            delay = min(delay * POLL_FACTOR, POLL_MAX)
+            if now - start >= POLL_FAST_FOR:
+                delay = min(delay * POLL_FACTOR, POLL_MAX)
 
     def _readiness(self, svc: Obj, candidate: str, api: CloudRun) -> tuple[bool, str]:
         """(done, what we are waiting for); raises when the candidate or the routes failed for good."""
