@@ -163,7 +163,7 @@ def _analysis(
         region=config.region,
         service=config.service,
         monitoring_endpoint=endpoint,
-        log=console.info,
+        log=console.debug,  # the rollout logs every verdict itself
     )
     return found.run if found.enabled else (lambda step: [])
 

@@ -29,6 +29,7 @@ POLL_FIRST, POLL_FAST_FOR, POLL_FACTOR, POLL_MAX = 0.25, 2.0, 1.5, 1.0
 PROGRESS_EVERY = 5.0
 ROLLBACK_WAIT = 60.0
 MAX_EXTENSIONS = 3  # on_inconclusive: extend
+NAME_RETRIES = 5  # derived revision names taken by other settings: -2, -3, ...
 
 
 class RolloutFailed(Exception):
@@ -170,6 +171,19 @@ class Rollout:
         self.result.url = (current.get("status") or {}).get("url")
         self._record("before", before or knative.spec_traffic(current))
         template, candidate = self._candidate_template(current)
+        for retry in range(2, NAME_RETRIES + 2):
+            try:
+                self._deploy_write(current, template, candidate, phase)
+                return
+            except Conflict as exc:
+                if exc.reason != "ALREADY_EXISTS" or self.config.suffix is not None:
+                    raise
+                # Another run deployed other settings under the same commit and attempt: next name.
+                candidate = template["metadata"]["name"] = f"{self._revision_name()}-{retry}"
+                self.reporter.info(f"That revision name has other settings already; trying {candidate}.")
+
+    def _deploy_write(self, current: Obj, template: Obj, candidate: str, phase: Phase) -> None:
+        """The first write: the new template, our tag on it at 0 %, and the rollout state."""
         self.result.revision = candidate
         planned: list[RolloutState] = []
 
@@ -488,8 +502,8 @@ class Rollout:
             try:
                 self.last = api.replace_service(self.name, change(svc))
                 return self.last
-            except Conflict:
-                if attempt == CONFLICT_RETRIES:
+            except Conflict as exc:
+                if exc.reason == "ALREADY_EXISTS" or attempt == CONFLICT_RETRIES:
                     raise
                 self.reporter.info(f"Service {self.name} changed under us (409); re-reading and re-applying.")
                 svc = None

@@ -187,9 +187,9 @@ def settled(api: Api) -> dict[str, Any]:
         svc = read_service(api)
         status = svc.get("status") or {}
         conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
-        if status.get("observedGeneration") == svc["metadata"]["generation"]:
-            if conditions.get("RoutesReady") == "True" or time.monotonic() > end:
-                return svc
+        fresh = status.get("observedGeneration") == svc["metadata"]["generation"]
+        if fresh and (conditions.get("RoutesReady") == "True" or time.monotonic() > end):
+            return svc
         time.sleep(0.05)
 
 
@@ -321,8 +321,8 @@ SMOKE_FAILS = {"smoke_body": "never-there", "smoke_timeout": "1s"}
 def test_faults_on_the_way_back_are_absorbed(emu: Emulator, reference: Reference, tmp_path: Path) -> None:
     """The smoke check fails, so the rollback PUT (the second PUT) runs, and it fails once: a 503, a
     reset, a 409 (re-read and re-applied) or a hang longer than the rollback's 4 s read timeout."""
-    rollback_put = {"method": "PUT", "kind": "service", "skip": 1}
-    faults = {
+    rollback_put: dict[str, Any] = {"method": "PUT", "kind": "service", "skip": 1}
+    faults: dict[str, dict[str, Any]] = {
         "503": {"status": 503},
         "429": {"status": 429, "retry_after": 1},
         "reset": {"action": "reset"},

@@ -250,3 +250,73 @@ def test_bad_inputs_are_all_reported_and_nothing_is_called(
     for name in ("service", "image", "steps", "smoke_status"):
         assert f"input '{name}'" in errors, errors
     assert len(emulator.requests()) == before
+
+
+def test_allow_unauthenticated_adds_all_users_as_invoker(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    iam = f"{emulator.url}/v1/projects/{project}/locations/us-central1/services/open"
+    result = harness.run(
+        inputs(emulator, project, service="open", image="sample/hello:v1", allow_unauthenticated="true"),
+        tmp_path=tmp_path / "1",
+    )
+    assert result.returncode == 0, result.log
+    policy = requests.get(f"{iam}:getIamPolicy", timeout=5).json()
+    assert {"role": "roles/run.invoker", "members": ["allUsers"]} in policy["bindings"]
+    closed = harness.run(
+        inputs(emulator, project, service="open", image="sample/hello:v2", allow_unauthenticated="false"),
+        tmp_path=tmp_path / "2",
+    )
+    assert closed.returncode == 0, closed.log
+    # same commit and attempt, other settings: the derived name is taken, so the next one is used
+    assert closed.outputs["revision"] == result.outputs["revision"] + "-2"
+    policy = requests.get(f"{iam}:getIamPolicy", timeout=5).json()
+    assert all("allUsers" not in b.get("members", []) for b in policy.get("bindings", []))
+
+
+def test_metadata_file_is_the_base_and_the_inputs_apply_on_top(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir(parents=True)
+    (workspace / "service.yaml").write_text(
+        """
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: meta
+  labels: {team: payments}
+spec:
+  template:
+    metadata:
+      annotations: {autoscaling.knative.dev/maxScale: "7"}
+    spec:
+      containerConcurrency: 5
+      containers:
+        - image: sample/hello:from-yaml
+          env: [{name: FROM_YAML, value: "yes"}]
+"""
+    )
+    result = harness.run(
+        inputs(
+            emulator,
+            project,
+            service="meta",
+            image="sample/hello:v9",
+            metadata="service.yaml",
+            env_vars="ADDED=1",
+        ),
+        tmp_path=tmp_path,
+    )
+    assert result.returncode == 0, result.log
+    svc = Api(emulator.url, project).service("meta")
+    template = svc["spec"]["template"]
+    assert template["spec"]["containerConcurrency"] == 5
+    assert template["metadata"]["annotations"]["autoscaling.knative.dev/maxScale"] == "7"
+    container = template["spec"]["containers"][0]
+    assert container["image"] == "sample/hello:v9"
+    assert {"name": "FROM_YAML", "value": "yes"} in container["env"]
+    assert {"name": "ADDED", "value": "1"} in container["env"]
+    assert svc["metadata"]["labels"]["team"] == "payments"
+    assert svc["metadata"]["labels"]["managed-by"] == "github-actions"
+    assert requests.get(result.outputs["url"], timeout=5).json()["env"]["FROM_YAML"] == "yes"
