@@ -320,3 +320,34 @@ spec:
     assert svc["metadata"]["labels"]["team"] == "payments"
     assert svc["metadata"]["labels"]["managed-by"] == "github-actions"
     assert requests.get(result.outputs["url"], timeout=5).json()["env"]["FROM_YAML"] == "yes"
+
+
+def test_steps_zero_deploys_a_tagged_preview_and_blocks_nothing(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    api = Api(emulator.url, project)
+    api.create("prev", "sample/hello:v1", "prev-v1")
+    preview = harness.run(
+        inputs(
+            emulator, project, service="prev", image="sample/hello:pr7", suffix="pr7", steps="0", tag="pr-7"
+        ),
+        tmp_path=tmp_path / "1",
+        github={"GITHUB_RUN_ID": "111"},
+    )
+    assert preview.returncode == 0, preview.log
+    assert preview.outputs["result"] == "deployed"
+    assert routing(api.service("prev")) == [("prev-pr7", 0, "pr-7"), ("prev-v1", 100, "")]
+    assert requests.get(preview.outputs["tag_url"], timeout=5).json()["image"] == "sample/hello:pr7"
+    assert hit(preview.outputs["url"], 10) == {"prev-v1": 10}
+    # another run (say, the production deploy) is not refused: the preview left no unfinished rollout
+    main = harness.run(
+        inputs(emulator, project, service="prev", image="sample/hello:v2", suffix="v2", steps="100"),
+        tmp_path=tmp_path / "2",
+        github={"GITHUB_RUN_ID": "222"},
+    )
+    assert main.outputs["result"] == "promoted", main.log
+    assert routing(api.service("prev")) == [
+        ("prev-pr7", 0, "pr-7"),
+        ("prev-v1", 0, ""),
+        ("prev-v2", 100, "canary"),
+    ][:0] or ("prev-pr7", 0, "pr-7") in routing(api.service("prev"))
