@@ -20,7 +20,7 @@ import requests
 
 from deployer import auth, github, rollout, smoke
 from deployer import config as cfg
-from deployer.analysis import Analysis
+from deployer.analysis import METRIC_LAG_SECONDS, Analysis
 from deployer.client import CloudRun, RetryPolicy
 from deployer.knative import RolloutState
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
@@ -165,6 +165,14 @@ def _analysis(
         monitoring_endpoint=endpoint,
         log=console.debug,  # the rollout logs every verdict itself
     )
+    metrics = config.analysis.max_error_rate is not None or config.analysis.max_latency_p99 is not None
+    metrics = metrics or config.analysis.max_latency_p95 is not None
+    if metrics and not auth.is_loopback(endpoint) and config.step_interval < METRIC_LAG_SECONDS:
+        console.warning(
+            f"Cloud Monitoring data can lag up to {METRIC_LAG_SECONDS / 60:g} min behind requests: with "
+            f"step_interval {config.step_interval:g}s a step's metrics may miss its latest requests. "
+            "Consider a longer step_interval, or on_inconclusive: extend."
+        )
     return found.run if found.enabled else (lambda step: [])
 
 
