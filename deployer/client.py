@@ -256,8 +256,9 @@ class CloudRun:
             request_count if request_count is not None else {"read": 0, "write": 0}
         )
 
-    def with_policy(self, policy: RetryPolicy) -> CloudRun:
-        """Same session, endpoints, hooks and counters with another policy (e.g. the fast rollback path)."""
+    def with_policy(self, policy: RetryPolicy, *, should_stop: Callable[[], bool] | None = None) -> CloudRun:
+        """Same session, endpoints, hooks and counters with another policy (e.g. the fast rollback path,
+        which also must not listen to the cancellation that sent it there)."""
         return CloudRun(
             self.session,
             region=self.region,
@@ -266,7 +267,7 @@ class CloudRun:
             policy=policy,
             sleep=self._sleep,
             log=self._log,
-            should_stop=self._should_stop,
+            should_stop=self._should_stop if should_stop is None else should_stop,
             clock=self._clock,
             request_count=self.request_count,
         )

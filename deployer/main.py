@@ -88,7 +88,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     hooks = rollout.Hooks(
         smoke=_smoke_check(config, credentials, console, cancel.is_set),
         cancelled=cancel.is_set,
-        rollback_api=_fast(api, console),
+        rollback_api=_fast(api),
         shield=cancel.shield,
         checks=_analysis(config, api, console),
     )
@@ -125,7 +125,7 @@ def post(env: Mapping[str, str] | None = None) -> int:
     )
     hooks = rollout.Hooks(smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0))
     rollback = replace(config, mode=cfg.Mode.ROLLBACK)
-    result = rollout.run(rollback, ctx, _fast(api, console), project, github.GitHubReporter(console), hooks)
+    result = rollout.run(rollback, ctx, _fast(api), project, github.GitHubReporter(console), hooks)
     github.append_summary(github.render_summary(result, rollback), env.get("GITHUB_STEP_SUMMARY"))
     return 0 if result.outcome is Outcome.ROLLED_BACK else 1
 
@@ -176,17 +176,9 @@ def _analysis(
     return found.run if found.enabled else (lambda step: [])
 
 
-def _fast(api: CloudRun, console: github.Console) -> CloudRun:
+def _fast(api: CloudRun) -> CloudRun:
     """The client for the way back: short timeouts, and deaf to the cancellation that sent us there."""
-    return CloudRun(
-        api.session,
-        region=api.region,
-        project=api.project,
-        api_endpoint=api.api_endpoint,
-        policy=FAST_POLICY,
-        log=console.info,
-        request_count=api.request_count,
-    )
+    return api.with_policy(FAST_POLICY, should_stop=lambda: False)
 
 
 def _smoke_check(

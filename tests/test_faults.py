@@ -49,7 +49,7 @@ ROLLOUT = {
     "wait_timeout": "20s",
     "smoke_timeout": "3s",
 }
-WORKERS = 4
+WORKERS = 5
 Routing = list[tuple[str, int, str]]
 BEFORE: Routing = [(f"{SERVICE}-v1", 0, "old"), (f"{SERVICE}-v1", 70, "blue"), (f"{SERVICE}-v2", 30, "green")]
 PROMOTED: Routing = [
@@ -252,9 +252,9 @@ def run_case(emu: Emulator, case: Case, ref: Reference, tmp_path: Path) -> Outco
     return Outcome(case, problems, log)
 
 
-def run_all(emu: Emulator, cases: list[Case], ref: Reference, tmp_path: Path) -> None:
+def run_all(emu: Emulator, cases: list[Case], ref: Reference, tmp_path: Path, workers: int = WORKERS) -> None:
     """Run the cases concurrently (each in its own project) and report every broken one."""
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(lambda c: run_case(emu, c, ref, tmp_path), cases))
     broken = [o for o in outcomes if o.problems]
     report = "\n\n".join(f"{o.case.name}: {'; '.join(o.problems)}\n{o.log[-4000:]}" for o in broken)
@@ -342,7 +342,7 @@ def test_faults_on_the_way_back_are_absorbed(emu: Emulator, reference: Reference
             SMOKE_FAILS,
         )
     )
-    run_all(emu, cases, reference, tmp_path)
+    run_all(emu, cases, reference, tmp_path, workers=len(cases))  # mostly waiting: all at once
 
 
 def test_a_rollback_that_fails_for_good_is_finished_by_the_post_step(
