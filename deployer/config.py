@@ -427,7 +427,24 @@ def parse_image(text: str) -> str:
         raise _Invalid(f"{_show(text)} is too long; an image reference has at most 1024 characters")
     if not all(c.isascii() and c.isprintable() and not c.isspace() for c in text):
         raise _Invalid(f"{_show(text)} contains spaces or control characters; give one image reference")
+    if not _IMAGE.fullmatch(text):
+        raise _Invalid(
+            f"{_show(text)} is not an image reference; use [registry/]path[:tag][@sha256:digest] with a "
+            "lowercase path, e.g. us-docker.pkg.dev/my-project/app/web@sha256:..."
+        )
     return text
+
+
+# The distribution/reference grammar Docker and Cloud Run use for image references.
+_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_DOMAIN = (
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+)
+_IMAGE = re.compile(
+    rf"(?:{_IMAGE_DOMAIN}/)?{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
 
 
 def parse_tag(text: str) -> str:

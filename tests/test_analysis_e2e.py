@@ -89,10 +89,11 @@ def test_candidate_answering_5xx_is_rolled_back_at_the_first_step(
         image="sample/error",
         env_vars="ERROR_RATE=0.5",
         max_error_rate="5",
+        smoke_path="/healthz",  # healthy to a probe; only real traffic shows the errors
     )
     assert result.returncode == 1
     assert result.outputs["result"] == "rolled_back", result.log
-    assert "check failed at 50%" in result.log and "error rate" in result.log
+    assert "check failed at 50%: metrics: error rate" in result.log
     assert traffic == [("errs-v1", 100, ""), ("errs-v2", 0, "canary")]
 
 
@@ -105,6 +106,7 @@ def test_slow_candidate_is_rolled_back_on_latency(emulator: Emulator, project: s
         image="sample/slow",
         env_vars="DELAY_MS=400",
         max_latency_p99="200",
+        smoke_path="/healthz",
     )
     assert result.outputs["result"] == "rolled_back", result.log
     assert "p99" in result.log

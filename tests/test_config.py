@@ -612,3 +612,16 @@ def test_derive_suffix() -> None:
     assert derive_suffix(RunContext(), now) == "20261123-104455"
     assert derive_suffix(RunContext(), datetime(2026, 1, 2, 3, 4, 5)) == "20260102-030405"
     assert re.fullmatch(r"\d{8}-\d{6}", derive_suffix(RunContext(sha="not-a-sha")))
+
+
+def test_image_must_be_a_reference_cloud_run_accepts() -> None:
+    good = ["sample/hello:v2", "localhost:5000/app", "us-docker.pkg.dev/p/repo/app:1.2@sha256:" + "a" * 64]
+    for image in good:
+        assert load({"INPUT_SERVICE": "web", "INPUT_IMAGE": image})[0].image == image
+    for image in ("::add-mask::PWNED", "Repo/App", "app:", "app@sha256:zz", "a//b"):
+        try:
+            load({"INPUT_SERVICE": "web", "INPUT_IMAGE": image})
+        except ConfigError as exc:
+            assert "input 'image'" in str(exc) and "is not an image reference" in str(exc)
+        else:
+            raise AssertionError(f"{image!r} accepted")

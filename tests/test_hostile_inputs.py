@@ -111,13 +111,17 @@ def test_hostile_values_are_input_errors_with_no_api_call(
     assert len(result.stdout) < 20_000, "a huge input is echoed in full"
 
 
-def test_printable_bogus_image_is_not_injected(emulator: Emulator, project: str, tmp_path: Path) -> None:
-    """An image reference without spaces or control characters is passed to the API as it is (the
-    API, not the action, rejects a malformed one): it still forges nothing, and the run fails."""
+def test_printable_bogus_image_is_refused_before_any_call(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """A printable but malformed image reference is an input error (checked against the reference
+    grammar), reported escaped, with no API call and nothing forged."""
+    before = len(emulator.requests())
     result = harness.run(base(emulator, project, image=f"::add-mask::{MARK}"), tmp_path=tmp_path)
     assert result.returncode == 1, result.log
     assert_not_injected(result)
-    assert result.outputs.get("result") in ("failed", "rolled_back"), result.log
+    assert any("input 'image'" in c.data for c in result.annotations("error")), result.log
+    assert len(emulator.requests()) == before
 
 
 def test_hostile_values_that_are_valid_are_deployed_and_never_injected(
