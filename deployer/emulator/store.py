@@ -564,7 +564,7 @@ class Store:
                 self._reconcile(service)
                 if name in self._referenced(service):
                     raise ApiError(
-                        409,
+                        400,  # Google maps FAILED_PRECONDITION to HTTP 400
                         "FAILED_PRECONDITION",
                         f"Revision '{name}' is referenced by traffic or is the latest revision of "
                         f"service '{service.name}' and cannot be deleted.",

@@ -449,7 +449,7 @@ def test_revision_delete(api: Api) -> None:
     api.put(service)
     api.wait("rd")
     in_use = api.http.delete(f"{api.ns}/revisions/rd-b")
-    assert in_use.status_code == 409 and error_of(in_use)["status"] == "FAILED_PRECONDITION"
+    assert in_use.status_code == 400 and error_of(in_use)["status"] == "FAILED_PRECONDITION"
     done = api.http.delete(f"{api.ns}/revisions/rd-a")
     assert done.status_code == 200 and done.json()["kind"] == "Status"
     assert api.revision("rd-a").status_code == 404
