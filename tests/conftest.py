@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from deployer.emulator import Emulator
 from tests import cloudrun
@@ -25,6 +27,15 @@ def own_emulator() -> Iterator[Emulator]:
     """An emulator of the test's own, for fault injection that must not leak into other tests."""
     with Emulator(port=0, ready_delay=0.2, images=cloudrun.TEST_IMAGES) as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def private_key_pem() -> str:
+    """An RSA key for service-account key files whose token_uri is a loopback token endpoint."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 @pytest.fixture

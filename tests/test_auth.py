@@ -16,8 +16,6 @@ import google.auth.compute_engine._metadata as gce_metadata
 import google.auth.iam
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import credentials as ga_credentials
 from google.auth import impersonated_credentials
 from google.oauth2 import service_account
@@ -107,14 +105,6 @@ def token_server() -> Iterator[TokenServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def private_key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
 
 
 @pytest.fixture

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from deployer.emulator import Emulator
 from tests import harness
@@ -169,16 +167,8 @@ def test_hostile_multiline_env_var_line_is_rejected(emulator: Emulator, project:
 # Secrets: the GitHub token, the access token and the ID token never reach the logs
 
 
-@pytest.fixture(scope="module")
-def key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
 def test_tokens_never_appear_in_logs_outputs_or_summary(
-    emulator: Emulator, project: str, tmp_path: Path, key_pem: str
+    emulator: Emulator, project: str, tmp_path: Path, private_key_pem: str
 ) -> None:
     """A service-account key whose token endpoint is the emulator's: the API gets an access token and
     the smoke check an ID token; a github_token is given too. None is printed unmasked."""
@@ -189,7 +179,7 @@ def test_tokens_never_appear_in_logs_outputs_or_summary(
                 "type": "service_account",
                 "project_id": project,
                 "private_key_id": "kid-1",
-                "private_key": key_pem,
+                "private_key": private_key_pem,
                 "client_email": "deployer@proj.iam.gserviceaccount.com",
                 "client_id": "1234",
                 "token_uri": f"{emulator.url}/token",
