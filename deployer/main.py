@@ -165,9 +165,7 @@ def _analysis(
         monitoring_endpoint=endpoint,
         log=console.debug,  # the rollout logs every verdict itself
     )
-    metrics = config.analysis.max_error_rate is not None or config.analysis.max_latency_p99 is not None
-    metrics = metrics or config.analysis.max_latency_p95 is not None
-    if metrics and not auth.is_loopback(endpoint) and config.step_interval < METRIC_LAG_SECONDS:
+    if found.metrics_enabled and not auth.is_loopback(endpoint) and config.step_interval < METRIC_LAG_SECONDS:
         console.warning(
             f"Cloud Monitoring data can lag up to {METRIC_LAG_SECONDS / 60:g} min behind requests: with "
             f"step_interval {config.step_interval:g}s a step's metrics may miss its latest requests. "
