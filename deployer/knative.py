@@ -67,6 +67,11 @@ def spec_traffic(service: Obj) -> Traffic:
     return traffic.from_spec((service.get("spec") or {}).get("traffic"))
 
 
+def service_url(service: Obj) -> str | None:
+    """The service URL (``status.url``), never a tag URL."""
+    return (service.get("status") or {}).get("url")
+
+
 def tag_url(service: Obj, tag: str) -> str | None:
     """URL of ``tag`` as the server resolved it (never built by hand)."""
     return next((t.url for t in status_traffic(service) if t.tag == tag and t.url), None)

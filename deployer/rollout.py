@@ -168,7 +168,7 @@ class Rollout:
         before = knative.status_traffic(current)
         self.result.traffic_before = before
         self.result.previous_revision = traffic.top_revision(before)
-        self.result.url = (current.get("status") or {}).get("url")
+        self.result.url = knative.service_url(current)
         self._record("before", before or knative.spec_traffic(current))
         template, candidate = self._candidate_template(current)
         for retry in range(2, NAME_RETRIES + 2):
@@ -252,7 +252,7 @@ class Rollout:
             except RevisionFailed:
                 self.keep_tag = False  # a tag on a revision that cannot serve keeps the routes unready
                 raise
-            self.result.url = svc["status"].get("url")
+            self.result.url = knative.service_url(svc)
             self.result.tag_url = knative.tag_url(svc, self.config.tag)
             phase.detail = f"{candidate} is ready"
         return svc
@@ -272,11 +272,7 @@ class Rollout:
             self._promote_write(svc)
         elif steps[-1] == 0:
             with self._phase("finish") as phase:
-                self._write(
-                    lambda s: knative.with_traffic(
-                        s, knative.spec_traffic(s), {knative.STATE_ANNOTATION: None}
-                    )
-                )
+                self._annotate({knative.STATE_ANNOTATION: None})
                 self.state = None
                 self.result.outcome = Outcome.DEPLOYED
                 phase.detail = f"{self.result.revision} deployed with no traffic at {self.result.tag_url}"
@@ -373,7 +369,7 @@ class Rollout:
             previous = self.result.previous_revision
             if previous and previous != candidate:
                 annotations[knative.PREVIOUS_STABLE_ANNOTATION] = previous
-            self._write(lambda s: knative.with_traffic(s, knative.spec_traffic(s), annotations))
+            self._annotate(annotations)
             self.state = None
             self.result.outcome = Outcome.PROMOTED
             self.result.traffic_after = knative.status_traffic(svc)
@@ -402,7 +398,7 @@ class Rollout:
         self.result.revision = recorded.candidate
         self.result.previous_revision = recorded.previous_revision or None
         self.result.traffic_before = knative.status_traffic(svc)
-        self.result.url = (svc.get("status") or {}).get("url")
+        self.result.url = knative.service_url(svc)
         self.result.tag_url = knative.tag_url(svc, recorded.tag)
         self._record("before", self.result.traffic_before)
 
@@ -420,7 +416,7 @@ class Rollout:
             before = knative.status_traffic(svc)
             self.result.traffic_before = before
             self.result.previous_revision = traffic.top_revision(before)
-            self.result.url = (svc.get("status") or {}).get("url")
+            self.result.url = knative.service_url(svc)
             self._record("before", before)
             target = self._rollback_target(svc)
             tagged = tuple(replace(t, percent=0) for t in knative.spec_traffic(svc) if t.tag)
@@ -508,6 +504,10 @@ class Rollout:
                 self.reporter.info(f"Service {self.name} changed under us (409); re-reading and re-applying.")
                 svc = None
         raise AssertionError("unreachable")
+
+    def _annotate(self, annotations: dict[str, str | None]) -> Obj:
+        """Change only our annotations (the traffic stays as it is)."""
+        return self._write(lambda svc: knative.with_traffic(svc, knative.spec_traffic(svc), annotations))
 
     def _check_ownership(self, svc: Obj) -> None:
         """Refuse to write over a rollout another run has started since we last looked."""

@@ -153,23 +153,9 @@ def restore(base: Traffic, candidate: str, tag: str, *, keep_tag: bool = True) -
     return tuple(out)
 
 
-def promoted(base: Traffic, candidate: str, tag: str) -> Traffic:
-    """The candidate at 100 %, every foreign tag kept at 0 %."""
-    return with_candidate(base, candidate, tag, 100)
-
-
 def plan(base: Traffic, candidate: str, tag: str, steps: tuple[int, ...]) -> list[Traffic]:
     """Traffic after the first write and after each step."""
     return [restore(base, candidate, tag), *(with_candidate(base, candidate, tag, p) for p in steps if p)]
-
-
-def same_routing(a: Traffic, b: Traffic) -> bool:
-    """Whether two blocks route the same way (URLs and entry order ignored)."""
-    return _key(a) == _key(b)
-
-
-def _key(traffic: Traffic) -> list[tuple[str, bool, int, str]]:
-    return sorted((t.revision or "", t.latest, t.percent, t.tag or "") for t in traffic)
 
 
 def _untagged(traffic: Traffic, tag: str) -> list[Target]:

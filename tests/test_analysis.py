@@ -460,8 +460,9 @@ def step(world: World, candidate: str, percent: int = 10) -> StepInfo:
     )
 
 
-def analyse(world: World, candidate: str, **settings: Any) -> Verdict:
-    checker = Analysis(
+def analysis_for(world: World, **settings: Any) -> Analysis:
+    """An Analysis of service "web" in proj/us-central1 against the test's monitoring server."""
+    return Analysis(
         AnalysisSettings(**settings),
         session=requests.Session(),
         project="proj",
@@ -469,6 +470,10 @@ def analyse(world: World, candidate: str, **settings: Any) -> Verdict:
         service="web",
         monitoring_endpoint=world.monitoring_url,
     )
+
+
+def analyse(world: World, candidate: str, **settings: Any) -> Verdict:
+    checker = analysis_for(world, **settings)
     assert checker.enabled
     (verdict,) = checker.run(step(world, candidate))
     return verdict
@@ -570,14 +575,7 @@ def test_unreachable_monitoring_is_inconclusive() -> None:
 
 
 def checks(world: World, percent: int = 10, **settings: Any) -> list[Verdict]:
-    checker = Analysis(
-        AnalysisSettings(**settings),
-        session=requests.Session(),
-        project="proj",
-        region="us-central1",
-        service="web",
-        monitoring_endpoint=world.monitoring_url,
-    )
+    checker = analysis_for(world, **settings)
     return checker.run(step(world, "web-hello", percent))
 
 

@@ -117,7 +117,7 @@ def test_a_90_10_split_over_two_revisions_scales_to_the_step() -> None:
         Target("svc-b", 5),
         Target(CANDIDATE, 50, OUR_TAG),
     )
-    assert traffic.promoted(base, CANDIDATE, OUR_TAG) == (
+    assert traffic.with_candidate(base, CANDIDATE, OUR_TAG, 100) == (
         Target("svc-a", 0, "blue"),
         Target(CANDIDATE, 100, OUR_TAG),
     )
