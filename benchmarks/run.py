@@ -110,12 +110,12 @@ QUICK = Scenario("single", "one service, 10/50/100, ready 0.3 s, bake 0.5 s (--q
 
 
 class EmulatorProcess:
-    """``python -m deployer.emulator --port 0`` and its ``/_emulator`` control endpoints."""
+    """``python -m cloudrun_emulator --port 0`` and its ``/_emulator`` control endpoints."""
 
     def __init__(self, ready_delay: float, log_dir: Path) -> None:
         self._log = (log_dir / "emulator.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deployer.emulator", "--port", "0", "--ready-delay", f"{ready_delay:g}"],
+            [sys.executable, "-m", "cloudrun_emulator", "--port", "0", "--ready-delay", f"{ready_delay:g}"],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -28,7 +28,7 @@ SERVICE = "color-api"
 
 
 def start_emulator(ready_delay: float) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "deployer.emulator", "--port", "0", "--ready-delay", str(ready_delay)]
+    cmd = [sys.executable, "-m", "cloudrun_emulator", "--port", "0", "--ready-delay", str(ready_delay)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from deployer.emulator import Emulator
+from cloudrun_emulator import Emulator
 from tests import cloudrun
 
 _projects = itertools.count(1)

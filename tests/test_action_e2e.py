@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.emulator import Emulator
+from cloudrun_emulator import Emulator
 from tests import harness
 from tests.cloudrun import Api, routing
 from tests.fakes.github_api import FakeGitHub

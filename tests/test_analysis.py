@@ -19,9 +19,9 @@ import requests
 from deployer import analysis
 from deployer.analysis import Analysis
 from deployer.config import AnalysisSettings
-from deployer.emulator.dataplane import DataPlane, Health, RequestSample, RevisionRun
-from deployer.emulator.images import ImageCatalogue
-from deployer.emulator.monitoring import format_timestamp, parse_timestamp, time_series
+from cloudrun_emulator.dataplane import DataPlane, Health, RequestSample, RevisionRun
+from cloudrun_emulator.images import ImageCatalogue
+from cloudrun_emulator.monitoring import format_timestamp, parse_timestamp, time_series
 from deployer.result import StepInfo, Verdict
 
 T0 = 1_700_000_000.0

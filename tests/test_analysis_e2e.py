@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from deployer.emulator import Emulator
+from cloudrun_emulator import Emulator
 from tests import harness
 from tests.cloudrun import Api, routing
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from deployer.emulator import Emulator
+from cloudrun_emulator import Emulator
 from deployer.knative import STATE_ANNOTATION
 from tests import harness
 from tests.cloudrun import Api, routing

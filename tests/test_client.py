@@ -635,7 +635,7 @@ def _emulator_service(name: str, revision: str) -> dict[str, Any]:
 
 @pytest.fixture
 def emu() -> Iterator[Any]:
-    from deployer.emulator import Emulator
+    from cloudrun_emulator import Emulator
 
     with Emulator(port=0, ready_delay=0.05) as emulator:
         yield emulator

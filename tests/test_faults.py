@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import requests
 
-from deployer.emulator import Emulator
+from cloudrun_emulator import Emulator
 from deployer.knative import STATE_ANNOTATION
 from tests import cloudrun, harness
 from tests.cloudrun import Api, routing

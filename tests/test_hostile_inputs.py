@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from deployer.emulator import Emulator
+from cloudrun_emulator import Emulator
 from tests import harness
 from tests.cloudrun import Api
 

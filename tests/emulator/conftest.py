@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from deployer.emulator import Emulator
+from cloudrun_emulator import Emulator
 
 READY_DELAY = 0.15
 _ids = itertools.count()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from deployer.emulator import Emulator
+from cloudrun_emulator import Emulator
 from tests.emulator.conftest import Api, condition, error_of, service_body
 
 

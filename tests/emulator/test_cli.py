@@ -1,4 +1,4 @@
-"""``python -m deployer.emulator`` as a process, driven with plain curl like a user would."""
+"""``python -m cloudrun_emulator`` as a process, driven with plain curl like a user would."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def wait_ready(url: str) -> dict[str, Any]:
 
 def test_cli_create_canary_rollback_and_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "deployer.emulator", "--port", "0", "--ready-delay", "0.2"],
+        [sys.executable, "-m", "cloudrun_emulator", "--port", "0", "--ready-delay", "0.2"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -97,7 +97,7 @@ def test_cli_create_canary_rollback_and_sigterm() -> None:
 
 def test_cli_rejects_bad_image_mapping() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "deployer.emulator", "--port", "0", "--image", "no-equals-sign"],
+        [sys.executable, "-m", "cloudrun_emulator", "--port", "0", "--image", "no-equals-sign"],
         cwd=ROOT,
         capture_output=True,
         text=True,

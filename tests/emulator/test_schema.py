@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer.emulator.schema import SchemaError, check_service, check_traffic, load_document, validate
+from cloudrun_emulator.schema import SchemaError, check_service, check_traffic, load_document, validate
 
 
 def errors(body: Any, schema: str = "Service", root: str = "service") -> list[str]:

@@ -22,12 +22,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from deployer.emulator.dataplane import DataPlane
-from deployer.emulator.faults import FaultRule, Faults, RequestLog
-from deployer.emulator.images import ImageCatalogue
-from deployer.emulator.monitoring import time_series
-from deployer.emulator.schema import SchemaError, Violation, validate
-from deployer.emulator.store import ApiError, Store, invalid, locations
+from cloudrun_emulator.dataplane import DataPlane
+from cloudrun_emulator.faults import FaultRule, Faults, RequestLog
+from cloudrun_emulator.images import ImageCatalogue
+from cloudrun_emulator.monitoring import time_series
+from cloudrun_emulator.schema import SchemaError, Violation, validate
+from cloudrun_emulator.store import ApiError, Store, invalid, locations
 
 RECONCILE_SECONDS = 0.05
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -30,7 +30,7 @@ def strip_reference(image: str) -> str:
 
 def builtin_argv(kind: str) -> list[str]:
     """The argv that runs a built-in sample app with the current interpreter."""
-    return [sys.executable, "-m", "deployer.emulator.samples", kind]
+    return [sys.executable, "-m", "cloudrun_emulator.samples", kind]
 
 
 class ImageCatalogue:

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployer.emulator.dataplane import DataPlane, RevisionRun, instance_key
-from deployer.emulator.schema import Violation, check_service
+from cloudrun_emulator.dataplane import DataPlane, RevisionRun, instance_key
+from cloudrun_emulator.schema import Violation, check_service
 
 API_VERSION = "serving.knative.dev/v1"
 NS_PREFIX = "/apis/serving.knative.dev/v1/namespaces"

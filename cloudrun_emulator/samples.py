@@ -1,6 +1,6 @@
 """Built-in sample apps that stand in for container images in the emulator.
 
-Run as ``python -m deployer.emulator.samples KIND``. Stdlib only and no imports from the rest of
+Run as ``python -m cloudrun_emulator.samples KIND``. Stdlib only and no imports from the rest of
 the emulator, so a revision starts in milliseconds. They follow Cloud Run's container contract:
 listen on ``$PORT`` and read ``K_SERVICE``, ``K_REVISION`` and ``K_CONFIGURATION``.
 """
@@ -117,7 +117,7 @@ def serve(kind: str) -> None:
 def main(argv: list[str]) -> int:
     """Entry point: pick the sample kind from argv."""
     if len(argv) != 1 or argv[0] not in KINDS:
-        print(f"usage: python -m deployer.emulator.samples {{{'|'.join(KINDS)}}}", file=sys.stderr)
+        print(f"usage: python -m cloudrun_emulator.samples {{{'|'.join(KINDS)}}}", file=sys.stderr)
         return 2
     if argv[0] == "crash":
         print("sample/crash: fatal error during start-up (simulated crash)", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``python -m deployer.emulator``: serve the Cloud Run emulator until SIGINT/SIGTERM."""
+"""``python -m cloudrun_emulator``: serve the Cloud Run emulator until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from deployer.emulator.images import ImageCatalogue
-from deployer.emulator.server import Emulator
+from cloudrun_emulator.images import ImageCatalogue
+from cloudrun_emulator.server import Emulator
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(
-        prog="python -m deployer.emulator", description="Local Cloud Run Admin API v1 emulator."
+        prog="python -m cloudrun_emulator", description="Local Cloud Run Admin API v1 emulator."
     )
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
