@@ -16,6 +16,8 @@ BUILTIN_IMAGES: dict[str, str] = {
     "sample/crash": "crash",
     "sample/error": "error",
     "sample/slow": "slow",
+    "sample/job": "job",
+    "us-docker.pkg.dev/cloudrun/container/job": "job",
 }
 
 

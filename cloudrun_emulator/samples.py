@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-KINDS = ("hello", "crash", "error", "slow")
+KINDS = ("hello", "crash", "error", "slow", "job")
 DEFAULT_ERROR_RATE = {"error": 1.0}
 DEFAULT_DELAY_MS = {"slow": 1500.0}
 
@@ -114,8 +115,24 @@ def serve(kind: str) -> None:
     server.serve_forever()
 
 
+def run_job_task() -> int:
+    """Google's sample job: sleep ``SLEEP_MS``, then fail with probability ``FAIL_RATE`` (0 to 1)."""
+    index = os.environ.get("CLOUD_RUN_TASK_INDEX", "0")
+    attempt = os.environ.get("CLOUD_RUN_TASK_ATTEMPT", "0")
+    print(f"Starting Task #{index}, Attempt #{attempt}...")
+    time.sleep(max(env_float("SLEEP_MS", 0.0), 0.0) / 1000.0)
+    rate = env_float("FAIL_RATE", 0.0)
+    if rate > 0 and random.random() < rate:
+        print(f"Task #{index}, Attempt #{attempt} failed.", file=sys.stderr)
+        return 1
+    print(f"Completed Task #{index}.")
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    """Entry point: pick the sample kind from argv."""
+    """Entry point: pick the sample kind from argv (a job sample ignores extra args, like Google's)."""
+    if argv[:1] == ["job"]:
+        return run_job_task()
     if len(argv) != 1 or argv[0] not in KINDS:
         print(f"usage: python -m cloudrun_emulator.samples {{{'|'.join(KINDS)}}}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from cloudrun_emulator.dataplane import DataPlane
 from cloudrun_emulator.faults import FaultRule, Faults, RequestLog
 from cloudrun_emulator.images import ImageCatalogue
+from cloudrun_emulator.jobs import JobStore
 from cloudrun_emulator.monitoring import time_series
 from cloudrun_emulator.schema import SchemaError, Violation, validate
 from cloudrun_emulator.store import ApiError, Store, invalid, locations
@@ -61,6 +62,10 @@ IAM = re.compile(
     r"^/v1/projects/(?P<ns>[^/]+)/locations/[^/]+/services/(?P<name>[^/:]+):(?P<verb>getIamPolicy|setIamPolicy)$"
 )
 LOCATIONS = re.compile(r"^/v1/projects/(?P<ns>[^/]+)/locations/?$")
+RUN_V1 = re.compile(
+    r"^/apis/run\.googleapis\.com/v1/namespaces/(?P<ns>[^/]+)/"
+    r"(?P<kind>jobs|executions|tasks)(?:/(?P<name>[^/:]+)(?::(?P<verb>run|cancel))?)?/?$"
+)
 
 
 MONITORING_PATH = re.compile(r"^/v3/projects/(?P<project>[^/]+)/timeSeries/?$")
@@ -90,8 +95,9 @@ def error_reply(error: ApiError) -> Reply:
 class Api:
     """Maps a parsed request onto the store; raises ApiError for anything refused."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, jobs: JobStore) -> None:
         self.store = store
+        self.jobs = jobs
 
     def dispatch(self, method: str, path: str, query: Mapping[str, str], body: Any) -> Reply:
         """Route one API request."""
@@ -104,6 +110,9 @@ class Api:
         match = KNATIVE.match(path) or V1_RESOURCE.match(path)
         if match:
             return self._resource(method, match["ns"], match["kind"], match["name"], query, body)
+        match = RUN_V1.match(path)
+        if match:
+            return Reply(200, self._run_v1(method, match, query, body))
         raise ApiError(404, "NOT_FOUND", f"The requested URL {path} was not found on this server.")
 
     def _resource(
@@ -150,6 +159,42 @@ class Api:
         """services.replaceService."""
         service = _parse(body, "Service", "service")
         return self.store.replace_service(ns, name, service, _dry_run(query))
+
+    def _run_v1(
+        self, method: str, match: re.Match[str], query: Mapping[str, str], body: Any
+    ) -> dict[str, Any]:
+        """Jobs, executions and tasks (``apis/run.googleapis.com/v1``): the same strict parsing."""
+        ns, kind, name, verb = match["ns"], match["kind"], match["name"], match["verb"]
+        jobs = self.jobs
+        if verb is not None:
+            if method != "POST" or (kind, verb) not in (("jobs", "run"), ("executions", "cancel")):
+                raise ApiError(405, "UNIMPLEMENTED", f"Method {method} is not supported for {verb}.")
+            if verb == "run":
+                return jobs.run_job(ns, name, _parse(body, "RunJobRequest", ""))
+            _parse(body, "CancelExecutionRequest", "")
+            return jobs.cancel_execution(ns, name)
+        if method == "GET":
+            if name is None:
+                selector, token, limit = (
+                    query.get("labelSelector", ""),
+                    query.get("continue", ""),
+                    _limit(query),
+                )
+                lister = {
+                    "jobs": jobs.list_jobs,
+                    "executions": jobs.list_executions,
+                    "tasks": jobs.list_tasks,
+                }
+                return lister[kind](ns, selector, limit, token)
+            getter = {"jobs": jobs.get_job, "executions": jobs.get_execution, "tasks": jobs.get_task}
+            return getter[kind](ns, name)
+        if kind == "jobs" and method == "POST" and name is None:
+            return jobs.create_job(ns, _parse(body, "Job", "job"), _dry_run(query))
+        if kind == "jobs" and method == "PUT" and name is not None:
+            return jobs.replace_job(ns, name, _parse(body, "Job", "job"), _dry_run(query))
+        if method == "DELETE" and name is not None and kind in ("jobs", "executions"):
+            return jobs.delete_job(ns, name) if kind == "jobs" else jobs.delete_execution(ns, name)
+        raise ApiError(405, "UNIMPLEMENTED", f"Method {method} is not supported on this resource.")
 
     def _iam(self, method: str, match: re.Match[str], body: Any) -> Reply:
         """getIamPolicy (GET, or POST like the gRPC transcoding allows) and setIamPolicy (POST)."""
@@ -390,7 +435,8 @@ class Emulator:
     ) -> None:
         self.dataplane = DataPlane(ImageCatalogue(images), host=host, start_timeout=start_timeout)
         self.store = Store(self.dataplane, ready_delay=ready_delay)
-        self.api = Api(self.store)
+        self.jobs = JobStore(self.dataplane.images)
+        self.api = Api(self.store, self.jobs)
         self.faults = Faults()
         self.log = RequestLog()
         self._httpd = EmulatorHTTPServer((host, port), self)
@@ -432,6 +478,7 @@ class Emulator:
         for thread in self._threads:
             thread.join(timeout=5)
         self.store.close()
+        self.jobs.close()
         self.dataplane.close()
 
     def __enter__(self) -> Emulator:
