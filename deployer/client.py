@@ -27,6 +27,7 @@ T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 KNATIVE = "apis/serving.knative.dev/v1"
+RUN_V1 = "apis/run.googleapis.com/v1"  # jobs, executions, tasks
 _STOP_SLICE = 0.1  # seconds between should_stop checks while backing off
 _CANONICAL = {
     400: "INVALID_ARGUMENT",
@@ -352,6 +353,77 @@ class CloudRun:
             return verify()
 
         return self._write("POST", url, {"policy": policy}, verify=verify, on_conflict=on_conflict)
+
+    # ---- jobs and executions (apis/run.googleapis.com/v1) -----------------------------------
+
+    def _run_ns(self, kind: str, name: str | None = None) -> str:
+        url = f"{self.knative_base}/{RUN_V1}/namespaces/{self.project}/{kind}"
+        return f"{url}/{name}" if name else url
+
+    def get_job(self, name: str) -> dict[str, Any] | None:
+        """The job, or None if it does not exist."""
+        return self._get_or_none(self._run_ns("jobs", name))
+
+    def create_job(self, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """POST a new job; after an uncertain attempt, ALREADY_EXISTS with our spec is success."""
+        url = self._run_ns("jobs")
+        if dry_run:
+            return self._call("POST", url, body=body, params={"dryRun": "all"})
+        name = str(_dig(body, "metadata", "name") or "")
+
+        def on_conflict(err: Conflict) -> dict[str, Any] | None:
+            current = self._attempt_or_none(self._run_ns("jobs", name))
+            return current if current and _dig(current, "spec") == _dig(body, "spec") else None
+
+        return self._write("POST", url, body, verify=None, on_conflict=on_conflict)
+
+    def replace_job(self, name: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """PUT the whole job (``resourceVersion`` in the body makes a concurrent change a Conflict)."""
+        url = self._run_ns("jobs", name)
+        if dry_run:
+            return self._call("PUT", url, body=body, params={"dryRun": "all"})
+
+        def verify() -> dict[str, Any] | None:
+            current = self._attempt_or_none(url)
+            return current if current and _dig(current, "spec") == _dig(body, "spec") else None
+
+        return self._write("PUT", url, body, verify=verify, on_conflict=lambda err: verify())
+
+    def run_job(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST ``:run``: one new execution. An attempt whose answer was lost is checked against the job's
+        latest execution before it is repeated, so one call never starts two executions."""
+        job_url = self._run_ns("jobs", name)
+        before = _dig(self._call("GET", job_url), "status", "latestCreatedExecution", "name")
+
+        def verify() -> dict[str, Any] | None:
+            latest = _dig(self._attempt("GET", job_url), "status", "latestCreatedExecution", "name")
+            return (
+                self._attempt("GET", self._run_ns("executions", latest))
+                if latest and latest != before
+                else None
+            )
+
+        body = {"overrides": overrides} if overrides else {}
+        return self._write("POST", f"{job_url}:run", body, verify=verify, on_conflict=lambda err: None)
+
+    def get_execution(self, name: str) -> dict[str, Any]:
+        return self._call("GET", self._run_ns("executions", name))
+
+    def list_executions(self, job: str) -> list[dict[str, Any]]:
+        """The job's executions, newest first (one page: enough to find a run's own)."""
+        page = self._call(
+            "GET", self._run_ns("executions"), params={"labelSelector": f"run.googleapis.com/job={job}"}
+        )
+        return list(page.get("items") or [])
+
+    def list_tasks(self, execution: str) -> list[dict[str, Any]]:
+        """The tasks of one execution (their exit codes)."""
+        params = {"labelSelector": f"run.googleapis.com/execution={execution}"}
+        return list(self._call("GET", self._run_ns("tasks"), params=params).get("items") or [])
+
+    def cancel_execution(self, name: str) -> dict[str, Any]:
+        """POST ``:cancel`` (repeating it is harmless: a finished execution answers 400)."""
+        return self._call("POST", f"{self._run_ns('executions', name)}:cancel", body={})
 
     # ---- writes with uncertain outcomes -------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 import yaml
 
 from deployer.context import load_context
+from deployer.jobs.inputs import JOB_DEFAULTS, read_job_settings, read_jobs
 from deployer.parsers import (
     PROJECT_ID,
     PROJECT_NUMBER,
@@ -139,6 +140,7 @@ DEFAULTS: dict[str, str] = {
     "check_command": "",
     "check_webhook": "",
     "failure_threshold": "1",
+    **JOB_DEFAULTS,  # job, pre_job, post_job, post_job_failure, job_* (deployer.jobs.inputs)
 }
 
 
@@ -275,11 +277,21 @@ def _revision_name(text: str, service: str) -> str:
     return text
 
 
+def _image(inputs: _Inputs, mode: Mode) -> str | None:
+    """Required in mode deploy; in mode job the default of ``job_image``; unused otherwise."""
+    if mode is Mode.DEPLOY or (mode is Mode.JOB and inputs.raw("image")):
+        return inputs.get("image", parse_image, None)
+    return None
+
+
 def load(env: Mapping[str, str]) -> tuple[Config, RunContext]:
     """Parse and validate every input; raise ConfigError listing all problems."""
     inputs = _Inputs(env)
-    service = inputs.get("service", parse_service, "")
     mode = Mode(inputs.get("mode", choice([m.value for m in Mode]), "deploy"))
+    service = (
+        "" if mode is Mode.JOB and not inputs.raw("service") else inputs.get("service", parse_service, "")
+    )
+    job, pre_job, post_job, post_job_failure = read_jobs(inputs, mode)
     tag, suffix, rollback_to = _names(inputs, service)
     env_vars, secrets, labels = _pairs_inputs(inputs)
     strategy = choice([s.value for s in UpdateStrategy])
@@ -288,7 +300,7 @@ def load(env: Mapping[str, str]) -> tuple[Config, RunContext]:
         region=inputs.get("region", parse_region, "us-central1"),
         project_id=_project(inputs, env),
         mode=mode,
-        image=inputs.get("image", parse_image, None) if mode is Mode.DEPLOY else None,
+        image=_image(inputs, mode),
         tag=tag,
         suffix=suffix,
         steps=inputs.get("steps", parse_steps, (10, 50, 100)),
@@ -312,6 +324,11 @@ def load(env: Mapping[str, str]) -> tuple[Config, RunContext]:
         environment=inputs.get("environment", optional(free_text(255)), None),
         takeover=inputs.get("takeover", parse_bool, False),
         analysis=_analysis(inputs),
+        job=job,
+        pre_job=pre_job,
+        post_job=post_job,
+        post_job_failure=post_job_failure,
+        jobs=read_job_settings(inputs),
     )
     if inputs.problems:
         raise ConfigError(inputs.problems)

@@ -21,6 +21,7 @@ import requests
 from deployer import auth, github, inputs, rollout, settings, smoke
 from deployer.analysis import METRIC_LAG_SECONDS, Analysis
 from deployer.client import CloudRun, RetryPolicy
+from deployer.jobs.runner import JobRunner, rollout_hook, run_mode
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.state import RolloutState
 
@@ -82,23 +83,30 @@ def main(env: Mapping[str, str] | None = None) -> int:
         console.error(str(exc), title="Cloud Run credentials")
         return 1
     tracker = _tracker(config, ctx, console)
+    target = f"job {config.job}" if config.mode is settings.Mode.JOB else config.service
     if tracker is not None:
-        tracker.start(ctx.ref, ctx.sha, f"{config.mode} {config.service} in {config.region}")
-    hooks = rollout.Hooks(
-        smoke=_smoke_check(config, credentials, console, cancel.is_set),
-        cancelled=cancel.is_set,
-        rollback_api=_fast(api),
-        shield=cancel.shield,
-        checks=_analysis(config, api, console),
-    )
-    runner = rollout.Rollout(config, ctx, api, project, github.GitHubReporter(console), hooks)
-    result = runner.run()
+        tracker.start(ctx.ref, ctx.sha, f"{config.mode} {target} in {config.region}")
+    reporter = github.GitHubReporter(console)
+    job_runner = JobRunner(config, ctx, api, reporter, cancel_api=_fast(api), shield=cancel.shield)
+    if config.mode is settings.Mode.JOB:
+        result, unfinished = run_mode(config, job_runner, project), False
+    else:
+        hooks = rollout.Hooks(
+            smoke=_smoke_check(config, credentials, console, cancel.is_set),
+            cancelled=cancel.is_set,
+            rollback_api=_fast(api),
+            shield=cancel.shield,
+            checks=_analysis(config, api, console),
+            job=rollout_hook(job_runner, config),
+        )
+        runner = rollout.Rollout(config, ctx, api, project, reporter, hooks)
+        result = runner.run()
+        # A rollback that failed leaves our rollout recorded on the service: the post step must finish it.
+        unfinished = result.outcome is Outcome.FAILED and runner.state is not None
     if cancel.is_set():
         result.reason = f"cancelled ({cancel.signal_name}); {result.reason or ''}".rstrip("; ")
     _report(result, config, ctx, env, console, tracker)
-    # A rollback that failed leaves our rollout recorded on the service: the post step must finish it.
-    rollback_failed = result.outcome is Outcome.FAILED and runner.state is not None
-    github.save_state("finished", "false" if rollback_failed else "true", env.get("GITHUB_STATE"))
+    github.save_state("finished", "false" if unfinished else "true", env.get("GITHUB_STATE"))
     return 1 if cancel.is_set() else result.exit_code
 
 
@@ -114,6 +122,9 @@ def post(env: Mapping[str, str] | None = None) -> int:
         api, project, _ = _connect(config, console, lambda: False)
     except (inputs.ConfigError, auth.AuthError, ValueError):
         console.info("The main step never got as far as a valid configuration: nothing to clean up.")
+        return 0
+    if config.mode is settings.Mode.JOB:
+        console.info("Mode job changes no traffic: nothing to clean up.")
         return 0
     recorded = RolloutState.from_service(api.get_service(config.service))
     if recorded is None or (recorded.run_id, recorded.run_attempt) != (ctx.run_id, ctx.run_attempt):

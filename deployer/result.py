@@ -16,6 +16,7 @@ class Outcome(enum.StrEnum):
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
     PLANNED = "planned"  # dry run
+    EXECUTED = "executed"  # mode job: the job's execution succeeded
 
 
 @dataclass
@@ -43,6 +44,31 @@ class TrafficChange:
 
 
 @dataclass
+class JobRun:
+    """One execution of a Cloud Run job (``pre``, ``post``, or mode ``job``), as the summary shows it."""
+
+    when: str  # pre | post | job
+    job: str
+    execution: str = ""
+    result: str = "pending"  # succeeded | failed | cancelled | timed_out | error | planned
+    console_url: str = ""
+    log_url: str = ""
+    tasks: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    retried: int = 0
+    exit_codes: dict[int, int] = field(default_factory=dict)  # task index -> exit code, failed tasks
+    duration: float = 0.0
+    message: str = ""
+    fails_step: bool = False  # a failure that fails the step without a rollback (post_job_failure: fail)
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("succeeded", "planned")
+
+
+@dataclass
 class RolloutResult:
     outcome: Outcome
     mode: str
@@ -61,10 +87,13 @@ class RolloutResult:
     reason: str | None = None  # why it failed or was rolled back
     plan: list[Traffic] = field(default_factory=list)  # dry run: the traffic at each step
     template_diff: list[str] = field(default_factory=list)  # dry run: unified diff lines
+    jobs: list[JobRun] = field(default_factory=list)  # Cloud Run job executions of this run
 
     @property
     def exit_code(self) -> int:
-        ok = {Outcome.PROMOTED, Outcome.PAUSED, Outcome.DEPLOYED, Outcome.PLANNED}
+        if any(job.fails_step for job in self.jobs):
+            return 1
+        ok = {Outcome.PROMOTED, Outcome.PAUSED, Outcome.DEPLOYED, Outcome.PLANNED, Outcome.EXECUTED}
         if self.outcome in ok or (self.outcome is Outcome.ROLLED_BACK and self.mode == "rollback"):
             return 0
         return 1
@@ -106,7 +135,10 @@ class Reporter(Protocol):
 
 
 def is_failure(result: RolloutResult) -> bool:
-    """Failed, or rolled back by a deploy (a rollback in mode rollback is what was asked for)."""
-    return result.outcome is Outcome.FAILED or (
-        result.outcome is Outcome.ROLLED_BACK and result.mode != "rollback"
+    """Failed, rolled back by a deploy (a rollback in mode rollback is what was asked for), or a job
+    failure that fails the step."""
+    return (
+        result.outcome is Outcome.FAILED
+        or (result.outcome is Outcome.ROLLED_BACK and result.mode != "rollback")
+        or any(job.fails_step for job in result.jobs)
     )

@@ -59,6 +59,9 @@ class Hooks:
     cancelled: Callable[[], bool] = lambda: False
     rollback_api: CloudRun | None = None  # short timeouts for the way back
     shield: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext  # no cancel inside
+    job: Callable[[str, RolloutResult], str] = lambda when, result: (
+        ""
+    )  # pre/post Cloud Run job (deployer.jobs)
 
 
 class Rollout:
@@ -119,6 +122,9 @@ class Rollout:
                 self._set_public(self.config.allow_unauthenticated)
         with self._phase("smoke") as phase:
             phase.detail = self._smoke(svc)
+        if self.config.pre_job:  # before any traffic moves: its failure puts the traffic back as it was
+            with self._phase("pre job") as phase:
+                phase.detail = self.hooks.job("pre", self.result)
         if self.state is None:  # a new service: its first revision already serves everything
             self._promote_write(svc)
             return
@@ -365,6 +371,9 @@ class Rollout:
 
     def _promote_write(self, svc: Obj) -> None:
         """Mark the candidate stable and forget the rollout: from here a failure is no longer ours to undo."""
+        if self.config.post_job:  # it serves 100 % but the rollout is still recorded: a failure can undo it
+            with self._phase("post job") as phase:
+                phase.detail = self.hooks.job("post", self.result)
         with self._phase("promote") as phase:
             candidate = self.result.revision or ""
             annotations: dict[str, str | None] = {

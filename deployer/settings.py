@@ -16,6 +16,15 @@ class Mode(enum.StrEnum):
     DEPLOY = "deploy"
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    JOB = "job"  # create or update a Cloud Run job and execute it, no service involved
+
+
+class JobFailurePolicy(enum.StrEnum):
+    """What a failed ``post_job`` does to a rollout that already serves 100 %."""
+
+    ROLLBACK = "rollback"
+    FAIL = "fail"
+    WARN = "warn"
 
 
 class SmokeAuth(enum.StrEnum):
@@ -93,6 +102,25 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    """A Cloud Run job and how to execute it (``job_*`` inputs); ``None`` keeps what the job has."""
+
+    image: str | None = None  # None: the deploy's image (or the deployed revision's)
+    command: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
+    env_vars: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, SecretRef] = field(default_factory=dict)
+    tasks: int | None = None
+    parallelism: int | None = None
+    task_timeout: int | None = None  # seconds
+    max_retries: int | None = None
+    service_account: str | None = None
+    args_override: tuple[str, ...] | None = None  # this execution only
+    env_override: Mapping[str, str] = field(default_factory=dict)  # this execution only
+    wait_timeout: float = 3600.0  # how long one execution may take before we cancel it
+
+
+@dataclass(frozen=True)
 class Config:
     service: str
     region: str = "us-central1"
@@ -122,6 +150,11 @@ class Config:
     environment: str | None = None
     takeover: bool = False  # take over (undo) another run's unfinished rollout
     analysis: AnalysisSettings = AnalysisSettings()
+    job: str | None = None  # mode job: the job to create/update and execute
+    pre_job: str | None = None  # executed before any traffic moves
+    post_job: str | None = None  # executed once the new revision serves 100 %
+    post_job_failure: JobFailurePolicy = JobFailurePolicy.ROLLBACK
+    jobs: JobSettings = JobSettings()
 
 
 @dataclass(frozen=True)

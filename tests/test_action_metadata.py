@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from deployer import inputs
+from deployer.jobs.inputs import JOB_DEFAULTS
 from tests import harness
 
 CONTRACT = harness.ROOT.parent / "shared" / "docs" / "contract.md"
 
 OUTPUTS = {"url", "tag_url", "revision", "previous_revision", "result", "traffic"}
+JOB_OUTPUTS = {"job_execution", "job_result", "job_log_url"}
 
 # Inputs beyond the contract's table (canary analysis, labels, takeover).
 EXTRA_INPUTS = {
@@ -26,6 +28,7 @@ EXTRA_INPUTS = {
     "check_command",
     "check_webhook",
     "failure_threshold",
+    *JOB_DEFAULTS,  # Cloud Run jobs around the rollout (issue 15)
 }
 
 
@@ -68,7 +71,7 @@ def test_only_service_is_marked_required() -> None:
 
 def test_outputs_are_the_contract_outputs() -> None:
     outputs = harness.action_metadata()["outputs"]
-    assert set(outputs) == OUTPUTS
+    assert set(outputs) == OUTPUTS | JOB_OUTPUTS
     for name, spec in outputs.items():
         assert spec.get("description", "").strip(), name
 

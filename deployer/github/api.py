@@ -185,10 +185,21 @@ def deployment_status_for(result: RolloutResult, pull_request: bool) -> tuple[st
     """(state, description, environment_url) of the final deployment status for a result."""
     outcome = result.outcome
     revision = result.revision or "?"
+    jobs = "".join(f"; {job.when} job {job.job}: {job.result.replace('_', ' ')}" for job in result.jobs)
+    if any(job.fails_step for job in result.jobs):
+        return (
+            "failure",
+            truncate(f"{outcome.value}: {revision}, but {result.reason or jobs}", DESCRIPTION_LIMIT),
+            None,
+        )
+    if outcome is Outcome.EXECUTED:
+        job = result.jobs[-1] if result.jobs else None
+        text = f"job {job.job}: execution {job.execution} succeeded" if job else "job executed"
+        return "success", truncate(text, DESCRIPTION_LIMIT), None
     if outcome in (Outcome.PROMOTED, Outcome.PAUSED, Outcome.DEPLOYED):
         preview = pull_request or outcome is Outcome.DEPLOYED
         url = (result.tag_url or result.url) if preview else (result.url or result.tag_url)
-        return "success", f"{outcome.value}: {revision}", url
+        return "success", truncate(f"{outcome.value}: {revision}{jobs}", DESCRIPTION_LIMIT), url
     if outcome is Outcome.PLANNED:
         return "inactive", "dry run: nothing was deployed", None
     if outcome is Outcome.ROLLED_BACK:

@@ -55,6 +55,19 @@ def outputs_for(result: RolloutResult) -> dict[str, str]:
         "previous_revision": result.previous_revision or "",
         "result": str(result.outcome.value),
         "traffic": traffic_json(result.traffic_after),
+        **job_outputs(result),
+    }
+
+
+def job_outputs(result: RolloutResult) -> dict[str, str]:
+    """The last job execution of the run (the post job when there are two)."""
+    last = next((job for job in reversed(result.jobs) if job.execution), None)
+    if last is None:
+        last = result.jobs[-1] if result.jobs else None
+    return {
+        "job_execution": last.execution if last else "",
+        "job_result": last.result if last else "",
+        "job_log_url": (last.log_url or last.console_url) if last else "",
     }
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from deployer.github.files import SUMMARY_BUDGET
 from deployer.github.text import PHASE_MARK, cap_bytes, one_line, truncate
-from deployer.result import Outcome, Phase, RolloutResult, is_failure
+from deployer.result import JobRun, Outcome, Phase, RolloutResult, is_failure
 from deployer.settings import Config
 from deployer.traffic import Target, Traffic
 
@@ -84,10 +84,12 @@ def render_summary(result: RolloutResult, config: Config | None = None) -> str:
         f"## Cloud Run rollout: {result.outcome.value.replace('_', ' ')}",
         _deployed_section(result, config),
     ]
-    if result.outcome in _FAILED and result.reason:
+    if (result.outcome in _FAILED or is_failure(result)) and result.reason:
         parts.append(f"**Reason:** {md_text(result.reason, 2000)}")
     if result.phases:
         parts.append("### Phases\n\n" + _phases_table(result.phases))
+    if result.jobs:
+        parts.append("### Cloud Run jobs\n\n" + _jobs_table(result.jobs))
     parts.append(_traffic_section("Traffic before", result.traffic_before))
     parts.append(_traffic_section("Traffic after", result.traffic_after))
     if result.history:
@@ -100,7 +102,17 @@ def render_summary(result: RolloutResult, config: Config | None = None) -> str:
 
 
 def _deployed_section(result: RolloutResult, config: Config | None) -> str:
-    rows: list[tuple[str, str]] = [
+    if result.mode == "job":
+        job = result.jobs[0] if result.jobs else None
+        rows: list[tuple[str, str]] = [
+            ("Job", md_code(job.job if job else None)),
+            ("Region", md_code(result.region)),
+            ("Project", md_code(result.project)),
+            ("Image", md_code(result.image, 300)),
+            ("Execution", md_code(job.execution if job else None)),
+        ]
+        return "\n".join(f"- **{name}:** {value}" for name, value in rows)
+    rows = [
         ("Service", md_code(result.service)),
         ("Region", md_code(result.region)),
         ("Project", md_code(result.project)),
@@ -131,6 +143,33 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _phases_table(phases: Sequence[Phase]) -> str:
     rows = [(_cell(p.name, 80), f"{p.duration:.1f}", PHASE_MARK[p.ok], _cell(p.detail, 300)) for p in phases]
     return _table(("Phase", "Duration (s)", "Result", "Detail"), rows)
+
+
+def _jobs_table(jobs: Sequence[JobRun]) -> str:
+    rows = []
+    for job in jobs:
+        tasks = f"{job.succeeded}/{job.tasks} ok" + (f", {job.failed} failed" if job.failed else "")
+        tasks += f", {job.retried} retried" if job.retried else ""
+        codes = ", ".join(f"task {i}: {c}" for i, c in job.exit_codes.items()) or "—"
+        links = " ".join(
+            md_link(url, label, table=True)
+            for url, label in ((job.console_url, "console"), (job.log_url, "logs"))
+            if url
+        )
+        rows.append(
+            (
+                _cell(job.when, 10),
+                md_code(job.job, table=True),
+                md_code(job.execution, table=True),
+                _cell(job.result.replace("_", " "), 40),
+                _cell(tasks if job.tasks else "—", 80),
+                _cell(codes, 200),
+                f"{job.duration:.1f}",
+                links or "—",
+            )
+        )
+    header = ("When", "Job", "Execution", "Result", "Tasks", "Exit codes", "Duration (s)", "Links")
+    return _table(header, rows)
 
 
 def _revision_label(target: Target) -> str:
