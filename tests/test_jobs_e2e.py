@@ -126,7 +126,11 @@ def test_failing_pre_job_leaves_traffic_untouched_and_names_the_exit_code(
     before = routing(api.service(SERVICE))
     result = harness.run(
         rollout_inputs(
-            emulator, project, pre_job="migrate", job_command='["/bin/sh", "-c", "exit 3"]', job_max_retries="1"
+            emulator,
+            project,
+            pre_job="migrate",
+            job_command='["/bin/sh", "-c", "exit 3"]',
+            job_max_retries="1",
         ),
         tmp_path=tmp_path,
     )
@@ -141,17 +145,26 @@ def test_failing_pre_job_leaves_traffic_untouched_and_names_the_exit_code(
     for r in emulator.requests():
         if r["method"] == "PUT" and f"/namespaces/{project}/services/" in r["path"]:
             assert all(
-                t.get("percent", 0) == 0 for t in r["body"]["spec"]["traffic"] if t.get("revisionName") == "shop-v2"
+                t.get("percent", 0) == 0
+                for t in r["body"]["spec"]["traffic"]
+                if t.get("revisionName") == "shop-v2"
             )
     assert result.outputs["job_result"] == "failed"
     executions = Jobs(emulator.url, project).executions("migrate")
     assert len(executions) == 1 and executions[0]["status"]["retriedCount"] == 1
 
 
-def test_failing_post_job_rolls_back_when_configured(emulator: Emulator, project: str, tmp_path: Path) -> None:
+def test_failing_post_job_rolls_back_when_configured(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
     api = Api(emulator.url, project)
     api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
-    failing = {"post_job": "e2e", "job_image": "sample/job", "job_env_vars": "FAIL_RATE=1", "job_max_retries": "0"}
+    failing = {
+        "post_job": "e2e",
+        "job_image": "sample/job",
+        "job_env_vars": "FAIL_RATE=1",
+        "job_max_retries": "0",
+    }
     result = harness.run(rollout_inputs(emulator, project, **failing), tmp_path=tmp_path / "rb")
     assert result.returncode != 0
     assert result.outputs["result"] == "rolled_back"
@@ -159,7 +172,9 @@ def test_failing_post_job_rolls_back_when_configured(emulator: Emulator, project
     assert [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p] == [(f"{SERVICE}-v1", 100)]
 
     kept = harness.run(
-        rollout_inputs(emulator, project, post_job_failure="fail", suffix="v3", image="sample/hello:v3", **failing),
+        rollout_inputs(
+            emulator, project, post_job_failure="fail", suffix="v3", image="sample/hello:v3", **failing
+        ),
         tmp_path=tmp_path / "fail",
     )
     assert kept.returncode != 0
@@ -167,11 +182,15 @@ def test_failing_post_job_rolls_back_when_configured(emulator: Emulator, project
     assert [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p] == [(f"{SERVICE}-v3", 100)]
 
 
-def test_cancel_during_pre_job_cancels_the_execution(emulator: Emulator, project: str, tmp_path: Path) -> None:
+def test_cancel_during_pre_job_cancels_the_execution(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
     api = Api(emulator.url, project)
     api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
     before = [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p]
-    inputs = rollout_inputs(emulator, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=60000")
+    inputs = rollout_inputs(
+        emulator, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=60000"
+    )
     with harness.start(inputs, tmp_path=tmp_path) as running:
         running.wait_for_output(r"Execution migrate-\w+ of job migrate started", timeout=60)
         signalled = time.monotonic()
@@ -179,7 +198,9 @@ def test_cancel_during_pre_job_cancels_the_execution(emulator: Emulator, project
         result = running.wait(timeout=30)
     elapsed = time.monotonic() - signalled
     assert result.returncode != 0 and elapsed < 7.5, (elapsed, result.log)
-    cancels = [r for r in emulator.requests() if r["path"].endswith(":cancel") and f"/{project}/" in r["path"]]
+    cancels = [
+        r for r in emulator.requests() if r["path"].endswith(":cancel") and f"/{project}/" in r["path"]
+    ]
     assert len(cancels) == 1 and cancels[0]["status"] == 200
     execution = Jobs(emulator.url, project).executions("migrate")[0]
     deadline = time.monotonic() + 5

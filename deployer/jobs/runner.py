@@ -19,7 +19,7 @@ from deployer.result import JobRun, Outcome, Phase, Reporter, RolloutResult
 from deployer.rollout import RolloutFailed
 from deployer.settings import Config, JobFailurePolicy, RunContext
 
-POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.25, 1.5, 2.0
+POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.25, 1.5, 1.0
 PROGRESS_MIN, PROGRESS_MAX = (
     3.0,
     15.0,
