@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from deployer import client as client_mod
+from deployer import retry as retry_mod
 from deployer.client import (
     ApiError,
     Cancelled,
@@ -135,7 +135,7 @@ def server() -> Iterator[ScriptedServer]:
 @pytest.fixture(autouse=True)
 def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Full jitter made deterministic: always the cap."""
-    monkeypatch.setattr(client_mod.random, "uniform", lambda lo, hi: hi)
+    monkeypatch.setattr(retry_mod.random, "uniform", lambda lo, hi: hi)
 
 
 def make(server: ScriptedServer, **kw: Any) -> tuple[CloudRun, list[float], list[str]]:
