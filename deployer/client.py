@@ -35,7 +35,15 @@ T = TypeVar("T")
 
 DEFAULT_POLICY = RetryPolicy()
 KNATIVE = "apis/serving.knative.dev/v1"
-_CANONICAL = {
+# HTTP status -> canonical error code, for error answers without a Google error body. From the
+# "HTTP Mapping" of each code in google/rpc/code.proto (also the table in AIP-193 and in
+# cloud.google.com/apis/design/errors), taking for a status shared by several codes the generic one
+# (400 INVALID_ARGUMENT, 409 ABORTED, 500 INTERNAL). Two statuses code.proto does not map: 412 is
+# FAILED_PRECONDITION (what a failed If-Match means) and 502 is UNAVAILABLE (gRPC's
+# doc/http-grpc-status-mapping.md). The emulator (cloudrun_emulator/server.py) keeps an identical copy
+# because neither product may import the other and the action image ships only deployer/;
+# tests/test_client.py asserts the two are equal.
+CANONICAL_CODES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
@@ -43,6 +51,7 @@ _CANONICAL = {
     409: "ABORTED",
     412: "FAILED_PRECONDITION",
     429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
     500: "INTERNAL",
     501: "UNIMPLEMENTED",
     502: "UNAVAILABLE",
@@ -104,7 +113,7 @@ def _short(url: str) -> str:
 def error_from_response(resp: requests.Response, method: str = "", url: str = "") -> ApiError:
     """Build the right ApiError subclass from a Google (or Kubernetes Status) error body."""
     status = resp.status_code
-    reason, message = _CANONICAL.get(status, resp.reason or "ERROR"), ""
+    reason, message = CANONICAL_CODES.get(status, resp.reason or "ERROR"), ""
     violations: list[dict[str, Any]] = []
     try:
         payload = resp.json()
@@ -458,6 +467,7 @@ def _describe(error: ApiError) -> str:
 
 
 __all__ = [
+    "CANONICAL_CODES",
     "ApiError",
     "Cancelled",
     "CloudRun",
