@@ -7,7 +7,6 @@ input is reported in full (every problem, each naming its input) before any API 
 from __future__ import annotations
 
 import enum
-import ipaddress
 import itertools
 import json
 import re
@@ -19,6 +18,8 @@ from typing import Any, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 import yaml
+
+from deployer.loopback import is_loopback_host
 
 
 class Mode(enum.StrEnum):
@@ -601,22 +602,16 @@ def parse_vpc_connector(text: str) -> str:
 # URLs
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def parse_endpoint(text: str) -> str:
     """Base URL override; plain http only to loopback (an emulator) so tokens never cross the network."""
-    hint = "use an https URL such as https://run.example.com (http only for 127.0.0.1, localhost or ::1)"
+    hint = (
+        "use an https URL such as https://run.example.com "
+        "(http only for loopback: 127.0.0.1, ::1, localhost, *.localhost)"
+    )
     parts = _split_url(text, hint)
     if parts.query or parts.fragment or text.endswith(("?", "#")):
         raise _Invalid(f"{_show(text)} has a query or fragment; {hint}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         raise _Invalid(f"{_show(text)} uses plain http for a host that is not loopback; {hint}")
     return text.rstrip("/")
 

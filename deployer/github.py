@@ -69,17 +69,6 @@ def split_lines(text: str) -> list[str]:
     return text.splitlines() or [""]
 
 
-def escape_property(value: str) -> str:
-    """Escape a command property (``title=...``): data escapes plus ``:`` and ``,``."""
-    return (
-        value.replace("%", "%25")
-        .replace("\r", "%0D")
-        .replace("\n", "%0A")
-        .replace(":", "%3A")
-        .replace(",", "%2C")
-    )
-
-
 class Console:
     """Writes log lines and workflow commands to a stream, with every untrusted string neutralised.
 
@@ -140,9 +129,6 @@ class Console:
             return
         # The runner trims the property list, so trailing spaces of a title would be lost anyway.
         self._command(kind, str(text), {"title": (title or "").strip()})
-
-    def annotation_count(self, kind: str) -> int:
-        return self._counts[kind]
 
     def mask(self, secret: str | None) -> None:
         """Tell the runner to mask ``secret`` (and each of its lines) before it is ever used."""

@@ -7,7 +7,7 @@ import copy
 import difflib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import yaml
@@ -27,7 +27,9 @@ IMMUTABLE_PREFIX = "serving.knative.dev/"
 
 
 @dataclass(frozen=True)
-class Condition:
+class StatusCondition:
+    """One condition of a Knative object's ``status`` as the action reads it (Ready, RoutesReady...)."""
+
     type: str
     status: str = "Unknown"  # True | False | Unknown
     reason: str = ""
@@ -40,12 +42,14 @@ class Condition:
         return text + (f": {self.message}" if self.message else "")
 
 
-def condition(obj: Obj | None, kind: str) -> Condition:
+def condition(obj: Obj | None, kind: str) -> StatusCondition:
     """The condition ``kind`` of an object's status (Unknown when absent)."""
     for c in ((obj or {}).get("status") or {}).get("conditions") or []:
         if c.get("type") == kind:
-            return Condition(kind, c.get("status", "Unknown"), c.get("reason", ""), c.get("message", ""))
-    return Condition(kind)
+            return StatusCondition(
+                kind, c.get("status", "Unknown"), c.get("reason", ""), c.get("message", "")
+            )
+    return StatusCondition(kind)
 
 
 def is_fresh(service: Obj, generation: int) -> bool:
@@ -271,7 +275,6 @@ class RolloutState:
     image: str = ""
     previous_revision: str = ""
     started: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_traffic(self) -> Traffic:
