@@ -365,16 +365,12 @@ class CloudRun:
         return self._retry(method, url, lambda: self._attempt(method, url, body=body, params=params))
 
     def _get_or_none(self, url: str) -> dict[str, Any] | None:
-        try:
-            return self._call("GET", url)
-        except NotFound:
-            return None
+        """GET under the retry policy; None for 404."""
+        return _none_if_missing(lambda: self._call("GET", url))
 
     def _attempt_or_none(self, url: str) -> dict[str, Any] | None:
-        try:
-            return self._attempt("GET", url)
-        except NotFound:
-            return None
+        """One GET attempt (for verifying a write inside the retry loop); None for 404."""
+        return _none_if_missing(lambda: self._attempt("GET", url))
 
     def _retry(self, method: str, url: str, attempt: Callable[[], T]) -> T:
         """Run ``attempt`` until it succeeds, fails for good, or the policy's budget runs out."""
@@ -447,6 +443,13 @@ class _WriteState:
     def mark(self) -> None:
         self.uncertain = True
         self.ever_uncertain = True
+
+
+def _none_if_missing(get: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    try:
+        return get()
+    except NotFound:
+        return None
 
 
 def _refused(exc: Exception) -> bool:
