@@ -23,9 +23,9 @@ from typing import Any
 
 import requests
 
-from deployer.config import AnalysisSettings
 from deployer.result import StepInfo, Verdict
 from deployer.retry import RETRYABLE_STATUSES, Retrier, Retry, RetryPolicy, never, parse_retry_after
+from deployer.settings import AnalysisSettings
 
 MONITORING_ENDPOINT = "https://monitoring.googleapis.com"
 REQUEST_COUNT = "run.googleapis.com/request_count"

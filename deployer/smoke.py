@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import requests
 
-from deployer.config import SmokeAuth, SmokeSettings
 from deployer.retry import UNLIMITED, Retrier, Retry, RetryPolicy, never
+from deployer.settings import SmokeAuth, SmokeSettings
 
 FIRST_DELAY = 0.5
 MAX_DELAY = 5.0

@@ -21,9 +21,9 @@ from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.monitoring import format_timestamp, parse_timestamp, time_series
 from deployer import analysis
 from deployer.analysis import Analysis
-from deployer.config import AnalysisSettings
 from deployer.result import StepInfo, Verdict
 from deployer.retry import Cancelled
+from deployer.settings import AnalysisSettings
 
 T0 = 1_700_000_000.0
 COUNT = "run.googleapis.com/request_count"
