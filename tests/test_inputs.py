@@ -456,6 +456,7 @@ def test_endpoints() -> None:
     assert loaded.api_endpoint == "http://127.0.0.1:8123"
     assert loaded.monitoring_endpoint == "https://mon.example.com/v"
     assert cfg(api_endpoint="http://localhost:1").api_endpoint == "http://localhost:1"
+    assert cfg(api_endpoint="http://run.localhost:1").api_endpoint == "http://run.localhost:1"  # as auth
     assert cfg(api_endpoint="http://[::1]:9").api_endpoint == "http://[::1]:9"
 
 
