@@ -27,7 +27,7 @@ from cloudrun_emulator.faults import FaultRule, Faults, RequestLog
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.monitoring import time_series
 from cloudrun_emulator.schema import SchemaError, Violation, validate
-from cloudrun_emulator.store import ApiError, Store, invalid, locations
+from cloudrun_emulator.store import ApiError, Store, invalid, locations, prune
 
 RECONCILE_SECONDS = 0.05
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -58,7 +58,7 @@ V1_RESOURCE = re.compile(
     r"(?P<kind>services|revisions|routes|configurations)(?:/(?P<name>[^/:]+))?/?$"
 )
 IAM = re.compile(
-    r"^/v1/projects/(?P<ns>[^/]+)/locations/[^/]+/services/(?P<name>[^/:]+):(?P<verb>getIamPolicy|setIamPolicy)$"
+    r"^/v1/projects/(?P<ns>[^/]+)/locations/[^/]+/services/(?P<name>[^/:]+):(?P<verb>getIamPolicy|setIamPolicy|testIamPermissions)$"
 )
 LOCATIONS = re.compile(r"^/v1/projects/(?P<ns>[^/]+)/locations/?$")
 
@@ -152,13 +152,35 @@ class Api:
         return self.store.replace_service(ns, name, service, _dry_run(query))
 
     def _iam(self, method: str, match: re.Match[str], body: Any) -> Reply:
-        """getIamPolicy (GET, or POST like the gRPC transcoding allows) and setIamPolicy (POST)."""
+        """getIamPolicy (GET, or POST like the gRPC transcoding allows), setIamPolicy, testIamPermissions."""
         ns, name = match["ns"], match["name"]
         if match["verb"] == "getIamPolicy" and method in ("GET", "POST"):
             return Reply(200, self.store.get_iam_policy(ns, name))
         if match["verb"] == "setIamPolicy" and method == "POST":
             return Reply(200, self.store.set_iam_policy(ns, name, _parse(body, "SetIamPolicyRequest", "")))
+        if match["verb"] == "testIamPermissions" and method == "POST":
+            request = _parse(body, "TestIamPermissionsRequest", "")
+            return Reply(200, test_iam_permissions(request.get("permissions", [])))
         raise ApiError(405, "UNIMPLEMENTED", f"Method {method} is not supported for {match['verb']}.")
+
+
+def test_iam_permissions(permissions: list[str]) -> dict[str, Any]:
+    """testIamPermissions: the subset of ``permissions`` the caller holds.
+
+    Follows https://cloud.google.com/run/docs/reference/rest/v1/projects.locations.services/testIamPermissions
+    and IAM's TestIamPermissionsRequest (https://cloud.google.com/iam/docs/reference/rest/v1/TestIamPermissionsRequest):
+    wildcards are refused. The emulator does not enforce IAM, so the caller holds every permission;
+    like Cloud Run it answers for a service that does not exist yet (``gcloud run deploy`` asks
+    before creating one, to decide whether to offer ``--allow-unauthenticated``).
+    """
+    wild = [
+        Violation("permissions", f"Permissions with wildcards (*) are not allowed: {p}")
+        for p in permissions
+        if "*" in p
+    ]
+    if wild:
+        raise invalid(wild)
+    return prune({"permissions": list(dict.fromkeys(permissions))})
 
 
 def _parse(body: Any, schema: str, root: str) -> dict[str, Any]:
