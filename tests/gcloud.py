@@ -99,6 +99,8 @@ class Gcloud:
         env.update(
             {
                 "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": self.endpoint,
+                # `run services replace` asks Cloud Resource Manager for the project number.
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": self.endpoint,
                 "CLOUDSDK_CONFIG": str(self.config),
                 "CLOUDSDK_AUTH_ACCESS_TOKEN": "emulator-token",
                 "CLOUDSDK_CORE_PROJECT": self.project,
@@ -117,7 +119,9 @@ class Gcloud:
         """Run ``gcloud ARGS`` (adding ``--format json`` unless a format is given); never raises."""
         argv = list(args)
         if not any(a == "--format" or a.startswith("--format=") for a in argv):
-            argv += ["--format", "json"]
+            # Flags after --container belong to that container: put ours before the first one.
+            at = next((i for i, a in enumerate(argv) if a.split("=")[0] == "--container"), len(argv))
+            argv[at:at] = ["--format", "json"]
         command = ["unshare", "-m", "sh", "-c", IN_NAMESPACE, str(self.hosts), *argv]
         done = subprocess.run(
             command, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
