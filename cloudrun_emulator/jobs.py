@@ -34,7 +34,7 @@ from cloudrun_emulator.schema import DNS1035, MAX_NAME, Violation, _check_env
 from cloudrun_emulator.store import (
     PRINCIPAL,
     ApiError,
-    Condition,
+    StoredCondition,
     invalid,
     not_found,
     now_iso,
@@ -74,7 +74,7 @@ class Job:
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: str = field(default_factory=now_iso)
     resource_version: str = ""
-    ready: Condition = field(default_factory=lambda: Condition("Ready"))
+    ready: StoredCondition = field(default_factory=lambda: StoredCondition("Ready"))
     execution_count: int = 0
     latest: str | None = None  # name of the latest execution
 
@@ -112,8 +112,10 @@ class Execution:
     completed: str | None = None
     resource_version: str = ""
     cancel: threading.Event = field(default_factory=threading.Event)
-    conditions: dict[str, Condition] = field(
-        default_factory=lambda: {t: Condition(t) for t in ("Completed", "ResourcesAvailable", "Started")}
+    conditions: dict[str, StoredCondition] = field(
+        default_factory=lambda: {
+            t: StoredCondition(t) for t in ("Completed", "ResourcesAvailable", "Started")
+        }
     )
 
     @property
@@ -641,7 +643,7 @@ class JobStore:
             EXECUTION_LABEL: execution.name,
             TASK_INDEX_LABEL: str(task.index),
         }
-        completed = Condition("Completed")
+        completed = StoredCondition("Completed")
         if task.state == "succeeded":
             completed.set("True", None, task.message)
         elif task.state in ("failed", "cancelled"):

@@ -110,8 +110,8 @@ def test_mode_job_creates_updates_and_executes_with_overrides(
     assert job["metadata"]["generation"] == 2
     assert job["spec"]["template"]["spec"]["taskCount"] == 3
     assert "args" not in job["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]  # run only
-    assert (out / "task2").read_text().split() == ["migrate", second.outputs["job_execution"], "2/3", "0", "two",
-                                                    "--dry-run", "now"]  # fmt: skip
+    expected = ["migrate", second.outputs["job_execution"], "2/3", "0", "two", "--dry-run", "now"]
+    assert (out / "task2").read_text().split() == expected
     ran = Jobs(emulator.url, project).execution(second.outputs["job_execution"])
     assert ran["spec"]["parallelism"] == 1 and ran["status"]["succeededCount"] == 3
     assert condition(ran, "Completed")["status"] == "True"
