@@ -32,6 +32,8 @@ from cloudrun_emulator.dataplane import _base_env
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.schema import DNS1035, MAX_NAME, Violation, _check_env
 from cloudrun_emulator.store import (
+    DEFAULT_REGION,
+    LOCATION_LABEL,
     PRINCIPAL,
     ApiError,
     StoredCondition,
@@ -77,6 +79,7 @@ class Job:
     ready: StoredCondition = field(default_factory=lambda: StoredCondition("Ready"))
     execution_count: int = 0
     latest: str | None = None  # name of the latest execution
+    region: str = DEFAULT_REGION
 
 
 @dataclass
@@ -247,8 +250,10 @@ class JobStore:
 
     # ---- jobs ----------------------------------------------------------------------------
 
-    def create_job(self, ns: str, body: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-        """jobs.create."""
+    def create_job(
+        self, ns: str, body: dict[str, Any], dry_run: bool, region: str = DEFAULT_REGION
+    ) -> dict[str, Any]:
+        """jobs.create, in ``region`` (the regional endpoint the request came to)."""
         meta = body.get("metadata", {})
         name = meta.get("name", "")
         with self.lock:
@@ -257,7 +262,7 @@ class JobStore:
                 raise invalid(problems)
             if (ns, name) in self.jobs:
                 raise ApiError(409, "ALREADY_EXISTS", f"Resource '{name}' already exists.")
-            job = Job(ns, name, {}, {}, {}, seq=self._next())
+            job = Job(ns, name, {}, {}, {}, seq=self._next(), region=region)
             self._apply(job, body)
             if not dry_run:
                 self.jobs[(ns, name)] = job
@@ -293,7 +298,7 @@ class JobStore:
     def _apply(self, job: Job, body: dict[str, Any]) -> None:
         """Take the user's metadata and spec, fill Cloud Run's defaults, decide readiness."""
         meta = body.get("metadata", {})
-        job.labels = dict(meta.get("labels", {}))
+        job.labels = {**meta.get("labels", {}), LOCATION_LABEL: job.region}
         job.annotations = {**meta.get("annotations", {}), CREATOR: PRINCIPAL, LAST_MODIFIER: PRINCIPAL}
         job.spec = default_job_spec(body.get("spec", {}))
         job.resource_version = self._version()
@@ -348,7 +353,7 @@ class JobStore:
             suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
             exe_name = f"{name}-{suffix}"
             meta = job.spec["template"].get("metadata", {})
-            labels = {**job.labels, **meta.get("labels", {}), JOB_LABEL: name}
+            labels = {**job.labels, **meta.get("labels", {}), JOB_LABEL: name, LOCATION_LABEL: job.region}
             log_dir = self._log_dir / ns / exe_name
             log_dir.mkdir(parents=True, exist_ok=True)
             execution = Execution(

@@ -147,7 +147,7 @@ class Api:
             return self._resource(method, match["ns"], match["kind"], match["name"], query, body, region)
         match = RUN_V1.match(path)
         if match:
-            return Reply(200, self._run_v1(method, match, query, body))
+            return Reply(200, self._run_v1(method, match, query, body, region))
         raise ApiError(404, "NOT_FOUND", f"The requested URL {path} was not found on this server.")
 
     def _resource(
@@ -203,7 +203,7 @@ class Api:
         return self.store.replace_service(ns, name, service, _dry_run(query))
 
     def _run_v1(
-        self, method: str, match: re.Match[str], query: Mapping[str, str], body: Any
+        self, method: str, match: re.Match[str], query: Mapping[str, str], body: Any, region: str
     ) -> dict[str, Any]:
         """Jobs, executions and tasks (``apis/run.googleapis.com/v1``): the same strict parsing."""
         ns, kind, name, verb = match["ns"], match["kind"], match["name"], match["verb"]
@@ -231,7 +231,7 @@ class Api:
             getter = {"jobs": jobs.get_job, "executions": jobs.get_execution, "tasks": jobs.get_task}
             return getter[kind](ns, name)
         if kind == "jobs" and method == "POST" and name is None:
-            return jobs.create_job(ns, _parse(body, "Job", "job"), _dry_run(query))
+            return jobs.create_job(ns, _parse(body, "Job", "job"), _dry_run(query), region)
         if kind == "jobs" and method == "PUT" and name is not None:
             return jobs.replace_job(ns, name, _parse(body, "Job", "job"), _dry_run(query))
         if method == "DELETE" and name is not None and kind in ("jobs", "executions"):

@@ -1,0 +1,77 @@
+"""`gcloud run jobs` against the emulator: create, update, execute --wait, executions list / describe /
+cancel, with the requests and conditions gcloud's own source uses (namespaces/{project}/jobs in the v1
+API; ``Completed`` is the terminal condition of an execution, ``Cancelled`` its reason after a cancel).
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.gcloud import Gcloud
+
+JOB_IMAGE = "us-docker.pkg.dev/cloudrun/container/job"
+
+
+def conditions(obj: dict) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c.get("reason", "")) for c in obj["status"]["conditions"]}
+
+
+def test_create_update_execute_wait_and_list(gc: Gcloud) -> None:
+    gc.text(
+        "run", "jobs", "create", "migrate", "--image", JOB_IMAGE, "--tasks", "3", "--max-retries", "1",
+        "--task-timeout", "60s", "--set-env-vars", "SLEEP_MS=100", "--format", "none",
+    )  # fmt: skip
+    job = gc.run("run", "jobs", "describe", "migrate")
+    assert conditions(job)["Ready"] == ("True", "")
+    assert job["spec"]["template"]["spec"]["taskCount"] == 3
+    assert job["metadata"]["labels"]["cloud.googleapis.com/location"] == "us-central1"
+
+    gc.text("run", "jobs", "update", "migrate", "--parallelism", "1", "--format", "none")
+    job = gc.run("run", "jobs", "describe", "migrate")
+    assert job["metadata"]["generation"] == 2 and job["spec"]["template"]["spec"]["parallelism"] == 1
+
+    executed = gc.call("run", "jobs", "execute", "migrate", "--wait", "--update-env-vars", "STAGE=one")
+    assert executed.returncode == 0, executed.stderr
+    assert "has successfully completed" in executed.stderr
+    listed = gc.run("run", "jobs", "executions", "list", "--job", "migrate")
+    assert len(listed) == 1
+    execution = listed[0]
+    assert conditions(execution)["Completed"] == ("True", "")
+    assert execution["status"]["succeededCount"] == 3
+    env = execution["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "STAGE", "value": "one"} in env  # the override, this execution only
+    described = gc.run("run", "jobs", "executions", "describe", execution["metadata"]["name"])
+    assert described["metadata"]["labels"]["run.googleapis.com/job"] == "migrate"
+
+
+def test_execute_wait_fails_when_a_task_fails(gc: Gcloud) -> None:
+    gc.text(
+        "run", "jobs", "create", "broken", "--image", JOB_IMAGE, "--max-retries", "0",
+        "--set-env-vars", "FAIL_RATE=1", "--format", "none",
+    )  # fmt: skip
+    executed = gc.call("run", "jobs", "execute", "broken", "--wait")
+    assert executed.returncode != 0
+    assert "The execution failed" in executed.stderr
+    execution = gc.run("run", "jobs", "executions", "list", "--job", "broken")[0]
+    assert conditions(execution)["Completed"] == ("False", "NonZeroExitCode")
+    assert execution["status"]["failedCount"] == 1
+
+
+def test_executions_cancel_stops_a_running_execution(gc: Gcloud) -> None:
+    gc.text(
+        "run", "jobs", "create", "slow", "--image", JOB_IMAGE, "--set-env-vars", "SLEEP_MS=60000",
+        "--format", "none",
+    )  # fmt: skip
+    started = gc.run("run", "jobs", "execute", "slow", "--async")
+    name = started["metadata"]["name"]
+    deadline = time.monotonic() + 10
+    while (
+        conditions(gc.run("run", "jobs", "executions", "describe", name)).get("Started", ("",))[0] != "True"
+    ):
+        assert time.monotonic() < deadline, "the execution never started"
+        time.sleep(0.2)
+    cancelled = gc.call("run", "jobs", "executions", "cancel", name)
+    assert cancelled.returncode == 0, cancelled.stderr
+    execution = gc.run("run", "jobs", "executions", "describe", name)
+    assert conditions(execution)["Completed"] == ("False", "Cancelled")
+    assert execution["status"]["cancelledCount"] == 1
