@@ -2,7 +2,9 @@
 revision; the action deploys, smoke-checks and shifts traffic while we measure who answers.
 
 1. deploy "blue" (a new service: 100 %),
-2. roll out "green" in steps 10 %, 50 %, 100 %, counting blue/green answers on the service URL live,
+2. run a database migration as a Cloud Run job (2 tasks, really executed as local processes) once green
+   is Ready and smoke-checked, before any traffic moves; then roll out "green" in steps 10 %, 50 %,
+   100 %, counting blue/green answers on the service URL live,
 3. try a broken release: its smoke check fails and traffic stays exactly where it was,
 4. roll back to blue by hand (mode rollback), as a workflow_dispatch would.
 """
@@ -55,6 +57,8 @@ def run_action(api: str, title: str, **inputs: str) -> dict[str, str]:
         code = subprocess.call([sys.executable, str(ROOT / "entrypoint.py")], env=env, cwd=tmp)
         outputs = parse_outputs(output.read_text())
     print(f"--> exit code {code}, result: {outputs.get('result')}, revision: {outputs.get('revision')}")
+    if outputs.get("job_execution"):
+        print(f"--> job execution {outputs['job_execution']}: {outputs.get('job_result')}")
     return outputs
 
 
@@ -119,11 +123,16 @@ def main() -> int:
         meter.start()
         green = run_action(
             api,
-            "2. canary green: 10 %, 50 %, 100 %",
+            "2. migration job, then canary green: 10 %, 50 %, 100 %",
             image="sample/hello:green",
             env_vars="COLOR=green\nAPP_VERSION=2.0.0",
             steps="10,50,100",
             step_interval=args.step_interval,
+            pre_job="migrate-db",
+            job_image="us-docker.pkg.dev/cloudrun/container/job",  # Google's sample job: sleeps, exits 0
+            job_tasks="2",
+            job_env_vars="SLEEP_MS=1500",
+            job_env_override="SCHEMA_VERSION=2",
         )
         time.sleep(1.5)
         broken = run_action(
@@ -139,8 +148,9 @@ def main() -> int:
         meter.stop.set()
         meter.join()
         print("\nFinal traffic:", json.dumps(json.loads(back.get("traffic", "[]")), indent=1))
-        ok = (green.get("result"), broken.get("result"), back.get("result")) == (
+        ok = (green.get("result"), green.get("job_result"), broken.get("result"), back.get("result")) == (
             "promoted",
+            "succeeded",
             "rolled_back",
             "rolled_back",
         )
