@@ -388,7 +388,7 @@ class JobStore:
             items = [self._render_execution(e) for e in found]
         return _page("ExecutionList", items, selector, limit, token)
 
-    def cancel_execution(self, ns: str, name: str, wait: float = 2.0) -> dict[str, Any]:
+    def cancel_execution(self, ns: str, name: str, wait: float = 0.5) -> dict[str, Any]:
         """executions.cancel: running tasks are killed, waiting ones cancelled; answers once it is done
         (or after ``wait`` seconds, still running: clients poll for the terminal condition)."""
         with self.lock:
