@@ -1,0 +1,250 @@
+"""The emulator's jobs API over real HTTP: strict bodies, executions that really run their tasks
+(task env, exit codes, retries, timeouts, parallelism), cancel, and the conditions Cloud Run reports."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from cloudrun_emulator import Emulator
+from tests.emulator.conftest import condition, error_of
+
+_ids = itertools.count()
+JOB_IMAGE = "us-docker.pkg.dev/cloudrun/container/job"
+
+
+class Jobs:
+    def __init__(self, base: str, project: str) -> None:
+        self.ns = f"{base}/apis/run.googleapis.com/v1/namespaces/{project}"
+        self.project = project
+
+    def create(self, body: dict[str, Any], **params: str) -> requests.Response:
+        return requests.post(f"{self.ns}/jobs", json=body, params=params, timeout=10)
+
+    def put(self, body: dict[str, Any]) -> requests.Response:
+        return requests.put(f"{self.ns}/jobs/{body['metadata']['name']}", json=body, timeout=10)
+
+    def get(self, name: str) -> dict[str, Any]:
+        resp = requests.get(f"{self.ns}/jobs/{name}", timeout=10)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def run(self, name: str, overrides: dict[str, Any] | None = None) -> requests.Response:
+        body = {"overrides": overrides} if overrides else {}
+        return requests.post(f"{self.ns}/jobs/{name}:run", json=body, timeout=10)
+
+    def execution(self, name: str) -> dict[str, Any]:
+        return requests.get(f"{self.ns}/executions/{name}", timeout=10).json()
+
+    def tasks(self, execution: str) -> list[dict[str, Any]]:
+        params = {"labelSelector": f"run.googleapis.com/execution={execution}"}
+        items = requests.get(f"{self.ns}/tasks", params=params, timeout=10).json()["items"]
+        return sorted(items, key=lambda t: t["status"].get("index", 0))
+
+    def finished(self, name: str, timeout: float = 30) -> dict[str, Any]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            execution = self.execution(name)
+            if condition(execution, "Completed")["status"] != "Unknown":
+                return execution
+            time.sleep(0.05)
+        raise AssertionError(f"{name} did not finish: {self.execution(name)['status']}")
+
+    def execute(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        resp = self.run(name, overrides)
+        assert resp.status_code == 200, resp.text
+        return self.finished(resp.json()["metadata"]["name"])
+
+
+def job_body(name: str, *, command: list[str] | None = None, **spec: Any) -> dict[str, Any]:
+    container: dict[str, Any] = {"image": spec.pop("image", JOB_IMAGE)}
+    if command:
+        container["command"] = command
+    if "env" in spec:
+        container["env"] = [{"name": k, "value": v} for k, v in spec.pop("env").items()]
+    task = {
+        "containers": [container],
+        **{k: spec.pop(k) for k in ("maxRetries", "timeoutSeconds") if k in spec},
+    }
+    return {
+        "apiVersion": "run.googleapis.com/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"template": {"spec": {**spec, "template": {"spec": task}}}},
+    }
+
+
+def shell(script: str) -> list[str]:
+    return ["/bin/sh", "-c", script]
+
+
+@pytest.fixture
+def jobs(emu: Emulator) -> Jobs:
+    return Jobs(emu.url, f"jobs-{next(_ids)}")
+
+
+def test_create_fills_defaults_and_get_replace_list_delete(jobs: Jobs) -> None:
+    created = jobs.create(job_body("migrate"))
+    assert created.status_code == 200, created.text
+    job = created.json()
+    task = job["spec"]["template"]["spec"]["template"]["spec"]
+    assert job["spec"]["template"]["spec"]["taskCount"] == 1
+    assert (task["maxRetries"], task["timeoutSeconds"]) == (3, "600")
+    assert condition(job, "Ready")["status"] == "True"
+    assert job["metadata"]["annotations"]["run.googleapis.com/creator"]
+    assert jobs.create(job_body("migrate")).status_code == 409
+
+    body = jobs.get("migrate")
+    body["spec"]["template"]["spec"]["taskCount"] = 4
+    replaced = jobs.put(body)
+    assert replaced.status_code == 200 and replaced.json()["metadata"]["generation"] == 2
+    stale = jobs.put(body)  # the resourceVersion of before the last write
+    assert stale.status_code == 409 and error_of(stale)["status"] == "ABORTED"
+    listed = requests.get(f"{jobs.ns}/jobs", timeout=10).json()
+    assert [j["metadata"]["name"] for j in listed["items"]] == ["migrate"]
+    assert requests.delete(f"{jobs.ns}/jobs/migrate", timeout=10).status_code == 200
+    assert requests.get(f"{jobs.ns}/jobs/migrate", timeout=10).status_code == 404
+
+
+def test_strict_bodies_and_cloud_run_rules(jobs: Jobs) -> None:
+    unknown = job_body("j")
+    unknown["spec"]["template"]["spec"]["template"]["spec"]["bogus"] = 1
+    resp = jobs.create(unknown)
+    assert resp.status_code == 400 and 'Unknown name "bogus"' in error_of(resp)["message"]
+
+    bad = job_body("Bad_Name", taskCount=0, parallelism=-1, maxRetries=11, timeoutSeconds="0")
+    bad["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 8080}]
+    resp = jobs.create(bad)
+    assert resp.status_code == 400
+    fields = {v["field"] for v in error_of(resp)["details"][0]["fieldViolations"]}
+    where = "spec.template.spec"
+    assert fields == {
+        "metadata.name",
+        f"{where}.taskCount",
+        f"{where}.parallelism",
+        f"{where}.template.spec.maxRetries",
+        f"{where}.template.spec.timeoutSeconds",
+        f"{where}.template.spec.containers[0].ports",
+    }
+    assert jobs.create(job_body("j"), dryRun="all").status_code == 200
+    assert requests.get(f"{jobs.ns}/jobs/j", timeout=10).status_code == 404  # dry run wrote nothing
+
+
+def test_missing_image_makes_the_job_not_ready_and_unrunnable(jobs: Jobs) -> None:
+    job = jobs.create(job_body("ghost", image="nowhere/none:v1")).json()
+    assert condition(job, "Ready")["reason"] == "ContainerMissing"
+    resp = jobs.run("ghost")
+    assert resp.status_code == 400 and error_of(resp)["status"] == "FAILED_PRECONDITION"
+
+
+def test_tasks_get_cloud_run_env_and_overrides(jobs: Jobs, tmp_path: Path) -> None:
+    script = (
+        'echo "$CLOUD_RUN_JOB $CLOUD_RUN_EXECUTION $CLOUD_RUN_TASK_INDEX $CLOUD_RUN_TASK_COUNT '
+        '$CLOUD_RUN_TASK_ATTEMPT $GREETING $*" > "$OUT/$CLOUD_RUN_TASK_INDEX"'
+    )
+    body = job_body(
+        "env", command=[*shell(script), "sh"], taskCount=2, env={"OUT": str(tmp_path), "GREETING": "hi"}
+    )
+    assert jobs.create(body).status_code == 200
+    overrides = {
+        "taskCount": 3,
+        "containerOverrides": [{"args": ["a", "b"], "env": [{"name": "GREETING", "value": "bye"}]}],
+    }
+    done = jobs.execute("env", overrides)
+    name = done["metadata"]["name"]
+    assert done["spec"]["taskCount"] == 3 and done["status"]["succeededCount"] == 3
+    assert condition(done, "Completed") | {"lastTransitionTime": ""} == {
+        "type": "Completed",
+        "status": "True",
+        "message": f"Execution {name} has completed successfully.",
+        "lastTransitionTime": "",
+    }
+    lines = sorted((tmp_path / str(i)).read_text().split() for i in range(3))
+    assert lines == [["env", name, str(i), "3", "0", "bye", "a", "b"] for i in range(3)]
+    assert done["metadata"]["labels"]["run.googleapis.com/job"] == "env"
+    job = jobs.get("env")  # overrides are for that execution only
+    assert job["spec"]["template"]["spec"]["taskCount"] == 2
+    assert job["status"]["latestCreatedExecution"]["completionStatus"] == "EXECUTION_SUCCEEDED"
+
+
+def test_exit_codes_retries_and_failed_condition(jobs: Jobs) -> None:
+    # Task 1 fails on its first attempt only; task 2 always exits 7.
+    script = 'case "$CLOUD_RUN_TASK_INDEX/$CLOUD_RUN_TASK_ATTEMPT" in 1/0) exit 5;; 2/*) exit 7;; esac'
+    assert jobs.create(job_body("flaky", command=shell(script), taskCount=3, maxRetries=2)).status_code == 200
+    done = jobs.execute("flaky")
+    status = done["status"]
+    assert (status["succeededCount"], status["failedCount"], status["retriedCount"]) == (2, 1, 3)
+    completed = condition(done, "Completed")
+    assert (completed["status"], completed["reason"]) == ("False", "NonZeroExitCode")
+    assert "task2 failed after 3 attempt(s)" in completed["message"] and "exit code 7" in completed["message"]
+    tasks = jobs.tasks(done["metadata"]["name"])
+    assert [t["status"].get("retried", 0) for t in tasks] == [0, 1, 2]
+    assert tasks[2]["status"]["lastAttemptResult"]["exitCode"] == 7
+    assert condition(tasks[2], "Completed")["status"] == "False"
+    assert condition(tasks[1], "Completed")["status"] == "True"
+
+
+def test_task_timeout_kills_the_attempt(jobs: Jobs) -> None:
+    assert (
+        jobs.create(job_body("slow", command=["sleep", "30"], maxRetries=0, timeoutSeconds="1")).status_code
+        == 200
+    )
+    started = time.monotonic()
+    done = jobs.execute("slow")
+    assert time.monotonic() - started < 10
+    completed = condition(done, "Completed")
+    assert (completed["status"], completed["reason"]) == ("False", "TaskFailed")
+    assert "timeout of 1 seconds" in completed["message"]
+
+
+def test_parallelism_bounds_the_tasks_running_at_once(jobs: Jobs, tmp_path: Path) -> None:
+    # Each task records when it ran; with parallelism 2 no three intervals overlap.
+    script = f'{sys.executable} -c "import time,os;s=time.time();time.sleep(0.4);print(s,time.time())" > "$OUT/$CLOUD_RUN_TASK_INDEX"'
+    body = job_body("par", command=shell(script), taskCount=4, parallelism=2, env={"OUT": str(tmp_path)})
+    assert jobs.create(body).status_code == 200
+    done = jobs.execute("par")
+    assert done["status"]["succeededCount"] == 4
+    spans = [tuple(map(float, (tmp_path / str(i)).read_text().split())) for i in range(4)]
+    for start, _ in spans:
+        assert sum(1 for s, e in spans if s <= start < e) <= 2
+
+
+def test_cancel_kills_running_tasks_and_cancels_waiting_ones(jobs: Jobs) -> None:
+    body = job_body("long", taskCount=3, parallelism=1, env={"SLEEP_MS": "30000"})
+    assert jobs.create(body).status_code == 200
+    name = jobs.run("long").json()["metadata"]["name"]
+    end = time.monotonic() + 10
+    while jobs.execution(name)["status"].get("runningCount", 0) != 1:
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    cancelled = requests.post(f"{jobs.ns}/executions/{name}:cancel", json={}, timeout=10)
+    assert cancelled.status_code == 200
+    done = jobs.finished(name, timeout=5)
+    assert condition(done, "Completed")["reason"] == "Cancelled"
+    assert done["status"]["cancelledCount"] == 3 and "succeededCount" not in done["status"]
+    again = requests.post(f"{jobs.ns}/executions/{name}:cancel", json={}, timeout=10)
+    assert again.status_code == 400 and error_of(again)["status"] == "FAILED_PRECONDITION"
+    assert jobs.get("long")["status"]["latestCreatedExecution"]["completionStatus"] == "EXECUTION_CANCELLED"
+
+
+def test_sample_job_fails_at_fail_rate_one(jobs: Jobs) -> None:
+    assert jobs.create(job_body("sample", maxRetries=0, env={"FAIL_RATE": "1"})).status_code == 200
+    done = jobs.execute("sample")
+    assert done["status"]["failedCount"] == 1
+    assert jobs.tasks(done["metadata"]["name"])[0]["status"]["lastAttemptResult"]["exitCode"] == 1
+
+
+def test_bad_overrides_are_refused(jobs: Jobs) -> None:
+    assert jobs.create(job_body("o")).status_code == 200
+    resp = jobs.run("o", {"taskCount": 20000, "containerOverrides": [{"name": "nope", "args": ["x"]}]})
+    assert resp.status_code == 400
+    fields = {v["field"] for v in error_of(resp)["details"][0]["fieldViolations"]}
+    assert fields == {"overrides.taskCount", "overrides.containerOverrides[0].name"}
+    resp = jobs.run("o", {"containerOverrides": [{"args": ["x"], "clearArgs": True}]})
+    assert resp.status_code == 400
