@@ -68,10 +68,8 @@ def job_body(name: str, *, command: list[str] | None = None, **spec: Any) -> dic
         container["command"] = command
     if "env" in spec:
         container["env"] = [{"name": k, "value": v} for k, v in spec.pop("env").items()]
-    task = {
-        "containers": [container],
-        **{k: spec.pop(k) for k in ("maxRetries", "timeoutSeconds") if k in spec},
-    }
+    task: dict[str, Any] = {"containers": [container]}
+    task.update({k: spec.pop(k) for k in ("maxRetries", "timeoutSeconds") if k in spec})
     return {
         "apiVersion": "run.googleapis.com/v1",
         "kind": "Job",
@@ -205,7 +203,8 @@ def test_task_timeout_kills_the_attempt(jobs: Jobs) -> None:
 
 def test_parallelism_bounds_the_tasks_running_at_once(jobs: Jobs, tmp_path: Path) -> None:
     # Each task records when it ran; with parallelism 2 no three intervals overlap.
-    script = f'{sys.executable} -c "import time,os;s=time.time();time.sleep(0.4);print(s,time.time())" > "$OUT/$CLOUD_RUN_TASK_INDEX"'
+    program = "import time; s = time.time(); time.sleep(0.4); print(s, time.time())"
+    script = f'{sys.executable} -c "{program}" > "$OUT/$CLOUD_RUN_TASK_INDEX"'
     body = job_body("par", command=shell(script), taskCount=4, parallelism=2, env={"OUT": str(tmp_path)})
     assert jobs.create(body).status_code == 200
     done = jobs.execute("par")
