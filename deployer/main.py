@@ -21,7 +21,7 @@ import requests
 from deployer import auth, github, inputs, rollout, settings, smoke
 from deployer.analysis import METRIC_LAG_SECONDS, Analysis
 from deployer.client import CloudRun, RetryPolicy
-from deployer.jobs.runner import JobRunner, rollout_hook, run_mode
+from deployer.jobs.runner import JobRunner, plan_jobs, rollout_hook, run_mode
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.state import RolloutState
 
@@ -101,6 +101,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
         )
         runner = rollout.Rollout(config, ctx, api, project, reporter, hooks)
         result = runner.run()
+        if config.dry_run and result.outcome is Outcome.PLANNED:
+            plan_jobs(config, job_runner, result)
         # A rollback that failed leaves our rollout recorded on the service: the post step must finish it.
         unfinished = result.outcome is Outcome.FAILED and runner.state is not None
     if cancel.is_set():

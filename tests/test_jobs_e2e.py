@@ -69,6 +69,16 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
 
 
+def terminal(jobs: Jobs, job: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The job's latest execution once its Completed condition is set (a cancel takes a moment)."""
+    execution = jobs.executions(job)[0]
+    deadline = time.monotonic() + timeout
+    while condition(execution, "Completed")["status"] == "Unknown" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        execution = jobs.execution(execution["metadata"]["name"])
+    return execution
+
+
 def test_mode_job_creates_updates_and_executes_with_overrides(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
@@ -202,11 +212,7 @@ def test_cancel_during_pre_job_cancels_the_execution(
         r for r in emulator.requests() if r["path"].endswith(":cancel") and f"/{project}/" in r["path"]
     ]
     assert len(cancels) == 1 and cancels[0]["status"] == 200
-    execution = Jobs(emulator.url, project).executions("migrate")[0]
-    deadline = time.monotonic() + 5
-    while condition(execution, "Completed")["status"] == "Unknown" and time.monotonic() < deadline:
-        time.sleep(0.1)
-        execution = Jobs(emulator.url, project).execution(execution["metadata"]["name"])
+    execution = terminal(Jobs(emulator.url, project), "migrate")
     assert condition(execution, "Completed")["reason"] == "Cancelled"
     assert [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p] == before
     assert result.outputs["job_result"] == "cancelled"
@@ -240,3 +246,47 @@ def test_bad_job_inputs_are_named_before_any_write(emulator: Emulator, project: 
                         tmp_path=tmp_path / "3")  # fmt: skip
     assert any("input 'job_args': is set but no job runs" in a.data for a in stray.annotations("error"))
     assert not [r for r in emulator.requests() if f"/{project}/" in r["path"]]
+
+
+def test_post_job_in_mode_promote_runs_the_promoted_image(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    api = Api(emulator.url, project)
+    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    paused = harness.run(rollout_inputs(emulator, project, steps="50"), tmp_path=tmp_path / "1")
+    assert paused.outputs["result"] == "paused", paused.log
+    promote = {"mode": "promote", "post_job": "e2e", "job_command": '["/bin/sh", "-c", "exit 0"]'}
+    promoted = harness.run(job_inputs(emulator, project, service=SERVICE, **promote), tmp_path=tmp_path / "2")
+    assert promoted.returncode == 0, promoted.log
+    assert (promoted.outputs["result"], promoted.outputs["job_result"]) == ("promoted", "succeeded")
+    job = Jobs(emulator.url, project).job("e2e")
+    assert job["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]["image"] == "sample/hello:v2"
+
+
+def test_dry_run_validates_the_jobs_and_writes_nothing(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    api = Api(emulator.url, project)
+    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    result = harness.run(
+        rollout_inputs(emulator, project, dry_run="true", pre_job="migrate", job_tasks="2"), tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.log
+    assert result.outputs["result"] == "planned" and result.outputs["job_result"] == "planned"
+    job_writes = [r for r in emulator.requests() if f"/{project}/jobs" in r["path"] and r["method"] in WRITES]
+    assert job_writes and all(r["query"].get("dryRun") == "all" for r in job_writes)
+    assert requests.get(f"{Jobs(emulator.url, project).ns}/jobs/migrate", timeout=10).status_code == 404
+
+
+def test_cancel_in_mode_job_cancels_the_execution(emulator: Emulator, project: str, tmp_path: Path) -> None:
+    inputs = job_inputs(
+        emulator, project, mode="job", job="backfill", image="sample/job", job_env_vars="SLEEP_MS=60000"
+    )
+    with harness.start(inputs, tmp_path=tmp_path) as running:
+        running.wait_for_output(r"Execution backfill-\w+ of job backfill started", timeout=60)
+        running.send_signal(signal.SIGINT)
+        result = running.wait(timeout=30)
+    assert result.returncode != 0
+    assert result.outputs["job_result"] == "cancelled", result.log
+    execution = terminal(Jobs(emulator.url, project), "backfill")
+    assert condition(execution, "Completed")["reason"] == "Cancelled"

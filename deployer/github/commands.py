@@ -179,6 +179,8 @@ def report_failure(console: Console, result: RolloutResult) -> None:
         return
     what = "rolled back" if result.outcome is Outcome.ROLLED_BACK else "failed"
     title = f"Cloud Run rollout {what}: {result.service}"
+    if result.mode == "job":
+        title = f"Cloud Run job failed: {result.jobs[0].job if result.jobs else '?'}"
     console.error(truncate(result.reason or "no reason recorded", 4000), title=truncate(title, 200))
 
 

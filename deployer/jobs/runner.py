@@ -249,6 +249,21 @@ def rollout_hook(runner: JobRunner, config: Config) -> Callable[[str, RolloutRes
     return hook
 
 
+def plan_jobs(config: Config, runner: JobRunner, result: RolloutResult) -> None:
+    """Dry run of a deploy: each job's body is validated by the server (``dryRun=all``); nothing is
+    written or executed."""
+    for when, name in (("pre", config.pre_job), ("post", config.post_job)):
+        if not name:
+            continue
+        record = JobRun(when=when, job=name, result="planned")
+        result.jobs.append(record)
+        try:
+            runner.deploy(name, config.jobs.image or config.image or "", dry_run=True)
+        except ApiError as exc:
+            record.result, record.message = "error", str(exc)
+            result.outcome, result.reason = Outcome.FAILED, failure_text(record)
+
+
 def run_mode(config: Config, runner: JobRunner, project: str) -> RolloutResult:
     """Mode ``job``: write the job and execute it; no service is touched."""
     name = config.job or ""
