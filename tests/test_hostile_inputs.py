@@ -34,6 +34,7 @@ INJECTIONS = [
     f"x\n::save-state name=finished::{MARK}",
 ]
 OUTPUTS = {"url", "tag_url", "revision", "previous_revision", "result", "traffic"}
+OUTPUTS |= {"job_execution", "job_result", "job_log_url"}  # empty without a job
 EXPECTED_COMMANDS = {"group", "endgroup", "error", "warning", "notice", "add-mask", "debug"}
 
 

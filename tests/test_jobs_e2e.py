@@ -141,11 +141,13 @@ def test_failing_pre_job_leaves_traffic_untouched_and_names_the_exit_code(
             pre_job="migrate",
             job_command='["/bin/sh", "-c", "exit 3"]',
             job_max_retries="1",
+            job_env_vars="DB_URL=postgres://app:hunter2-secret@db/app",
         ),
         tmp_path=tmp_path,
     )
     assert result.returncode != 0
     assert "task 0 exited with code 3" in result.log, result.log
+    assert "hunter2" not in result.log + result.summary  # env values are never printed
     errors = " ".join(a.data for a in result.annotations("error"))
     assert "pre job migrate failed" in errors and "code 3" in errors
     after = api.service(SERVICE)
