@@ -42,6 +42,16 @@ def test_create_update_execute_wait_and_list(gc: Gcloud) -> None:
     assert {"name": "STAGE", "value": "one"} in env  # the override, this execution only
     described = gc.run("run", "jobs", "executions", "describe", execution["metadata"]["name"])
     assert described["metadata"]["labels"]["run.googleapis.com/job"] == "migrate"
+    tasks = gc.run("run", "jobs", "executions", "tasks", "list", "--execution", execution["metadata"]["name"])
+    assert sorted(t["status"]["index"] for t in tasks if "index" in t["status"]) == [1, 2]  # 0 is omitted
+    assert len(tasks) == 3 and all(t["status"]["conditions"][0]["status"] == "True" for t in tasks)
+
+    executed = gc.call("run", "jobs", "execute", "migrate", "--wait", "--tasks", "1", "--task-timeout", "30s")
+    assert executed.returncode == 0, executed.stderr
+    latest = gc.run("run", "jobs", "executions", "list", "--job", "migrate")[0]
+    assert latest["spec"]["taskCount"] == 1 and latest["spec"]["template"]["spec"]["timeoutSeconds"] == "30"
+    assert gc.call("run", "jobs", "delete", "migrate", "--quiet").returncode == 0
+    assert gc.call("run", "jobs", "describe", "migrate").returncode != 0
 
 
 def test_execute_wait_fails_when_a_task_fails(gc: Gcloud) -> None:
