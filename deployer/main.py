@@ -21,7 +21,7 @@ import requests
 from deployer import auth, github, inputs, rollout, settings, smoke
 from deployer.analysis import METRIC_LAG_SECONDS, Analysis
 from deployer.client import CloudRun, RetryPolicy
-from deployer.jobs.runner import JobRunner, plan_jobs, rollout_hook, run_mode
+from deployer.jobs.runner import JobRunner, cancel_leftover, plan_jobs, rollout_hook, run_mode
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.state import RolloutState
 
@@ -87,7 +87,15 @@ def main(env: Mapping[str, str] | None = None) -> int:
     if tracker is not None:
         tracker.start(ctx.ref, ctx.sha, f"{config.mode} {target} in {config.region}")
     reporter = github.GitHubReporter(console)
-    job_runner = JobRunner(config, ctx, api, reporter, cancel_api=_fast(api), shield=cancel.shield)
+    job_runner = JobRunner(
+        config,
+        ctx,
+        api,
+        reporter,
+        cancel_api=_fast(api),
+        shield=cancel.shield,
+        on_started=lambda name: github.save_state("job_execution", name, env.get("GITHUB_STATE")),
+    )
     if config.mode is settings.Mode.JOB:
         result, unfinished = run_mode(config, job_runner, project), False
     else:
@@ -125,8 +133,10 @@ def post(env: Mapping[str, str] | None = None) -> int:
     except (inputs.ConfigError, auth.AuthError, ValueError):
         console.info("The main step never got as far as a valid configuration: nothing to clean up.")
         return 0
+    if env.get("STATE_job_execution"):  # a job execution the main step started may still run
+        cancel_leftover(_fast(api), env["STATE_job_execution"], github.GitHubReporter(console))
     if config.mode is settings.Mode.JOB:
-        console.info("Mode job changes no traffic: nothing to clean up.")
+        console.info("Mode job changes no traffic: nothing else to clean up.")
         return 0
     recorded = RolloutState.from_service(api.get_service(config.service))
     if recorded is None or (recorded.run_id, recorded.run_attempt) != (ctx.run_id, ctx.run_attempt):

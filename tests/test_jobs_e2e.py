@@ -292,3 +292,25 @@ def test_cancel_in_mode_job_cancels_the_execution(emulator: Emulator, project: s
     assert result.outputs["job_result"] == "cancelled", result.log
     execution = terminal(Jobs(emulator.url, project), "backfill")
     assert condition(execution, "Completed")["reason"] == "Cancelled"
+
+
+def test_killed_during_pre_job_then_the_post_step_cancels_it(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    api = Api(emulator.url, project)
+    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    before = [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p]
+    inputs = rollout_inputs(
+        emulator, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=60000"
+    )
+    with harness.start(inputs, tmp_path=tmp_path / "main") as running:
+        running.wait_for_output(r"Execution migrate-\w+ of job migrate started", timeout=60)
+        running.kill()
+        main = running.wait()
+    execution = main.state["job_execution"]
+    assert condition(Jobs(emulator.url, project).execution(execution), "Completed")["status"] == "Unknown"
+    post = harness.run_post(main, inputs, tmp_path=tmp_path / "post", timeout=30)
+    assert post.returncode == 0, post.log
+    assert f"cancelled execution {execution}" in post.log
+    assert condition(terminal(Jobs(emulator.url, project), "migrate"), "Completed")["reason"] == "Cancelled"
+    assert [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p] == before

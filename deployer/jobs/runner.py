@@ -45,8 +45,10 @@ class JobRunner:
         shield: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        on_started: Callable[[str], None] = lambda execution: None,
     ) -> None:
         self.config, self.ctx, self.api, self.reporter = config, ctx, api, reporter
+        self.on_started = on_started  # main records it for the post step (a killed main step)
         self.settings = config.jobs
         self.cancel_api = cancel_api or api
         self.shield, self.clock, self.sleep = shield, clock, sleep
@@ -119,6 +121,7 @@ class JobRunner:
             record.console_url = spec.console_url(self.api.project, self.config.region, record.execution)
             record.log_url = str((execution.get("status") or {}).get("logUri") or "")
             self._fill(record, execution)
+            self.on_started(record.execution)
             self.reporter.info(
                 f"Execution {record.execution} of job {record.job} started: {record.console_url}"
             )
@@ -247,6 +250,18 @@ def rollout_hook(runner: JobRunner, config: Config) -> Callable[[str, RolloutRes
         return f"{record.result} ({config.post_job_failure}): {text}"
 
     return hook
+
+
+def cancel_leftover(api: CloudRun, execution: str, reporter: Reporter) -> None:
+    """The post step: cancel the execution a killed main step left running (a finished one is left be)."""
+    try:
+        found = api.get_execution(execution)
+        if spec.outcome(found)[0] != "running":
+            return
+        api.cancel_execution(execution)
+        reporter.warning(f"The main step did not finish: cancelled execution {execution}.")
+    except ApiError as exc:
+        reporter.warning(f"Could not cancel execution {execution}: {exc}")
 
 
 def plan_jobs(config: Config, runner: JobRunner, result: RolloutResult) -> None:
