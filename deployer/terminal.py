@@ -20,7 +20,7 @@ from typing import TextIO
 from deployer.github.commands import phase_summary
 from deployer.github.files import outputs_for
 from deployer.github.text import split_lines
-from deployer.result import Phase, RolloutResult
+from deployer.result import Outcome, Phase, RolloutResult, is_failure
 
 # C0 controls except TAB (line breaks are split off before), DEL, C1 controls (0x9b is an 8-bit CSI),
 # and the invisible bidi and direction marks ("Trojan Source").
@@ -180,8 +180,9 @@ class TerminalConsole:
         """The step's outputs under a heading (on GitHub they go to $GITHUB_OUTPUT and the summary)."""
         self.start_group("result")
         outputs = outputs_for(result)
-        outputs["traffic"] = ", ".join(t.describe() for t in result.traffic_after) or "(unchanged)"
-        if result.reason:
+        unknown = "(unchanged)" if result.outcome is Outcome.PLANNED else "(not known)"
+        outputs["traffic"] = ", ".join(t.describe() for t in result.traffic_after) or unknown
+        if result.reason and not is_failure(result):  # a failure's reason follows as an error line
             outputs["reason"] = result.reason
         width = max(len(name) for name in outputs)
         for name, value in outputs.items():
