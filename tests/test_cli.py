@@ -246,3 +246,34 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path: Path) -> No
     assert "\x1b" not in plain and "error: Invalid input: input 'service'" in plain, plain
     piped = run_cli(args, tmp_path=tmp_path, env={"TERM": "xterm"})
     assert "\x1b" not in piped.stdout + piped.stderr
+
+
+def test_the_image_s_entrypoint_with_arguments_is_the_command_line(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """`docker run IMAGE deploy --service ...` (Cloud Build's `args:`): entrypoint.py with arguments
+    runs the command line, with only the image's runtime dependencies installed."""
+    python = harness.make_runtime_venv()
+    Api(emulator.url, project).create("img", "sample/hello:v1", "img-v1")
+    args = ["deploy", "--service=img", "--image=sample/hello:v2", "--suffix=v2", "--dry-run"]
+    args += [f"--project-id={project}", f"--api-endpoint={emulator.url}", "--output=json"]
+    env = cli_env(tmp_path)
+    env["PATH"] = harness.base_env(python)["PATH"]
+    del env["PYTHONPATH"]
+    proc = subprocess.run(
+        [str(python), str(harness.ENTRYPOINT), *args],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["result"] == "planned"
+    assert "Planned traffic: img-v1 90%, img-v2 10% (tag canary)" in proc.stderr
+    assert_no_workflow_commands(proc.stdout, proc.stderr)
+
+
+def test_console_script_is_the_command_line() -> None:
+    """pyproject's `run-canary` script calls the same function as `python -m deployer`."""
+    import tomllib
+
+    project = tomllib.loads((harness.ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    module, _, function = project["scripts"]["run-canary"].partition(":")
+    assert (module, function) == ("deployer.cli", "run") and callable(cli.run)
