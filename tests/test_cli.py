@@ -143,11 +143,14 @@ def test_flags_override_input_variables_which_still_work(
 
 def test_invalid_flags_are_the_action_s_input_errors(tmp_path: Path) -> None:
     """Validation is the action's: every problem at once, each naming its input, exit 1, no `::`."""
+    hostile = "x\x1b]0;pwned\x07\x1b[2J\n::error::forged"
     args = ["deploy", "--service", "Bad_Name", "--steps", "50,10", "--dry-run=maybe", "--output", "json"]
-    result = run_cli(args, tmp_path=tmp_path)
+    result = run_cli([*args, "--tag", hostile], tmp_path=tmp_path)
     assert result.returncode == 1, result.stderr
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr  # shown, not sent to the terminal
+    assert "input 'tag': \"x\\x1b]0;pwned" in result.stderr, result.stderr  # quoted as an escape
     assert json.loads(result.stdout) == {}
-    for name in ("service", "steps", "dry_run"):
+    for name in ("service", "steps", "dry_run", "tag"):
         assert re.search(rf"^error: Invalid input: input '{name}': ", result.stderr, re.M), result.stderr
     assert "nothing was changed" in result.stderr
     assert_no_workflow_commands(result.stdout, result.stderr)
