@@ -156,9 +156,6 @@ class Console:
 class GitHubReporter(PhaseReporter):
     """The rollout's Reporter on the runner's log: one group per phase holding its lines and result."""
 
-    def __init__(self, console: Console):
-        super().__init__(console)
-
 
 def phase_summary(phase: Phase) -> str:
     """A finished phase in one line: mark, name, duration and detail (truncated)."""
