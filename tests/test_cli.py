@@ -12,6 +12,7 @@ import json
 import os
 import pty
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -284,3 +285,40 @@ def test_console_script_is_the_command_line() -> None:
     project = tomllib.loads((harness.ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     module, _, function = project["scripts"]["run-canary"].partition(":")
     assert (module, function) == ("deployer.cli", "run") and callable(cli.run)
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every command line the README shows: shell lines, GitLab script items, Cloud Build args."""
+    readme = (harness.ROOT / "README.md").read_text(encoding="utf-8")
+    commands: list[list[str]] = []
+    for block in re.findall(r"```sh\n(.*?)```", readme, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:3] == ["python", "-m", "deployer"]:
+                commands.append(words[3:])
+            elif words[:1] == ["run-canary"]:
+                commands.append(words[1:])
+    for block in re.findall(r"```yaml\n(.*?)```", readme, re.S):
+        data = yaml.safe_load(block)
+        for step in data.get("steps", []) if isinstance(data, dict) else []:
+            if "run-canary" in step.get("name", ""):
+                commands.append([str(a) for a in step["args"]])
+        for job in data.values() if isinstance(data, dict) else []:
+            for item in job.get("script", []) if isinstance(job, dict) else []:
+                if item.startswith("run-canary "):
+                    commands.append(shlex.split(item.split(">", 1)[0])[1:])
+    return commands
+
+
+def test_readme_command_lines_parse() -> None:
+    """The README's rehearsal, GitLab CI and Cloud Build examples use flags that exist."""
+    parser = cli.build_parser()
+    commands = _readme_commands()
+    assert len(commands) >= 8, commands
+    for args in commands:
+        if args == ["--help"]:
+            continue
+        args = [a.replace("REF", "sample/hello") for a in args if a != "[--INPUT"]
+        args = [a for a in args if a not in ("VALUE", "...]")]
+        parsed = parser.parse_args(args)
+        assert parsed.mode in ("deploy", "promote", "rollback"), args
