@@ -13,6 +13,7 @@ import os
 import pty
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -322,3 +323,31 @@ def test_readme_command_lines_parse() -> None:
         args = [a for a in args if a not in ("VALUE", "...]")]
         parsed = parser.parse_args(args)
         assert parsed.mode in ("deploy", "promote", "rollback"), args
+
+
+def test_ctrl_c_in_a_terminal_rolls_back(emulator: Emulator, project: str, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) mid-bake: traffic back where it was, one reason, exit 1, a person's log."""
+    api = Api(emulator.url, project)
+    api.create("ctrlc", "sample/hello:v1", "ctrlc-v1")
+    args = ["deploy", "--service=ctrlc", "--image=sample/hello:v2", "--suffix=v2", "--step-interval=60s"]
+    args += [f"--project-id={project}", f"--api-endpoint={emulator.url}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deployer", *args], env=cli_env(tmp_path), cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen: list[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("Traffic (10%)"):
+            break
+    else:
+        raise AssertionError("".join(seen))
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=20)
+    log = "".join(seen) + rest
+    assert proc.returncode == 1, log
+    assert re.search(r"^error: Cloud Run rollout rolled back: ctrlc: cancelled by SIGINT$", log, re.M), log
+    assert re.search(r"^result +rolled_back$", log, re.M), log
+    assert routed(api, "ctrlc") == [("SVC-v1", 100, ""), ("SVC-v2", 0, "canary")]
+    assert_no_workflow_commands(log)
