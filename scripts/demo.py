@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -21,9 +21,12 @@ from collections import Counter
 from pathlib import Path
 
 import requests
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make the repository's packages importable
+
+from devtools import harness  # noqa: E402
+
 SERVICE = "color-api"
 
 
@@ -39,36 +42,22 @@ def start_emulator(ready_delay: float) -> tuple[subprocess.Popen[str], str]:
 
 
 def run_action(api: str, title: str, **inputs: str) -> dict[str, str]:
-    """Run entrypoint.py the way the GitHub runner does: INPUT_* (with action.yml's defaults), files."""
+    """Run entrypoint.py the way the GitHub runner does (devtools.harness), its log on our terminal."""
     print(f"\n\033[1m=== {title} ===\033[0m", flush=True)
-    declared = yaml.safe_load((ROOT / "action.yml").read_text())["inputs"]
-    values = {name: str(spec.get("default", "")) for name, spec in declared.items()}
-    values.update(api_endpoint=api, project_id="demo-project", service=SERVICE, **inputs)
+    # Each release is a commit and a workflow run of its own.
+    values = {"api_endpoint": api, "project_id": "demo-project", "service": SERVICE, **inputs}
     with tempfile.TemporaryDirectory() as tmp:
-        output, summary = Path(tmp, "output"), Path(tmp, "summary.md")
-        output.touch()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
-        env.update({f"INPUT_{k.upper()}": v for k, v in values.items()})
-        env.update(
-            GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(summary), GITHUB_RUN_ID=str(time.time_ns())
+        result = harness.run(
+            values,
+            tmp_path=Path(tmp),
+            github={"GITHUB_RUN_ID": str(time.time_ns()), "GITHUB_SHA": secrets.token_hex(20)},
+            echo=True,
+            timeout=600,
         )
-        code = subprocess.call([sys.executable, str(ROOT / "entrypoint.py")], env=env, cwd=tmp)
-        outputs = parse_outputs(output.read_text())
-    print(f"--> exit code {code}, result: {outputs.get('result')}, revision: {outputs.get('revision')}")
+    outputs = result.outputs
+    found = f"result: {outputs.get('result')}, revision: {outputs.get('revision')}"
+    print(f"--> exit code {result.returncode}, {found}")
     return outputs
-
-
-def parse_outputs(text: str) -> dict[str, str]:
-    out, lines = {}, iter(text.splitlines())
-    for line in lines:
-        name, _, delimiter = line.partition("<<")
-        value = []
-        for v in lines:
-            if v == delimiter:
-                break
-            value.append(v)
-        out[name] = "\n".join(value)
-    return out
 
 
 class Meter(threading.Thread):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloudrun_emulator import Emulator
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 from tests.fakes.github_api import FakeGitHub
 

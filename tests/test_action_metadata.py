@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deployer import inputs
-from tests import harness
+from devtools import harness
 
 CONTRACT = harness.ROOT.parent / "shared" / "docs" / "contract.md"
 

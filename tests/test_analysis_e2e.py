@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from cloudrun_emulator import Emulator
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 
 STEPS = {"steps": "50,100", "step_interval": "3s", "wait_timeout": "30s", "smoke_timeout": "5s"}

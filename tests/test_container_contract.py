@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import harness
+from devtools import harness
 
 ROOT = harness.ROOT
 DOCKERFILE = ROOT / "Dockerfile"

@@ -33,7 +33,8 @@ import requests
 
 from cloudrun_emulator import Emulator
 from deployer.state import STATE_ANNOTATION
-from tests import cloudrun, harness
+from devtools import harness
+from tests import cloudrun
 from tests.cloudrun import Api, routing
 from tests.test_rollout_e2e import split_two_revisions
 

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from cloudrun_emulator import Emulator
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, hit, routing, spec_routing
 
 FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
