@@ -47,7 +47,7 @@ def rollout(
     emu: Emulator, project: str, tmp_path: Path, name: str, **inputs: Any
 ) -> tuple[harness.RunResult, list]:
     api = Api(emu.url, project)
-    svc = api.create(name, "sample/hello:v1", f"{name}-v1")
+    svc = api.create_service(name, "sample/hello:v1", f"{name}-v1")
     args = {
         "api_endpoint": emu.url,
         "project_id": project,
