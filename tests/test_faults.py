@@ -51,6 +51,9 @@ ROLLOUT = {
     "smoke_timeout": "3s",
 }
 WORKERS = 5
+# Each test already runs WORKERS rollouts at once: under pytest-xdist the whole module goes to one
+# worker (scripts/test uses --dist loadgroup), so they never compete with each other for the CPU.
+pytestmark = pytest.mark.xdist_group("faults")
 Routing = list[tuple[str, int, str]]
 BEFORE: Routing = [(f"{SERVICE}-v1", 0, "old"), (f"{SERVICE}-v1", 70, "blue"), (f"{SERVICE}-v2", 30, "green")]
 PROMOTED: Routing = [
