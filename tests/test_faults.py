@@ -170,6 +170,7 @@ class Outcome:
     case: Case
     problems: list[str]
     log: str = ""
+    unfired: bool = False  # a fault's call never came (polls vary with the machine's load)
 
 
 def read_service(api: Api) -> dict[str, Any]:
@@ -198,6 +199,20 @@ def settled(api: Api) -> dict[str, Any]:
 
 
 def run_case(emu: Emulator, case: Case, ref: Reference, tmp_path: Path) -> Outcome:
+    """One case; run again once when its only problem is a fault whose call this run never made.
+
+    How many times the action polls a service before it is ready depends on how busy the machine
+    is, so the n-th GET of the reference run may not come in a run on a loaded machine (or in
+    parallel with other tests). A second run almost always makes it; a fault that never fires twice
+    is reported.
+    """
+    outcome = _run_case_once(emu, case, ref, tmp_path)
+    if outcome.unfired and len(outcome.problems) == 1:
+        outcome = _run_case_once(emu, case, ref, tmp_path)
+    return outcome
+
+
+def _run_case_once(emu: Emulator, case: Case, ref: Reference, tmp_path: Path) -> Outcome:
     project = new_project()
     api = Api(emu.url, project)
     split_two_revisions(api, SERVICE)
@@ -253,7 +268,7 @@ def run_case(emu: Emulator, case: Case, ref: Reference, tmp_path: Path) -> Outco
         if block not in ref.planned and sorted(t for t in block if t[0] != CANDIDATE) != BEFORE:
             problems.append(f"a write left traffic in an unplanned state: {block}")
     requests.delete(f"{api.ns}/services/{SERVICE}", timeout=10)  # stop its revision processes
-    return Outcome(case, problems, log)
+    return Outcome(case, problems, log, unfired=bool(unfired))
 
 
 def run_all(emu: Emulator, cases: list[Case], ref: Reference, tmp_path: Path, workers: int = WORKERS) -> None:
