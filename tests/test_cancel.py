@@ -21,7 +21,7 @@ import pytest
 
 from cloudrun_emulator import Emulator
 from deployer.state import STATE_ANNOTATION
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 from tests.test_rollout_e2e import split_two_revisions
 

@@ -200,6 +200,7 @@ def deployment_status_for(result: RolloutResult, pull_request: bool) -> tuple[st
     return state, truncate(f"failed: {result.reason or 'see the run'}", DESCRIPTION_LIMIT), None
 
 
+# Same parameters as DeploymentTracker: both are best-effort REST calls for one run and one service.
 def upsert_pr_comment(
     token: str,
     ctx: RunContext,
