@@ -18,6 +18,8 @@ import requests
 from cloudrun_emulator import Emulator
 from tests import gcloud, harness
 
+pytestmark = pytest.mark.gcloud
+
 FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
 
 

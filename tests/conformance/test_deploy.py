@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import requests
 
 from tests.gcloud import Gcloud
+
+pytestmark = pytest.mark.gcloud
 
 
 def conditions(obj: dict[str, Any]) -> dict[str, str]:

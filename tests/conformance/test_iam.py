@@ -6,7 +6,11 @@ etag read-modify-write as in https://cloud.google.com/iam/docs/policies#etag).
 
 from __future__ import annotations
 
+import pytest
+
 from tests.gcloud import Gcloud
+
+pytestmark = pytest.mark.gcloud
 
 INVOKER = "roles/run.invoker"
 

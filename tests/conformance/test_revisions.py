@@ -6,7 +6,11 @@ cannot be deleted; others can).
 
 from __future__ import annotations
 
+import pytest
+
 from tests.gcloud import Gcloud
+
+pytestmark = pytest.mark.gcloud
 
 
 def test_list_describe_delete(gc: Gcloud) -> None:

@@ -17,6 +17,8 @@ import yaml
 
 from tests.gcloud import Gcloud
 
+pytestmark = pytest.mark.gcloud
+
 
 def percents(svc: dict[str, Any]) -> dict[str, int]:
     """Percent of traffic per revision in status.traffic (gcloud keeps tags on 0 % entries)."""
