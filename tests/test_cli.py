@@ -27,7 +27,7 @@ from cloudrun_emulator import Emulator
 from deployer import cli
 from deployer.descriptions import HELP
 from deployer.inputs import DEFAULTS
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 
 FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "3s"}
@@ -100,7 +100,7 @@ def test_cli_matches_the_action(scenario: str, emulator: Emulator, project: str,
     api = Api(emulator.url, project)
     common = {"api_endpoint": emulator.url, "project_id": project, **FAST, **extra}
     for name in ("act", "cmd"):
-        api.create(name, "sample/hello:v1", f"{name}-v1")
+        api.create_service(name, "sample/hello:v1", f"{name}-v1")
     action = harness.run({"service": "act", **common}, tmp_path=tmp_path / "action")
     command = run_cli(["deploy", "--service", "cmd", *flags(common), "--output", "json"], tmp_path=tmp_path)
     log = f"exit {command.returncode}\n--- stdout\n{command.stdout}\n--- stderr\n{command.stderr}"
@@ -263,7 +263,7 @@ def test_the_image_s_entrypoint_with_arguments_is_the_command_line(
     """`docker run IMAGE deploy --service ...` (Cloud Build's `args:`): entrypoint.py with arguments
     runs the command line, with only the image's runtime dependencies installed."""
     python = harness.make_runtime_venv()
-    Api(emulator.url, project).create("img", "sample/hello:v1", "img-v1")
+    Api(emulator.url, project).create_service("img", "sample/hello:v1", "img-v1")
     args = ["deploy", "--service=img", "--image=sample/hello:v2", "--suffix=v2", "--dry-run"]
     args += [f"--project-id={project}", f"--api-endpoint={emulator.url}", "--output=json"]
     env = cli_env(tmp_path)
@@ -328,7 +328,7 @@ def test_readme_command_lines_parse() -> None:
 def test_ctrl_c_in_a_terminal_rolls_back(emulator: Emulator, project: str, tmp_path: Path) -> None:
     """Ctrl-C (SIGINT) mid-bake: traffic back where it was, one reason, exit 1, a person's log."""
     api = Api(emulator.url, project)
-    api.create("ctrlc", "sample/hello:v1", "ctrlc-v1")
+    api.create_service("ctrlc", "sample/hello:v1", "ctrlc-v1")
     args = ["deploy", "--service=ctrlc", "--image=sample/hello:v2", "--suffix=v2", "--step-interval=60s"]
     args += [f"--project-id={project}", f"--api-endpoint={emulator.url}"]
     proc = subprocess.Popen(

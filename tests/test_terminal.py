@@ -13,7 +13,7 @@ from deployer.github import Console as GitHubConsole
 from deployer.result import Outcome, Phase, RolloutResult
 from deployer.terminal import TerminalConsole, clean_line, use_colour
 from deployer.traffic import Target
-from tests import harness
+from devtools import harness
 
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x1b[1A::error::forged\x9b31m\u202eevil\u202c %0A ##[group]x"
 
