@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from cloudrun_emulator import Emulator
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 
 SERVICE = "shop"
@@ -132,7 +132,7 @@ def test_failing_pre_job_leaves_traffic_untouched_and_names_the_exit_code(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
     before = routing(api.service(SERVICE))
     result = harness.run(
         rollout_inputs(
@@ -170,7 +170,7 @@ def test_failing_post_job_rolls_back_when_configured(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
     failing = {
         "post_job": "e2e",
         "job_image": "sample/job",
@@ -198,7 +198,7 @@ def test_cancel_during_pre_job_cancels_the_execution(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
     before = [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p]
     inputs = rollout_inputs(
         emulator, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=60000"
@@ -254,7 +254,7 @@ def test_post_job_in_mode_promote_runs_the_promoted_image(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
     paused = harness.run(rollout_inputs(emulator, project, steps="50"), tmp_path=tmp_path / "1")
     assert paused.outputs["result"] == "paused", paused.log
     promote = {"mode": "promote", "post_job": "e2e", "job_command": '["/bin/sh", "-c", "exit 0"]'}
@@ -269,7 +269,7 @@ def test_dry_run_validates_the_jobs_and_writes_nothing(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
     result = harness.run(
         rollout_inputs(emulator, project, dry_run="true", pre_job="migrate", job_tasks="2"), tmp_path=tmp_path
     )
@@ -298,7 +298,7 @@ def test_killed_during_pre_job_then_the_post_step_cancels_it(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
     before = [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p]
     inputs = rollout_inputs(
         emulator, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=60000"

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from cloudrun_emulator import Emulator
-from tests.emulator.conftest import condition, error_of
+from tests.cloudrun import condition, error_of
 
 _ids = itertools.count()
 JOB_IMAGE = "us-docker.pkg.dev/cloudrun/container/job"
