@@ -216,71 +216,71 @@ HELP: dict[str, tuple[str, str]] = {
         "Number of failed analyses (at one step) that trigger a rollback.",
     ),
     "job": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Mode job: the Cloud Run job to create or update (from the job_* inputs) and execute.",
     ),
     "pre_job": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Cloud Run job created or updated and executed once the new revision is Ready and smoke-checked, before any traffic moves (e.g. a database migration). Its failure stops the rollout with no traffic change.",
     ),
     "post_job": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Cloud Run job created or updated and executed once the new revision serves 100 %, before the rollout is marked finished (e.g. a backfill or end-to-end test). See post_job_failure.",
     ),
     "post_job_failure": (
-        "Revision settings",
+        "Cloud Run jobs",
         "What a failed post_job does: rollback (restore the traffic from before the run), fail (keep the new revision, fail the step) or warn (keep it, warn only).",
     ),
     "job_image": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Image of the job. Default: `image` (in mode promote, the image of the promoted revision).",
     ),
     "job_command": (
-        "Revision settings",
-        "Job container entrypoint, as a YAML list ([\"python\", \"migrate.py\"]) or shell words. Default: keep the job's (the image's entrypoint for a new job).",
+        "Cloud Run jobs",
+        "Job container entrypoint, as a YAML list (e.g. [python, migrate.py]) or shell words. Default: keep the job's (the image's entrypoint for a new job).",
     ),
     "job_args": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Job container arguments, as a YAML list or shell words. Default: keep the job's.",
     ),
     "job_env_vars": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Env vars of the job as KEY=VALUE lines or a YAML mapping; merged with the job's current ones.",
     ),
     "job_secrets": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Secret Manager secrets exposed to the job as env vars (ENV=secret-name:version lines or a YAML mapping); merged with the job's current ones.",
     ),
     "job_tasks": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Number of tasks of each execution (1 to 10000). Default: keep the job's (1 for a new job).",
     ),
     "job_parallelism": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Tasks that may run at once (0 = as many as possible). Default: keep the job's.",
     ),
     "job_task_timeout": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Timeout of each task attempt (duration, up to 168h). Default: keep the job's (10m for a new job).",
     ),
     "job_max_retries": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Retries of a failed task (0 to 10). Default: keep the job's (3 for a new job).",
     ),
     "job_service_account": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Service account email the job's tasks run as. Default: keep the job's.",
     ),
     "job_args_override": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Arguments for this execution only (the job keeps its own), as a YAML list or shell words; [] clears them.",
     ),
     "job_env_override": (
-        "Revision settings",
+        "Cloud Run jobs",
         "Env vars for this execution only, as KEY=VALUE lines or a YAML mapping.",
     ),
     "job_wait_timeout": (
-        "Revision settings",
+        "Cloud Run jobs",
         "How long to wait for one execution to finish (duration); past it the execution is cancelled and counts as failed.",
     ),
 }
