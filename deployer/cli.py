@@ -89,7 +89,7 @@ def build_parser(defaults: Mapping[str, str] = DEFAULTS) -> argparse.ArgumentPar
     """The parser: a mode, then one flag per input, in the README's sections."""
     parser = argparse.ArgumentParser(
         prog="run-canary",
-        usage="%(prog)s [deploy|promote|rollback] --service NAME [--image REF] [--INPUT VALUE ...]",
+        usage="%(prog)s [deploy|promote|rollback|job] --service NAME [--image REF] [--INPUT VALUE ...]",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=_Formatter,
@@ -106,8 +106,9 @@ def build_parser(defaults: Mapping[str, str] = DEFAULTS) -> argparse.ArgumentPar
         "--output",
         choices=["text", "json"],
         default="text",
-        help="json: print the outputs (url, tag_url, revision, previous_revision, result, traffic) as "
-        "one JSON object on stdout, and the log on stderr. [default: text]",
+        help="json: print the outputs (url, tag_url, revision, previous_revision, result, traffic, "
+        "job_execution, job_result, job_log_url) as one JSON object on stdout, and the log on stderr. "
+        "[default: text]",
     )
     parser.add_argument("--debug", action="store_true", help="Also print debug lines.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -170,7 +170,7 @@ def test_help_lists_every_input_with_its_default(tmp_path: Path) -> None:
     text = " ".join(result.stdout.split())
     for name, default in DEFAULTS.items():
         if name == "mode":
-            assert "{deploy,promote,rollback}" in text and "[default: deploy]" in text
+            assert "{deploy,promote,rollback,job}" in text and "[default: deploy]" in text
             continue
         found = re.search(rf" {cli.flag(name)} (VALUE|LINE|\[BOOL\]) ", text)
         assert found, f"{cli.flag(name)} missing from --help"
