@@ -180,8 +180,13 @@ class TerminalConsole:
         """The step's outputs under a heading (on GitHub they go to $GITHUB_OUTPUT and the summary)."""
         self.start_group("result")
         outputs = outputs_for(result)
+        if not result.jobs:  # the job outputs only mean something when a job ran
+            outputs = {k: v for k, v in outputs.items() if not k.startswith("job_")}
+        if result.mode == "job":  # no service was involved
+            outputs = {k: v for k, v in outputs.items() if k in ("result",) or k.startswith("job_")}
         unknown = "(unchanged)" if result.outcome is Outcome.PLANNED else "(not known)"
-        outputs["traffic"] = ", ".join(t.describe() for t in result.traffic_after) or unknown
+        if "traffic" in outputs:
+            outputs["traffic"] = ", ".join(t.describe() for t in result.traffic_after) or unknown
         if result.reason and not is_failure(result):  # a failure's reason follows as an error line
             outputs["reason"] = result.reason
         width = max(len(name) for name in outputs)
