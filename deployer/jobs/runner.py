@@ -20,10 +20,8 @@ from deployer.rollout import RolloutFailed
 from deployer.settings import Config, JobFailurePolicy, RunContext
 
 POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.25, 1.5, 1.0
-PROGRESS_MIN, PROGRESS_MAX = (
-    3.0,
-    15.0,
-)  # a progress line when counts change (at most every 3 s), else every 15 s
+# A progress line when the task counts change (at most every 2 s), else one every 15 s.
+PROGRESS_MIN, PROGRESS_MAX = 2.0, 15.0
 READY_TIMEOUT = 60.0
 
 
