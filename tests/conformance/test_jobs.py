@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.gcloud import Gcloud
+
+pytestmark = pytest.mark.gcloud
 
 JOB_IMAGE = "us-docker.pkg.dev/cloudrun/container/job"
 
