@@ -420,7 +420,10 @@ class Store:
         health = self.dataplane.health(instance_key(revision.namespace, revision.name))
         if health.status == "Unknown":
             return
-        if health.status == "True":
+        probe_failure = probe_problem(revision.template) if health.status == "True" else None
+        if probe_failure:
+            revision.ready.set("False", "HealthCheckContainerError", probe_failure)
+        elif health.status == "True":
             revision.ready.set("True")
         else:
             reason = health.reason or "HealthCheckContainerError"
@@ -432,9 +435,14 @@ class Store:
         conditions = service.conditions
         if latest is None:
             conditions["ConfigurationsReady"].set("True")
-        else:
+        elif latest.ready.status == "False":
             ready = latest.ready
-            conditions["ConfigurationsReady"].set(ready.status, ready.reason, ready.message)
+            message = f"Revision '{latest.name}' is not ready and cannot serve traffic. {ready.message or ''}"
+            conditions["ConfigurationsReady"].set("False", ready.reason, message.strip())
+        else:
+            conditions["ConfigurationsReady"].set(
+                latest.ready.status, latest.ready.reason, latest.ready.message
+            )
         problem = self._route(service)
         if problem:
             conditions["RoutesReady"].set("False", *problem)
@@ -763,6 +771,44 @@ def default_template(template: dict[str, Any]) -> dict[str, Any]:
         limits.setdefault("cpu", "1000m")
         limits.setdefault("memory", "512Mi")
     return result
+
+
+PROBE_ACTIONS = ("tcpSocket", "httpGet", "grpc")
+LISTEN_FAILED = (
+    "The user-provided container failed to start and listen on the port defined provided by the "
+    "PORT={port} environment variable within the allocated timeout. This can happen when the container "
+    "port is misconfigured or if the timeout is too short. The health check timeout can be extended. "
+    "Logs for this revision might contain more information."
+)
+PROBE_FAILED = (
+    "The user-provided container failed the configured {kind} probe checks. "
+    "Logs for this revision might contain more information."
+)
+
+
+def ingress_container(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The container that receives requests: the one declaring ``ports`` (else the first)."""
+    containers = template.get("spec", {}).get("containers", [])
+    return next((c for c in containers if c.get("ports")), containers[0] if containers else {})
+
+
+def probe_problem(template: Mapping[str, Any]) -> str | None:
+    """Why the ingress container's startup or liveness probe can never pass, in Cloud Run's words.
+
+    The container listens on its ``containerPort`` (the PORT it is given); a probe aimed at any other
+    port finds nothing listening there. A probe action without a port checks the container port.
+    """
+    container = ingress_container(template)
+    port = ((container.get("ports") or [{}])[0]).get("containerPort", 8080)
+    for kind in ("startupProbe", "livenessProbe"):
+        probe = container.get(kind) or {}
+        for action in PROBE_ACTIONS:
+            target = probe.get(action)
+            if isinstance(target, dict) and target.get("port", port) != port:
+                if kind == "startupProbe" and action == "tcpSocket":
+                    return LISTEN_FAILED.format(port=port)
+                return PROBE_FAILED.format(kind=kind.removesuffix("Probe"))
+    return None
 
 
 def strip_name(template: Mapping[str, Any]) -> dict[str, Any]:

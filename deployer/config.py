@@ -95,10 +95,19 @@ class AnalysisSettings:
     max_latency_p99: float | None = None  # ms
     max_latency_p95: float | None = None  # ms
     min_requests: int = 0
-    on_inconclusive: str = "pass"  # pass | fail | extend
+    on_inconclusive: str = ""  # pass | fail | extend; "": fail when metric thresholds are set, else pass
     check_command: str | None = None
     check_webhook: str | None = None
     failure_threshold: int = 1
+
+    @property
+    def metric_thresholds(self) -> bool:
+        return any(v is not None for v in (self.max_error_rate, self.max_latency_p99, self.max_latency_p95))
+
+    @property
+    def inconclusive_action(self) -> str:
+        """on_inconclusive, or its default: a threshold with no data to judge it must not pass."""
+        return self.on_inconclusive or ("fail" if self.metric_thresholds else "pass")
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,8 @@ class Config:
     environment: str | None = None
     takeover: bool = False  # take over (undo) another run's unfinished rollout
     analysis: AnalysisSettings = AnalysisSettings()
+    container: str | None = None  # the container the inputs apply to; None: the ingress container
+    production_environment: bool | None = None  # GitHub Deployment flag; None: from the environment name
 
 
 @dataclass(frozen=True)
@@ -221,11 +232,13 @@ DEFAULTS: dict[str, str] = {
     "github_token": "",
     "environment": "",
     "takeover": "false",
+    "container": "",
+    "production_environment": "",
     "max_error_rate": "",
     "max_latency_p99": "",
     "max_latency_p95": "",
     "min_requests": "0",
-    "on_inconclusive": "pass",
+    "on_inconclusive": "",
     "check_command": "",
     "check_webhook": "",
     "failure_threshold": "1",
@@ -445,6 +458,13 @@ _IMAGE = re.compile(
     r"(?::[\w][\w.-]{0,127})?"
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
 )
+
+
+def parse_container(text: str) -> str:
+    """A container name as Cloud Run takes it: a DNS-1123 label."""
+    if len(text) > 63 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", text, re.ASCII):
+        raise _Invalid(f"{_show(text)} is not a container name (lowercase letters, digits, '-', at most 63)")
+    return text
 
 
 def parse_tag(text: str) -> str:
@@ -954,7 +974,8 @@ def _analysis(inputs: _Inputs) -> AnalysisSettings:
             "max_latency_p95", _optional(_float_in(0, None, " (ms)", exclusive_low=True)), None
         ),
         min_requests=inputs.get("min_requests", _int_in(0), 0),
-        on_inconclusive=inputs.get("on_inconclusive", _choice(["pass", "fail", "extend"]), "pass"),
+        on_inconclusive=inputs.get("on_inconclusive", _optional(_choice(["pass", "fail", "extend"])), None)
+        or "",
         check_command=inputs.raw("check_command") or None,
         check_webhook=inputs.get("check_webhook", _optional(parse_webhook), None),
         failure_threshold=inputs.get("failure_threshold", _int_in(1), 1),
@@ -1026,6 +1047,8 @@ def load(env: Mapping[str, str]) -> tuple[Config, RunContext]:
         environment=inputs.get("environment", _optional(_free_text(255)), None),
         takeover=inputs.get("takeover", parse_bool, False),
         analysis=_analysis(inputs),
+        container=inputs.get("container", _optional(parse_container), None),
+        production_environment=inputs.get("production_environment", _optional(parse_bool), None),
     )
     if inputs.problems:
         raise ConfigError(inputs.problems)

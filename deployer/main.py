@@ -20,7 +20,7 @@ import requests
 
 from deployer import auth, github, rollout, smoke
 from deployer import config as cfg
-from deployer.analysis import METRIC_LAG_SECONDS, Analysis
+from deployer.analysis import Analysis
 from deployer.client import CloudRun, RetryPolicy
 from deployer.knative import RolloutState
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
@@ -90,8 +90,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
         cancelled=cancel.is_set,
         rollback_api=_fast(api),
         shield=cancel.shield,
-        checks=_analysis(config, api, console),
     )
+    hooks.checks, hooks.ingested = _analysis(config, api, console)
     runner = rollout.Rollout(config, ctx, api, project, github.GitHubReporter(console), hooks)
     result = runner.run()
     if cancel.is_set():
@@ -151,8 +151,9 @@ def _connect(
 
 def _analysis(
     config: cfg.Config, api: CloudRun, console: github.Console
-) -> Callable[[StepInfo], list[Verdict]]:
-    """The canary checks run at each bake round (metrics, command, webhook), if any is configured."""
+) -> tuple[Callable[[StepInfo], list[Verdict]], Callable[[str, float], bool] | None]:
+    """The canary checks run at each bake round (metrics, command, webhook), if any is configured,
+    and, with metric thresholds, how the rollout learns that a step's requests are in Cloud Monitoring."""
     endpoint = config.monitoring_endpoint
     if endpoint is None and auth.is_loopback(config.api_endpoint):
         endpoint = config.api_endpoint  # the emulator serves Cloud Monitoring too
@@ -165,13 +166,8 @@ def _analysis(
         monitoring_endpoint=endpoint,
         log=console.debug,  # the rollout logs every verdict itself
     )
-    if found.metrics_enabled and not auth.is_loopback(endpoint) and config.step_interval < METRIC_LAG_SECONDS:
-        console.warning(
-            f"Cloud Monitoring data can lag up to {METRIC_LAG_SECONDS / 60:g} min behind requests: with "
-            f"step_interval {config.step_interval:g}s a step's metrics may miss its latest requests. "
-            "Consider a longer step_interval, or on_inconclusive: extend."
-        )
-    return found.run if found.enabled else (lambda step: [])
+    checks = found.run if found.enabled else (lambda step: [])
+    return checks, (found.ingested if found.metrics_enabled else None)
 
 
 def _fast(api: CloudRun) -> CloudRun:

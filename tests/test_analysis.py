@@ -21,7 +21,7 @@ from deployer.analysis import Analysis
 from deployer.config import AnalysisSettings
 from cloudrun_emulator.dataplane import DataPlane, Health, RequestSample, RevisionRun
 from cloudrun_emulator.images import ImageCatalogue
-from cloudrun_emulator.monitoring import format_timestamp, parse_timestamp, time_series
+from cloudrun_emulator.monitoring import Ingestion, format_timestamp, parse_timestamp, time_series
 from deployer.result import StepInfo, Verdict
 
 T0 = 1_700_000_000.0
@@ -189,7 +189,9 @@ def test_periods_end_at_end_time_newest_first_and_rate() -> None:
 
 def test_requests_after_now_are_not_reported_yet() -> None:
     q = query(aggregation_crossSeriesReducer="REDUCE_SUM")
-    status, body = time_series(q, samples(), project="proj", location="us-central1", now=T0 + 9.5)
+    status, body = time_series(
+        q, samples(), project="proj", location="us-central1", now=T0 + 9.5, ingestion=Ingestion(0, 0)
+    )
 
     assert status == 200 and body["timeSeries"][0]["points"][0]["value"] == {"int64Value": "10"}
 
@@ -353,6 +355,7 @@ class Monitoring:
     failures: list[int] = field(default_factory=list)  # statuses to answer before serving
     calls: list[dict[str, list[str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ingestion: Ingestion = Ingestion(0, 0)  # data at once: these tests are about the figures
 
     def answer(self, path: str, raw_query: str) -> tuple[int, dict[str, Any]]:
         q = parse_qs(raw_query, keep_blank_values=True)
@@ -366,7 +369,14 @@ class Monitoring:
         parts = path.strip("/").split("/")
         if len(parts) != 4 or parts[:2] != ["v3", "projects"] or parts[3] != "timeSeries":
             return 404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}
-        return time_series(q, self.plane.samples(), project=parts[2], location="us-central1", now=time.time())
+        return time_series(
+            q,
+            self.plane.samples(),
+            project=parts[2],
+            location="us-central1",
+            now=time.time(),
+            ingestion=self.ingestion,
+        )
 
 
 def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
