@@ -104,7 +104,7 @@ class Api:
         """Route one API request."""
         match = IAM.match(path)
         if match:
-            return self._iam(method, match, body)
+            return self._iam(method, match, query, body)
         match = LOCATIONS.match(path)
         if match and method == "GET":
             return Reply(200, locations(match["ns"]))
@@ -158,14 +158,31 @@ class Api:
         service = _parse(body, "Service", "service")
         return self.store.replace_service(ns, name, service, _dry_run(query))
 
-    def _iam(self, method: str, match: re.Match[str], body: Any) -> Reply:
+    def _iam(self, method: str, match: re.Match[str], query: Mapping[str, str], body: Any) -> Reply:
         """getIamPolicy (GET, or POST like the gRPC transcoding allows) and setIamPolicy (POST)."""
         ns, name = match["ns"], match["name"]
         if match["verb"] == "getIamPolicy" and method in ("GET", "POST"):
-            return Reply(200, self.store.get_iam_policy(ns, name))
+            options = (body or {}).get("options") if isinstance(body, dict) else None
+            version = query.get("options.requestedPolicyVersion") or str(
+                (options or {}).get("requestedPolicyVersion", 0)
+            )
+            return Reply(200, self.store.get_iam_policy(ns, name, requested_version(version)))
         if match["verb"] == "setIamPolicy" and method == "POST":
             return Reply(200, self.store.set_iam_policy(ns, name, _parse(body, "SetIamPolicyRequest", "")))
         raise ApiError(405, "UNIMPLEMENTED", f"Method {method} is not supported for {match['verb']}.")
+
+
+def requested_version(text: str) -> int:
+    """``options.requestedPolicyVersion``: 0, 1 or 3 ("Requests specifying an invalid value will be
+    rejected")."""
+    if text not in ("0", "1", "3"):
+        message = (
+            f"Invalid value at 'options.requested_policy_version' ({text!r}): valid values are 0, 1 and 3."
+        )
+        raise ApiError(
+            400, "INVALID_ARGUMENT", message, [Violation("options.requestedPolicyVersion", message)]
+        )
+    return int(text)
 
 
 def _parse(body: Any, schema: str, root: str) -> dict[str, Any]:

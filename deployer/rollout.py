@@ -154,7 +154,13 @@ class Rollout:
         template = knative.new_template(self._metadata_template(), self.config, revision)
         first = (Target(revision=revision, percent=100, tag=self.config.tag),)
         body = knative.service_body(
-            None, self.config, template, first, labels=self._labels(), annotations=self._client_annotations()
+            None,
+            self.config,
+            template,
+            first,
+            labels=self._labels(),
+            annotations=knative.client_annotations(),
+            namespace=self.result.project,
         )
         self.result.revision = revision
         phase.detail = f"new service {self.name} with revision {revision}"
@@ -195,7 +201,7 @@ class Rollout:
             """Our change on top of whatever the service is now (re-applied after a 409)."""
             state = self._new_state(svc, candidate)
             planned[:] = [state]
-            annotations = {**self._client_annotations(), knative.STATE_ANNOTATION: state.to_annotation()}
+            annotations = {**knative.client_annotations(), knative.STATE_ANNOTATION: state.to_annotation()}
             deployed = traffic.restore(state.base_traffic, candidate, state.tag)
             return knative.service_body(
                 svc, self.config, template, deployed, labels=self._labels(), annotations=annotations
@@ -623,7 +629,9 @@ class Rollout:
         revision = api.get_revision(candidate)
         ready = knative.condition(revision, "Ready")
         if ready.status == "False":
-            raise RevisionFailed(f"revision {candidate} is not ready: {ready.reason}: {ready.message}".strip())
+            raise RevisionFailed(
+                f"revision {candidate} is not ready: {ready.reason}: {ready.message}".strip()
+            )
         if configs.status == "False":
             created = "was never created" if revision is None else "is not ready"
             raise RevisionFailed(f"revision {candidate} {created}: {configs.describe()}")
@@ -680,7 +688,7 @@ class Rollout:
         return f"{self.name}-{self.config.suffix or derive_suffix(self.ctx)}"
 
     def _metadata_template(self) -> Obj | None:
-        return ((self.config.metadata or {}).get("spec") or {}).get("template")
+        return ((knative.exported(self.config.metadata) or {}).get("spec") or {}).get("template")
 
     def _labels(self) -> dict[str, str]:
         labels = dict(self.config.labels)
@@ -689,14 +697,6 @@ class Rollout:
             if self.ctx.sha:
                 labels.setdefault("commit-sha", self.ctx.sha.lower()[:63])
         return labels
-
-    def _client_annotations(self) -> dict[str, str | None]:
-        from deployer import __version__
-
-        return {
-            "run.googleapis.com/client-name": knative.CLIENT_NAME,
-            "run.googleapis.com/client-version": __version__,
-        }
 
     def _plan(self, current: Obj | None, template: Obj, blocks: list[Traffic]) -> None:
         self.result.plan = blocks

@@ -16,12 +16,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from deployer import analysis
-from deployer.analysis import Analysis
-from deployer.config import AnalysisSettings
 from cloudrun_emulator.dataplane import DataPlane, Health, RequestSample, RevisionRun
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.monitoring import Ingestion, format_timestamp, parse_timestamp, time_series
+from deployer import analysis
+from deployer.analysis import Analysis
+from deployer.config import AnalysisSettings
 from deployer.result import StepInfo, Verdict
 
 T0 = 1_700_000_000.0
@@ -355,7 +355,7 @@ class Monitoring:
     failures: list[int] = field(default_factory=list)  # statuses to answer before serving
     calls: list[dict[str, list[str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    ingestion: Ingestion = Ingestion(0, 0)  # data at once: these tests are about the figures
+    ingestion: Ingestion = field(default_factory=lambda: Ingestion(0, 0))  # data at once: figures only
 
     def answer(self, path: str, raw_query: str) -> tuple[int, dict[str, Any]]:
         q = parse_qs(raw_query, keep_blank_values=True)
