@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from deployer import analysis, client, knative
-from deployer.config import AnalysisSettings, Config, RevisionSettings
+from deployer.settings import AnalysisSettings, Config, RevisionSettings
 from deployer.traffic import Target
 from tests.test_analysis import conform
 
