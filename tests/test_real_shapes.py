@@ -7,12 +7,16 @@ import copy
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from deployer import analysis, client, knative
-from deployer.settings import AnalysisSettings, Config, RevisionSettings
+from deployer.client import CloudRun
+from deployer.result import Reporter
+from deployer.rollout import Hooks, RevisionFailed, Rollout, RolloutFailed
+from deployer.settings import AnalysisSettings, Config, RevisionSettings, RunContext
+from deployer.smoke import SmokeResult
 from deployer.traffic import Target
 from tests.test_analysis import conform
 
@@ -241,3 +245,58 @@ def test_a_body_not_shaped_as_documented_is_refused() -> None:
     with pytest.raises(analysis.MonitoringError):
         analysis.series_page({"timeSeries": [], "nextPageToken": 3})
     assert analysis.series_page({}) == analysis.SeriesPage([], "")
+
+
+# ---- readiness as gcloud's poller judges it ---------------------------------------------------
+
+
+class Revisions:
+    """Stands in for the client: only ``get_revision`` is asked during readiness."""
+
+    def __init__(self, revisions: dict[str, dict[str, Any]]) -> None:
+        self.revisions = revisions
+
+    def get_revision(self, name: str) -> dict[str, Any] | None:
+        return self.revisions.get(name)
+
+
+def readiness(
+    service: dict[str, Any], candidate: str, revisions: dict[str, dict[str, Any]]
+) -> tuple[bool, str]:
+    api = cast(CloudRun, Revisions(revisions))
+    hooks = Hooks(smoke=lambda url: SmokeResult(True, 200, 1, "ok", 0.0))
+    runner = Rollout(Config(service="hello", image="x"), RunContext(), api, "p", cast(Reporter, None), hooks)
+    return runner._readiness(service, candidate, api)
+
+
+def test_a_candidate_that_was_never_created_fails_at_once_with_the_reason() -> None:
+    service = load("service-configuration-failed.json")
+    with pytest.raises(
+        RevisionFailed,
+        match=r"hello-00004-bad was never created: ConfigurationsReady=False \(ContainerMissing\)",
+    ):
+        readiness(service, "hello-00004-bad", {})
+
+
+def test_a_failed_candidate_reports_its_own_reason() -> None:
+    service = load("service-configuration-failed.json")
+    revision = load("revision-health-check-failed.json")
+    with pytest.raises(RevisionFailed, match="HealthCheckContainerError: The user-provided container"):
+        readiness(service, "hello-00004-bad", {"hello-00004-bad": revision})
+
+
+def test_any_false_service_condition_fails_a_traffic_change() -> None:
+    service = load("service-configuration-failed.json")
+    with pytest.raises(
+        RolloutFailed, match=r"service hello failed: ConfigurationsReady=False \(ContainerMissing\)"
+    ):
+        readiness(service, "", {})
+    service["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "reason": "RevisionMissing", "message": "gone"},
+        {"type": "ConfigurationsReady", "status": "True"},
+        {"type": "RoutesReady", "status": "Unknown"},
+    ]
+    with pytest.raises(RolloutFailed, match=r"Ready=False \(RevisionMissing\): gone"):
+        readiness(service, "", {})
+    ready = load("service-default-probe.json")
+    assert readiness(ready, "", {}) == (True, "RoutesReady=True")
