@@ -214,7 +214,13 @@ def _tracker(
     if not (config.github_token and config.environment and ctx.repository):
         return None
     return github.DeploymentTracker(
-        config.github_token, ctx, config.environment, config.service, config.region, console=console
+        config.github_token,
+        ctx,
+        config.environment,
+        config.service,
+        config.region,
+        console=console,
+        production=config.production_environment,
     )
 
 
