@@ -276,3 +276,83 @@ def test_a_step_is_judged_on_its_own_requests_after_the_ingestion_lag(
     assert result.outputs["result"] == "promoted"
     assert "waiting up to 240s for Cloud Monitoring" in result.log
     assert "metrics ok: error rate 0.0 % of" in result.summary
+
+
+# ---- IAM policy version 3 -------------------------------------------------------------------
+
+
+def iam_url(emu: Emulator, project: str, service: str, verb: str) -> str:
+    return f"{emu.url}/v1/projects/{project}/locations/us-central1/services/{service}:{verb}"
+
+
+def test_allow_unauthenticated_keeps_conditional_bindings(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    api = Api(emulator.url, project)
+    api.create("guarded", "sample/hello:v1", "guarded-v1")
+    policy = json.loads((DATA / "iam-policy-conditions.json").read_text(encoding="utf-8"))
+    current = requests.get(iam_url(emulator, project, "guarded", "getIamPolicy"), timeout=10).json()
+    policy["etag"] = current["etag"]
+    written = requests.post(
+        iam_url(emulator, project, "guarded", "setIamPolicy"), json={"policy": policy}, timeout=10
+    )
+    assert written.status_code == 200, written.text
+    v1 = requests.get(iam_url(emulator, project, "guarded", "getIamPolicy"), timeout=10).json()
+    assert v1["version"] == 1 and any(
+        "_withcond_" in b["role"] for b in v1["bindings"]
+    )  # what a v1 reader sees
+
+    result = harness.run(
+        inputs(
+            emulator,
+            project,
+            service="guarded",
+            image="sample/hello:v2",
+            allow_unauthenticated="true",
+            **FAST,
+        ),
+        tmp_path=tmp_path,
+    )
+    assert result.returncode == 0, result.log
+    v3 = requests.get(
+        iam_url(emulator, project, "guarded", "getIamPolicy"),
+        params={"options.requestedPolicyVersion": "3"},
+        timeout=10,
+    ).json()
+    assert v3["version"] == 3
+    conditional = [b for b in v3["bindings"] if "condition" in b]
+    assert conditional == [policy["bindings"][1]]
+    members = {m for b in v3["bindings"] if "condition" not in b for m in b["members"]}
+    assert members == {"allUsers", "serviceAccount:frontend@my-project.iam.gserviceaccount.com"}
+
+
+# ---- Cloud Monitoring pages -----------------------------------------------------------------
+
+
+def test_the_analysis_follows_next_page_tokens(own_emulator: Emulator, project: str) -> None:
+    """The server cuts a page after one series: the 2xx and 5xx counts arrive on two pages."""
+    from deployer.analysis import Analysis
+    from deployer.settings import AnalysisSettings
+
+    own_emulator.configure({"metric_sampling": 0.2, "metric_lag": 0.2, "monitoring_page_size": 1})
+    api = Api(own_emulator.url, project)
+    svc = api.create("paged", "sample/error", "paged-v1", env={"ERROR_RATE": "0.5"})
+    statuses = [requests.get(svc["status"]["url"], timeout=5).status_code for _ in range(40)]
+    time.sleep(0.6)  # ingested
+    checker = Analysis(
+        AnalysisSettings(max_error_rate=5),
+        session=requests.Session(),
+        project=project,
+        region="us-central1",
+        service="paged",
+        monitoring_endpoint=own_emulator.url,
+    )
+    metrics = checker.fetch_metrics("paged-v1", time.time() - 60, time.time())
+    assert (metrics.requests, metrics.errors) == (40, statuses.count(500))
+    assert 0 < metrics.errors < 40
+    counts = [
+        r["query"]
+        for r in own_emulator.requests()
+        if r["path"].endswith("/timeSeries") and "request_count" in r["query"]["filter"]
+    ]
+    assert len(counts) == 2 and "pageToken" not in counts[0] and counts[1]["pageToken"]
