@@ -320,7 +320,8 @@ class Analysis:
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a body not shaped as documented
             detail = f"Cloud Monitoring answered an unexpected body ({type(exc).__name__}): inconclusive"
             return Verdict("metrics", None, detail)
-        return judge(self.settings, metrics, METRIC_LAG_SECONDS)
+        # The final verdict of a step comes after the lag was waited out; rounds during the bake may lag.
+        return judge(self.settings, metrics, 0.0 if step.ended is not None else METRIC_LAG_SECONDS)
 
     def fetch_metrics(self, revision: str, start: float, end: float) -> Metrics:
         """Counts by response class and p95/p99 latency of one revision between start and end."""

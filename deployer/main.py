@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from deployer import auth, github, inputs, rollout, settings, smoke
-from deployer.analysis import Analysis
+from deployer.analysis import METRIC_LAG_SECONDS, METRIC_SAMPLING_SECONDS, Analysis
 from deployer.client import CloudRun, RetryPolicy
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.state import RolloutState
@@ -91,6 +91,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         shield=cancel.shield,
     )
     hooks.checks, hooks.ingested = _analysis(config, api, console, cancel.is_set)
+    hooks.metric_wait = METRIC_SAMPLING_SECONDS + METRIC_LAG_SECONDS
     runner = rollout.Rollout(config, ctx, api, project, github.GitHubReporter(console), hooks)
     result = runner.run()
     if cancel.is_set():

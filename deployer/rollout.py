@@ -62,7 +62,7 @@ class Hooks:
     # Metric thresholds: whether Cloud Monitoring holds the candidate's data up to an epoch time, and
     # how long to wait for it after a bake (sampling + ingestion lag). None: no metric analysis.
     ingested: Callable[[str, float], bool] | None = None
-    metric_wait: float = 240.0
+    metric_wait: float = 240.0  # Cloud Run's 60 s sampling + up to 180 s until a sample is visible
 
 
 class Rollout:
