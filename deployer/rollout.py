@@ -611,14 +611,22 @@ class Rollout:
     def _readiness(self, svc: Obj, candidate: str, api: CloudRun) -> tuple[bool, str]:
         """(done, what we are waiting for) for a fresh status; raises as soon as anything failed.
 
-        As gcloud's poller: any False condition of the service (Ready, ConfigurationsReady,
-        RoutesReady) for the current generation is final, and its reason and message are the error.
+        As gcloud's poller: a False condition of the service for the current generation is final,
+        and its reason and message are the error. After a deploy that is any of Ready,
+        ConfigurationsReady and RoutesReady. A traffic change (step, rollback) does not touch the
+        configuration: a failed latest revision keeps ConfigurationsReady, and so Ready, False after
+        traffic went back to good revisions, so there only the routes count.
         """
         if candidate:
             waiting = self._candidate_readiness(svc, candidate, api)
             if waiting:
                 return False, waiting
-        for kind in ("ConfigurationsReady", "RoutesReady", "Ready"):
+            kinds: tuple[str, ...] = ("ConfigurationsReady", "RoutesReady", "Ready")
+        elif knative.condition(svc, "ConfigurationsReady").status == "False":
+            kinds = ("RoutesReady",)
+        else:
+            kinds = ("RoutesReady", "Ready")
+        for kind in kinds:
             found = knative.condition(svc, kind)
             if found.status == "False":
                 raise RolloutFailed(f"service {self.name} failed: {found.describe()}")

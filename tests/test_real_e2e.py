@@ -356,3 +356,28 @@ def test_the_analysis_follows_next_page_tokens(own_emulator: Emulator, project: 
         if r["path"].endswith("/timeSeries") and "request_count" in r["query"]["filter"]
     ]
     assert len(counts) == 2 and "pageToken" not in counts[0] and counts[1]["pageToken"]
+
+
+def test_a_manual_rollback_after_a_failed_configuration_succeeds(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """The failed latest revision keeps ConfigurationsReady False; moving traffic still works."""
+    api = Api(emulator.url, project)
+    api.create("after", "sample/hello:v1", "after-v1")
+    failed = harness.run(
+        inputs(
+            emulator, project, service="after", image="us-docker.pkg.dev/p/app/missing:2", suffix="v2", **FAST
+        ),
+        tmp_path=tmp_path / "deploy",
+    )
+    assert failed.outputs["result"] == "rolled_back", failed.log
+    back = harness.run(
+        inputs(emulator, project, service="after", mode="rollback", rollback_to="after-v1", **FAST),
+        tmp_path=tmp_path / "rollback",
+    )
+    assert back.returncode == 0, back.log
+    assert back.outputs["result"] == "rolled_back"
+    svc = api.service("after")
+    configs = next(c for c in svc["status"]["conditions"] if c["type"] == "ConfigurationsReady")
+    assert (configs["status"], configs["reason"]) == ("False", "ContainerMissing")  # as Cloud Run keeps it
+    assert routing(svc) == [("after-v1", 100, "")]

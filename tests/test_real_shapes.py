@@ -285,11 +285,18 @@ def test_a_failed_candidate_reports_its_own_reason() -> None:
         readiness(service, "hello-00004-bad", {"hello-00004-bad": revision})
 
 
-def test_any_false_service_condition_fails_a_traffic_change() -> None:
+def test_a_traffic_change_fails_on_its_routes_not_on_a_failed_latest_revision() -> None:
     service = load("service-configuration-failed.json")
-    with pytest.raises(
-        RolloutFailed, match=r"service hello failed: ConfigurationsReady=False \(ContainerMissing\)"
-    ):
+    # After a rollback the failed latest revision keeps ConfigurationsReady (and Ready) False while
+    # the restored routes are ready: the traffic change itself succeeded.
+    assert readiness(service, "", {}) == (True, "RoutesReady=True")
+    service["status"]["conditions"][2] = {
+        "type": "RoutesReady",
+        "status": "False",
+        "reason": "RevisionFailed",
+        "message": "Revision 'hello-00004-bad' is not ready.",
+    }
+    with pytest.raises(RolloutFailed, match=r"RoutesReady=False \(RevisionFailed\)"):
         readiness(service, "", {})
     service["status"]["conditions"] = [
         {"type": "Ready", "status": "False", "reason": "RevisionMissing", "message": "gone"},
@@ -300,3 +307,14 @@ def test_any_false_service_condition_fails_a_traffic_change() -> None:
         readiness(service, "", {})
     ready = load("service-default-probe.json")
     assert readiness(ready, "", {}) == (True, "RoutesReady=True")
+
+
+def test_after_a_deploy_any_false_service_condition_fails_with_its_reason() -> None:
+    service = load("service-configuration-failed.json")
+    service["status"]["latestReadyRevisionName"] = "hello-00004-bad"  # settled, but then failed
+    revision = load("revision-health-check-failed.json")
+    revision["status"]["conditions"][0] = {"type": "Ready", "status": "True"}
+    service["status"]["conditions"][1] = {"type": "ConfigurationsReady", "status": "True"}
+    service["status"]["conditions"][0]["reason"] = "RoutesNotReady"
+    with pytest.raises(RolloutFailed, match=r"service hello failed: Ready=False \(RoutesNotReady\)"):
+        readiness(service, "hello-00004-bad", {"hello-00004-bad": revision})
