@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from cloudrun_emulator import Emulator
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 from tests.conftest import METRIC_LAG, METRIC_SAMPLING
 from tests.test_analysis_e2e import load
@@ -26,8 +26,7 @@ def inputs(emu: Emulator, project: str, **extra: Any) -> dict[str, Any]:
 
 
 def put(api: Api, svc: dict[str, Any]) -> requests.Response:
-    body = {k: svc[k] for k in ("apiVersion", "kind", "metadata", "spec")}
-    return requests.put(f"{api.ns}/services/{svc['metadata']['name']}", json=body, timeout=10)
+    return api.put({k: svc[k] for k in ("apiVersion", "kind", "metadata", "spec")})
 
 
 def template_container(svc: dict[str, Any], index: int = 0) -> dict[str, Any]:
@@ -43,7 +42,7 @@ def test_a_port_change_that_leaves_the_probe_behind_fails_the_revision(
 ) -> None:
     """The emulator as Cloud Run: a template keeps its default probe on 8080 when only ports change."""
     api = Api(emulator.url, project)
-    svc = api.create("stale", "sample/hello:v1", "stale-v1")
+    svc = api.create_service("stale", "sample/hello:v1", "stale-v1")
     assert template_container(svc)["startupProbe"]["tcpSocket"] == {"port": 8080}
     svc["spec"]["template"]["metadata"]["name"] = "stale-v2"
     template_container(svc)["ports"] = [{"name": "http1", "containerPort": 9000}]
@@ -66,7 +65,7 @@ def test_port_change_on_a_service_with_the_default_probe_promotes(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create("ported", "sample/hello:v1", "ported-v1")
+    api.create_service("ported", "sample/hello:v1", "ported-v1")
     result = harness.run(
         inputs(
             emulator, project, service="ported", image="sample/hello:v2", suffix="v2", port="9000", **FAST
@@ -170,7 +169,7 @@ def test_a_configuration_failure_fails_within_seconds_with_cloud_runs_reason(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create("noimg", "sample/hello:v1", "noimg-v1")
+    api.create_service("noimg", "sample/hello:v1", "noimg-v1")
     started = time.monotonic()
     result = harness.run(  # default wait_timeout: 10 minutes
         inputs(emulator, project, service="noimg", image="us-docker.pkg.dev/p/app/missing:1", suffix="v2"),
@@ -181,7 +180,7 @@ def test_a_configuration_failure_fails_within_seconds_with_cloud_runs_reason(
     assert result.outputs["result"] == "rolled_back", result.log
     assert "ContainerMissing" in result.log
     assert "Image 'us-docker.pkg.dev/p/app/missing:1' not found." in result.log
-    assert elapsed < 15, elapsed
+    assert elapsed < 30, elapsed  # seconds, not the 10 minutes of wait_timeout
     assert routing(api.wait_routes("noimg")) == [("noimg-v1", 100, "")]
 
 
@@ -196,7 +195,7 @@ def test_a_30_percent_5xx_canary_is_rolled_back_with_default_timing(
     past its first step."""
     assert (METRIC_SAMPLING, METRIC_LAG) == (1.0, 3.0)
     api = Api(emulator.url, project)
-    svc = api.create("lagged", "sample/hello:v1", "lagged-v1")
+    svc = api.create_service("lagged", "sample/hello:v1", "lagged-v1")
     args = inputs(
         emulator,
         project,
@@ -231,7 +230,7 @@ def test_a_30_percent_5xx_canary_is_rolled_back_when_the_bake_is_shorter_than_th
     bake (the default 60 s). Nothing of the bake is visible while it bakes; the step is judged once
     Cloud Monitoring holds its requests, and fails (before this, it passed as "inconclusive")."""
     api = Api(emulator.url, project)
-    svc = api.create("scaled", "sample/hello:v1", "scaled-v1")
+    svc = api.create_service("scaled", "sample/hello:v1", "scaled-v1")
     args = inputs(
         emulator,
         project,
@@ -257,7 +256,7 @@ def test_a_step_is_judged_on_its_own_requests_after_the_ingestion_lag(
     """A bake shorter than the lag sees none of its requests while it bakes: the final verdict
     waits until Cloud Monitoring holds a point past the bake, then counts the step's requests."""
     api = Api(emulator.url, project)
-    svc = api.create("judged", "sample/hello:v1", "judged-v1")
+    svc = api.create_service("judged", "sample/hello:v1", "judged-v1")
     args = inputs(
         emulator,
         project,
@@ -289,7 +288,7 @@ def test_allow_unauthenticated_keeps_conditional_bindings(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create("guarded", "sample/hello:v1", "guarded-v1")
+    api.create_service("guarded", "sample/hello:v1", "guarded-v1")
     policy = json.loads((DATA / "iam-policy-conditions.json").read_text(encoding="utf-8"))
     current = requests.get(iam_url(emulator, project, "guarded", "getIamPolicy"), timeout=10).json()
     policy["etag"] = current["etag"]
@@ -336,7 +335,7 @@ def test_the_analysis_follows_next_page_tokens(own_emulator: Emulator, project: 
 
     own_emulator.configure({"metric_sampling": 0.2, "metric_lag": 0.2, "monitoring_page_size": 1})
     api = Api(own_emulator.url, project)
-    svc = api.create("paged", "sample/error", "paged-v1", env={"ERROR_RATE": "0.5"})
+    svc = api.create_service("paged", "sample/error", "paged-v1", env={"ERROR_RATE": "0.5"})
     statuses = [requests.get(svc["status"]["url"], timeout=5).status_code for _ in range(40)]
     time.sleep(0.6)  # ingested
     checker = Analysis(
@@ -363,7 +362,7 @@ def test_a_manual_rollback_after_a_failed_configuration_succeeds(
 ) -> None:
     """The failed latest revision keeps ConfigurationsReady False; moving traffic still works."""
     api = Api(emulator.url, project)
-    api.create("after", "sample/hello:v1", "after-v1")
+    api.create_service("after", "sample/hello:v1", "after-v1")
     failed = harness.run(
         inputs(
             emulator, project, service="after", image="us-docker.pkg.dev/p/app/missing:2", suffix="v2", **FAST
