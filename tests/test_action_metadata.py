@@ -35,6 +35,8 @@ EXTRA_INPUTS = {
     "check_command",
     "check_webhook",
     "failure_threshold",
+    "container",
+    "production_environment",
     *JOB_DEFAULTS,  # Cloud Run jobs around the rollout (issue 15)
 }
 
