@@ -232,8 +232,10 @@ def apply_overrides(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 class JobStore:
     """Jobs and executions of every namespace, behind one lock; executions run on threads."""
 
-    def __init__(self, images: ImageCatalogue) -> None:
+    def __init__(self, images: ImageCatalogue, *, allow_commands: bool = True) -> None:
         self.images = images
+        # A container ``command`` runs as given on this machine: only when the API is on loopback.
+        self.allow_commands = allow_commands
         self.lock = threading.RLock()
         self.jobs: dict[tuple[str, str], Job] = {}
         self.executions: dict[tuple[str, str], Execution] = {}
@@ -504,6 +506,13 @@ class JobStore:
             task.exit_code, task.message = None, f"Image '{container['image']}' not found."
             return "failed"
         if container.get("command"):
+            if not self.allow_commands:
+                task.exit_code, task.term_signal = 126, None
+                task.message = (
+                    "The emulator listens beyond loopback: a container command from the API is not run "
+                    "(map the image with --image REF=COMMAND instead)."
+                )
+                return "failed"
             argv = list(container["command"])
         argv += list(container.get("args", []))
         env = {

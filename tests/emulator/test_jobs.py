@@ -13,6 +13,8 @@ import pytest
 import requests
 
 from cloudrun_emulator import Emulator
+from cloudrun_emulator.images import ImageCatalogue
+from cloudrun_emulator.jobs import JobStore
 from tests.cloudrun import condition, error_of
 
 _ids = itertools.count()
@@ -247,3 +249,18 @@ def test_bad_overrides_are_refused(jobs: Jobs) -> None:
     assert fields == {"overrides.taskCount", "overrides.containerOverrides[0].name"}
     resp = jobs.run("o", {"containerOverrides": [{"args": ["x"], "clearArgs": True}]})
     assert resp.status_code == 400
+
+
+def test_container_commands_run_only_on_a_loopback_emulator() -> None:
+    store = JobStore(ImageCatalogue(), allow_commands=False)  # as Emulator(host="0.0.0.0") builds it
+    try:
+        store.create_job("p", job_body("cmd", command=shell("exit 0"), maxRetries=0), dry_run=False)
+        name = store.run_job("p", "cmd", {})["metadata"]["name"]
+        end = time.monotonic() + 10
+        while condition(execution := store.get_execution("p", name), "Completed")["status"] == "Unknown":
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        assert "not run" in condition(execution, "Completed")["message"]
+        assert store.list_tasks("p", "", 0, "")["items"][0]["status"]["lastAttemptResult"]["exitCode"] == 126
+    finally:
+        store.close()
