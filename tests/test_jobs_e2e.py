@@ -22,6 +22,7 @@ import requests
 from cloudrun_emulator import Emulator
 from devtools import harness
 from tests.cloudrun import Api, routing
+from tests.fakes.github_api import FakeGitHub
 
 SERVICE = "shop"
 WRITES = ("PUT", "POST", "DELETE")
@@ -314,3 +315,19 @@ def test_killed_during_pre_job_then_the_post_step_cancels_it(
     assert f"cancelled execution {execution}" in post.log
     assert condition(terminal(Jobs(emulator.url, project), "migrate"), "Completed")["reason"] == "Cancelled"
     assert [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p] == before
+
+
+def test_deployment_status_names_the_jobs(emulator: Emulator, project: str, tmp_path: Path) -> None:
+    token = "ghs_" + "JobsTokenValue0123456789abcdef0"
+    api = Api(emulator.url, project)
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    extra = {"pre_job": "migrate", "job_image": "sample/job", "github_token": token, "environment": "staging"}
+    with FakeGitHub(token=token, prefix="/api/v3") as gh:
+        result = harness.run(
+            rollout_inputs(emulator, project, **extra), tmp_path=tmp_path, github={"GITHUB_API_URL": gh.url}
+        )
+        assert result.returncode == 0, result.log
+        (deployment,) = gh.deployments.values()
+        statuses = sorted(gh.statuses[deployment["id"]], key=lambda s: s["id"])
+    assert [s["state"] for s in statuses] == ["in_progress", "success"]
+    assert statuses[-1]["description"].endswith("pre job migrate: succeeded"), statuses[-1]
