@@ -23,8 +23,8 @@ from typing import Any
 
 import requests
 
-from deployer.config import AnalysisSettings
 from deployer.result import StepInfo, Verdict
+from deployer.settings import AnalysisSettings
 
 MONITORING_ENDPOINT = "https://monitoring.googleapis.com"
 REQUEST_COUNT = "run.googleapis.com/request_count"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import requests
 
 from deployer.client import Cancelled
-from deployer.config import SmokeAuth, SmokeSettings
+from deployer.settings import SmokeAuth, SmokeSettings
 
 FIRST_DELAY = 0.5
 MAX_DELAY = 5.0

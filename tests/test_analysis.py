@@ -16,13 +16,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from deployer import analysis
-from deployer.analysis import Analysis
-from deployer.config import AnalysisSettings
 from cloudrun_emulator.dataplane import DataPlane, Health, RequestSample, RevisionRun
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.monitoring import format_timestamp, parse_timestamp, time_series
+from deployer import analysis
+from deployer.analysis import Analysis
 from deployer.result import StepInfo, Verdict
+from deployer.settings import AnalysisSettings
 
 T0 = 1_700_000_000.0
 COUNT = "run.googleapis.com/request_count"
