@@ -5,12 +5,15 @@ belongs to, the job summary's chart, the post step's words, check_command's envi
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+
+import pytest
 
 from cloudrun_emulator import Emulator
 from deployer.context import load_context
 from tests import harness
-from tests.cloudrun import Api
+from tests.cloudrun import Api, routing
 from tests.fakes.github_api import FakeGitHub
 
 TOKEN = "ghs_" + "HeadShaTokenValue0123456789abcdef"
@@ -63,3 +66,68 @@ def test_pull_request_run_names_labels_and_deploys_the_head_commit(
     assert service["spec"]["template"]["metadata"]["name"] == revision
     assert service["metadata"]["labels"]["commit-sha"] == HEAD_SHA
     assert MERGE_SHA[:7] not in json.dumps(service)
+
+
+# --- a manual run beside a deploy (manual.yml's own concurrency group) ---------------------------
+
+
+def _wait_for_share(api: Api, service: str, revision: str, percent: int, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        shares = {r: p for r, p, _ in routing(api.service(service)["spec"]["traffic"])}
+        if shares.get(revision) == percent:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{revision} never reached {percent}%: {api.service(service)['spec']['traffic']}")
+
+
+def _writes(emulator: Emulator, project: str, service: str) -> int:
+    """Successful PUTs of one service (a refused write changes nothing)."""
+    path = f"/namespaces/{project}/services/{service}"
+    return len(
+        [
+            r
+            for r in emulator.requests()
+            if r["method"] == "PUT" and r["path"].endswith(path) and r["status"] == 200
+        ]
+    )
+
+
+@pytest.mark.parametrize("mode", ["rollback", "promote"])
+def test_a_manual_run_ends_a_baking_deploy_which_then_writes_nothing(
+    emulator: Emulator, project: str, tmp_path: Path, mode: str
+) -> None:
+    api = Api(emulator.url, project)
+    api.create("busy", "sample/hello:v1", "busy-v1")
+    deploy = {
+        "service": "busy",
+        "image": "sample/hello:v2",
+        "project_id": project,
+        "api_endpoint": emulator.url,
+        "suffix": "v2",
+        "steps": "10,100",
+        "step_interval": "6s",
+    }
+    with harness.start(deploy, tmp_path=tmp_path / "deploy") as running:
+        _wait_for_share(api, "busy", "busy-v2", 10)
+        manual = harness.run(
+            {"service": "busy", "project_id": project, "api_endpoint": emulator.url, "mode": mode},
+            tmp_path=tmp_path / "manual",
+            github={"GITHUB_RUN_ID": "555"},
+        )
+        assert manual.returncode == 0, manual.log
+        after_manual = api.service("busy")
+        writes_before = _writes(emulator, project, "busy")
+        result = running.wait(timeout=60)
+    assert result.returncode != 0, result.log
+    assert "ended by another run" in result.log
+    assert result.outputs["result"] == "failed"
+    # The deploy changed nothing after the manual run (its one attempt was refused with 409 for a
+    # stale resourceVersion; it read again and stopped): traffic is what the manual run set.
+    writes_after = _writes(emulator, project, "busy")
+    assert writes_after == writes_before, result.log
+    final = api.service("busy")
+    assert final["spec"]["traffic"] == after_manual["spec"]["traffic"]
+    shares = {r: p for r, p, _ in routing(final["spec"]["traffic"]) if p}
+    assert shares == ({"busy-v1": 100} if mode == "rollback" else {"busy-v2": 100})
+    assert "run-canary.dev/rollout" not in (final["metadata"].get("annotations") or {})
