@@ -131,3 +131,53 @@ def test_a_manual_run_ends_a_baking_deploy_which_then_writes_nothing(
     shares = {r: p for r, p, _ in routing(final["spec"]["traffic"]) if p}
     assert shares == ({"busy-v1": 100} if mode == "rollback" else {"busy-v2": 100})
     assert "run-canary.dev/rollout" not in (final["metadata"].get("annotations") or {})
+
+
+# --- check_command: the step's facts as variables, and an HTTP check without curl ----------------
+
+
+def test_check_command_gets_the_step_and_a_curl_free_http_check(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    Api(emulator.url, project).create("checked", "sample/hello:v1", "checked-v1")
+    command = (
+        'run-canary-http GET "$TAG_URL/healthz" --body ok && run-canary-http "$SERVICE_URL/healthz" && '
+        'echo "facts $STEP $REVISION $PREVIOUS_REVISION $ROUND $CANARY_STEP" && '
+        '{ env | grep "^INPUT_" && exit 9 || true; }'
+    )
+    inputs = {
+        "service": "checked",
+        "image": "sample/hello:v2",
+        "project_id": project,
+        "api_endpoint": emulator.url,
+        "suffix": "v2",
+        "steps": "50,100",
+        "step_interval": "1s",
+        "check_command": command,
+        "github_token": TOKEN,
+    }
+    result = harness.run(inputs, tmp_path=tmp_path)
+    assert result.returncode == 0, result.log
+    assert result.outputs["result"] == "promoted"
+    assert "facts 50 checked-v2 checked-v1 1 50" in result.stdout
+    tag_url = result.outputs["tag_url"]
+    assert f"GET {tag_url}/healthz -> 200" in result.stdout
+    printed = [line for line in result.stdout.splitlines() if not line.startswith("::add-mask::")]
+    assert TOKEN not in "\n".join(printed) + result.summary  # INPUT_GITHUB_TOKEN was not in its env
+
+
+def test_a_failing_http_check_rolls_back(emulator: Emulator, project: str, tmp_path: Path) -> None:
+    Api(emulator.url, project).create("checked2", "sample/hello:v1", "checked2-v1")
+    inputs = {
+        "service": "checked2",
+        "image": "sample/hello:v2",
+        "project_id": project,
+        "api_endpoint": emulator.url,
+        "steps": "50,100",
+        "step_interval": "1s",
+        "check_command": 'run-canary-http "$TAG_URL/healthz" --status 500',
+    }
+    result = harness.run(inputs, tmp_path=tmp_path)
+    assert result.returncode == 1, result.log
+    assert result.outputs["result"] == "rolled_back"
+    assert "check_command failed (exit 1)" in result.stdout and "(expected 500)" in result.stdout
