@@ -125,6 +125,16 @@ def post(env: Mapping[str, str] | None = None) -> int:
     hooks = rollout.Hooks(smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0))
     rollback = replace(config, mode=settings.Mode.ROLLBACK)
     result = rollout.run(rollback, ctx, _fast(api), project, github.GitHubReporter(console), hooks)
+    # Say what happened: nobody asked for a rollback; the main step ended mid-rollout.
+    result.mode = "post step"
+    what = (
+        f"the main step ended (killed, or timed out) during its rollout of {recorded.candidate} at "
+        f"{recorded.step}% without cleaning up"
+    )
+    if result.outcome is Outcome.ROLLED_BACK:
+        result.reason = f"{what}; the post step restored the traffic from before the run"
+    else:
+        result.reason = f"{what}; the post step could not restore the traffic: {result.reason}"
     github.append_summary(github.render_summary(result, rollback), env.get("GITHUB_STEP_SUMMARY"))
     return 0 if result.outcome is Outcome.ROLLED_BACK else 1
 

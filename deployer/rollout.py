@@ -150,6 +150,8 @@ class Rollout:
         restored = traffic.restore(
             recorded.base_traffic, recorded.candidate, recorded.tag, keep_tag=recorded.keep_tag
         )
+        # The chart starts from the traffic as found, then the undo (not the other way round).
+        self._record("before", knative.status_traffic(current) or knative.spec_traffic(current))
         written = self._write(
             lambda svc: knative.with_traffic(svc, restored, {STATE_ANNOTATION: None}), current
         )
@@ -180,7 +182,8 @@ class Rollout:
         self.result.traffic_before = before
         self.result.previous_revision = traffic.top_revision(before)
         self.result.url = knative.service_url(current)
-        self._record("before", before or knative.spec_traffic(current))
+        if not self.result.history:  # a takeover recorded the traffic as found already
+            self._record("before", before or knative.spec_traffic(current))
         template, candidate = self._candidate_template(current)
         for retry in range(2, NAME_RETRIES + 2):
             try:
