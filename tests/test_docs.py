@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import harness
+from devtools import harness
 
 ROOT = harness.ROOT
 DOCUMENTS = [

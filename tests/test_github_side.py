@@ -12,7 +12,7 @@ import pytest
 
 from cloudrun_emulator import Emulator
 from deployer.context import load_context
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 from tests.fakes.github_api import FakeGitHub
 
@@ -38,7 +38,7 @@ def test_pull_request_run_names_labels_and_deploys_the_head_commit(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create("pr-app", "sample/hello:v1", "pr-app-v1")
+    api.create_service("pr-app", "sample/hello:v1", "pr-app-v1")
     inputs = {
         "service": "pr-app",
         "image": "sample/hello:v2",
@@ -98,7 +98,7 @@ def test_a_manual_run_ends_a_baking_deploy_which_then_writes_nothing(
     emulator: Emulator, project: str, tmp_path: Path, mode: str
 ) -> None:
     api = Api(emulator.url, project)
-    api.create("busy", "sample/hello:v1", "busy-v1")
+    api.create_service("busy", "sample/hello:v1", "busy-v1")
     deploy = {
         "service": "busy",
         "image": "sample/hello:v2",
@@ -139,7 +139,7 @@ def test_a_manual_run_ends_a_baking_deploy_which_then_writes_nothing(
 def test_check_command_gets_the_step_and_a_curl_free_http_check(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
-    Api(emulator.url, project).create("checked", "sample/hello:v1", "checked-v1")
+    Api(emulator.url, project).create_service("checked", "sample/hello:v1", "checked-v1")
     command = (
         'run-canary-http GET "$TAG_URL/healthz" --body ok && run-canary-http "$SERVICE_URL/healthz" && '
         'echo "facts $STEP $REVISION $PREVIOUS_REVISION $ROUND $CANARY_STEP" && '
@@ -167,7 +167,7 @@ def test_check_command_gets_the_step_and_a_curl_free_http_check(
 
 
 def test_a_failing_http_check_rolls_back(emulator: Emulator, project: str, tmp_path: Path) -> None:
-    Api(emulator.url, project).create("checked2", "sample/hello:v1", "checked2-v1")
+    Api(emulator.url, project).create_service("checked2", "sample/hello:v1", "checked2-v1")
     inputs = {
         "service": "checked2",
         "image": "sample/hello:v2",

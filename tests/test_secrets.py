@@ -17,7 +17,7 @@ import pytest
 
 from cloudrun_emulator import Emulator
 from deployer import redact
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api
 
 SECRET = "S3cr3tT0kenValue9f8e7d6c"
@@ -97,7 +97,7 @@ def rollout_inputs(emulator: Emulator, project: str, service: str, **extra: str)
 def test_webhook_url_never_printed_when_the_request_fails(
     emulator: Emulator, project: str, tmp_path: Path, webhook: str
 ) -> None:
-    Api(emulator.url, project).create("hooked", "sample/hello:v1", "hooked-v1")
+    Api(emulator.url, project).create_service("hooked", "sample/hello:v1", "hooked-v1")
     url = webhook.format(port=_closed_port(), secret=SECRET)
     result = harness.run(rollout_inputs(emulator, project, "hooked", check_webhook=url), tmp_path=tmp_path)
     assert result.returncode == 1, result.log
@@ -110,7 +110,7 @@ def test_webhook_url_never_printed_when_the_request_fails(
 def test_webhook_url_never_printed_when_the_answer_echoes_it(
     emulator: Emulator, project: str, tmp_path: Path, echo_server: str
 ) -> None:
-    Api(emulator.url, project).create("echoed", "sample/hello:v1", "echoed-v1")
+    Api(emulator.url, project).create_service("echoed", "sample/hello:v1", "echoed-v1")
     url = f"{echo_server}/hooks/canary?token={SECRET}"
     result = harness.run(rollout_inputs(emulator, project, "echoed", check_webhook=url), tmp_path=tmp_path)
     assert result.returncode == 1, result.log
@@ -172,7 +172,7 @@ def test_smoke_body_mismatch_never_shows_the_revisions_environment(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     # sample/hello answers {"revision", "service", "image", "env": {...}}: every env var of the revision.
-    Api(emulator.url, project).create("echo-env", "sample/hello:v1", "echo-env-v1")
+    Api(emulator.url, project).create_service("echo-env", "sample/hello:v1", "echo-env-v1")
     inputs = rollout_inputs(
         emulator,
         project,

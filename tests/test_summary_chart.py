@@ -21,7 +21,7 @@ from cloudrun_emulator import Emulator
 from deployer.github import render
 from deployer.result import Outcome, RolloutResult, TrafficChange
 from deployer.traffic import Target
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 
 LIGHT, DARK = "#ffffff", "#0d1117"  # GitHub's page backgrounds
@@ -150,7 +150,7 @@ def test_more_revisions_than_colours_are_named_not_drawn() -> None:
 
 def test_post_step_summary_says_the_main_step_died(emulator: Emulator, project: str, tmp_path: Path) -> None:
     api = Api(emulator.url, project)
-    api.create("killed", "sample/hello:v1", "killed-v1")
+    api.create_service("killed", "sample/hello:v1", "killed-v1")
     inputs = {
         "service": "killed",
         "image": "sample/hello:v2",

@@ -23,7 +23,8 @@ import requests
 import yaml
 
 from cloudrun_emulator import Emulator
-from tests import harness, workflow_lint
+from devtools import harness
+from tests import workflow_lint
 from tests.cloudrun import Api
 
 WORKFLOWS = harness.ROOT / ".github" / "workflows"
@@ -332,7 +333,7 @@ def _tags(api: Api, service: str) -> dict[str, dict[str, Any]]:
 
 def test_cleanup_removes_only_the_closed_prs_tag(emulator: Emulator, project: str, tmp_path: Path) -> None:
     api = Api(emulator.url, project)
-    api.create("previews", "sample/hello", "previews-base")
+    api.create_service("previews", "sample/hello", "previews-base")
     _deploy_preview(emulator, project, tmp_path, "previews", 7)
     _deploy_preview(emulator, project, tmp_path, "previews", 8)
     before = api.service("previews")
@@ -358,7 +359,7 @@ def test_cleanup_removes_only_the_closed_prs_tag(emulator: Emulator, project: st
 
 def test_cleanup_rereads_after_a_conflict(own_emulator: Emulator, project: str, tmp_path: Path) -> None:
     api = Api(own_emulator.url, project)
-    api.create("previews", "sample/hello", "previews-base")
+    api.create_service("previews", "sample/hello", "previews-base")
     _deploy_preview(own_emulator, project, tmp_path, "previews", 9)
     own_emulator.faults.add(method="PUT", path=r"/services/previews$", status=409, times=1)
     result = run_cleanup(own_emulator, project, "previews", "pr-9")
@@ -373,9 +374,9 @@ def test_cleanup_refuses_a_tag_with_traffic_or_an_unfinished_rollout(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create("shared", "sample/hello", "shared-base")
+    api.create_service("shared", "sample/hello", "shared-base")
     # A tag that serves traffic is not a preview's: refuse.
-    api.deploy(
+    api.replace_service(
         "shared",
         "sample/hello:v2",
         "shared-two",

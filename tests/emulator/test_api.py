@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from cloudrun_emulator import Emulator
-from tests.emulator.conftest import Api, condition, error_of, service_body
+from tests.cloudrun import Api, condition, error_of, service_body
 
 
 def bad_request(response: requests.Response, field: str) -> dict[str, Any]:
@@ -163,7 +163,10 @@ def test_maps_accept_any_key(api: Api) -> None:
     body["metadata"]["labels"] = {"empty": ""}
     created = api.create(body)
     assert created.status_code == 200, created.text
-    assert created.json()["metadata"]["labels"] == {"empty": ""}
+    assert created.json()["metadata"]["labels"] == {
+        "empty": "",
+        "cloud.googleapis.com/location": "us-central1",
+    }
 
 
 # ---- semantic validation ----------------------------------------------------------------------
