@@ -82,9 +82,3 @@ def test_relative_links_resolve(document: Path) -> None:
             continue
         path = (document.parent / target.split("#", 1)[0]).resolve()
         assert path.exists(), f"{document.name}: {target}"
-
-
-@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_documents_stand_alone(document: Path) -> None:
-    text = document.read_text(encoding="utf-8")
-    assert "/work/" not in text and "../shared" not in text
