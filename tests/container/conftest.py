@@ -4,6 +4,9 @@ When they run: always in CI (``CI=true``, which .ci/run and GitHub set): there a
 failed build fails them, never skips them. Elsewhere they run when a Docker engine answers
 (``DOCKER_HOST``, the default socket, or one started by ``scripts/container engine``) and are skipped
 with the reason printed otherwise, or when ``RUN_CANARY_CONTAINER_TESTS=0``.
+
+``RUN_CANARY_IMAGE=<reference>`` runs them on that image instead of building one (the release
+workflow: the image a release's action.yml pins, by digest).
 """
 
 from __future__ import annotations
@@ -49,12 +52,14 @@ def image() -> Iterator[Image]:
         found = subprocess.run([str(SCRIPT), "env"], capture_output=True, text=True, timeout=120)
         if found.returncode != 0:
             _unavailable("no Docker engine answers (start one with scripts/container engine)")
+    given = os.environ.get("RUN_CANARY_IMAGE")
     # In CI this also starts the engine if .ci/run has not.
-    built = subprocess.run([str(SCRIPT), "build"], capture_output=True, text=True, timeout=900)
-    if built.returncode != 0:
-        _outcome.append("FAILED: scripts/container build")
-        pytest.fail(f"scripts/container build failed:\n{built.stderr}", pytrace=False)
-    image_id = built.stdout.strip().splitlines()[-1]
+    command = "engine" if given else "build"
+    made = subprocess.run([str(SCRIPT), command], capture_output=True, text=True, timeout=900)
+    if made.returncode != 0:
+        _outcome.append(f"FAILED: scripts/container {command}")
+        pytest.fail(f"scripts/container {command} failed:\n{made.stderr}", pytrace=False)
+    image_id = given or made.stdout.strip().splitlines()[-1]
     host = subprocess.run([str(SCRIPT), "env"], capture_output=True, text=True, timeout=120, check=True)
     docker_host = host.stdout.strip().removeprefix("DOCKER_HOST=")
     _outcome.append(f"ran on {docker_host} with image {image_id[:19]}")
