@@ -1,33 +1,31 @@
 """Knative ``serving.knative.dev/v1`` objects as Cloud Run serves them: conditions, the revision
-template we build from the inputs, and the rollout state we record in service annotations. Pure."""
+template we build from the inputs, traffic blocks and annotations. Pure."""
 
 from __future__ import annotations
 
 import copy
 import difflib
-import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from deployer import traffic
-from deployer.config import Config, RevisionSettings, UpdateStrategy
+from deployer.settings import Config, RevisionSettings, UpdateStrategy
 from deployer.traffic import Traffic
 
 Obj = dict[str, Any]
 
-STATE_ANNOTATION = "run-canary.dev/rollout"
-STABLE_ANNOTATION = "run-canary.dev/stable"
-PREVIOUS_STABLE_ANNOTATION = "run-canary.dev/previous-stable"
 CLIENT_NAME = "run-canary"
 # Set by the server; a PUT must carry them unchanged.
 IMMUTABLE_PREFIX = "serving.knative.dev/"
 
 
 @dataclass(frozen=True)
-class Condition:
+class StatusCondition:
+    """One condition of a Knative object's ``status`` as the action reads it (Ready, RoutesReady...)."""
+
     type: str
     status: str = "Unknown"  # True | False | Unknown
     reason: str = ""
@@ -40,12 +38,14 @@ class Condition:
         return text + (f": {self.message}" if self.message else "")
 
 
-def condition(obj: Obj | None, kind: str) -> Condition:
+def condition(obj: Obj | None, kind: str) -> StatusCondition:
     """The condition ``kind`` of an object's status (Unknown when absent)."""
     for c in ((obj or {}).get("status") or {}).get("conditions") or []:
         if c.get("type") == kind:
-            return Condition(kind, c.get("status", "Unknown"), c.get("reason", ""), c.get("message", ""))
-    return Condition(kind)
+            return StatusCondition(
+                kind, c.get("status", "Unknown"), c.get("reason", ""), c.get("message", "")
+            )
+    return StatusCondition(kind)
 
 
 def is_fresh(service: Obj, generation: int) -> bool:
@@ -215,11 +215,7 @@ def service_body(
     if current is None:  # the metadata file may carry server-owned annotations from an export
         for key in [k for k in meta_annotations if k.startswith(IMMUTABLE_PREFIX)]:
             del meta_annotations[key]
-    for key, value in annotations.items():
-        if value is None:
-            meta_annotations.pop(key, None)
-        else:
-            meta_annotations[key] = value
+    _apply(meta_annotations, annotations)
     if config.revision.ingress is not None:
         meta_annotations["run.googleapis.com/ingress"] = config.revision.ingress
     for key in ("labels", "annotations"):
@@ -240,58 +236,18 @@ def with_traffic(current: Obj, new_traffic: Traffic, annotations: Mapping[str, s
     }
     body["spec"]["traffic"] = traffic.to_spec(new_traffic)
     meta_annotations = body["metadata"].setdefault("annotations", {})
+    _apply(meta_annotations, annotations)
+    return body
+
+
+def _apply(target: dict[str, str], annotations: Mapping[str, str | None]) -> None:
+    """Set each annotation, or remove it where the value is None."""
     for key, value in annotations.items():
         if value is None:
-            meta_annotations.pop(key, None)
+            target.pop(key, None)
         else:
-            meta_annotations[key] = value
-    return body
+            target[key] = value
 
 
 def annotation(service: Obj | None, key: str) -> str | None:
     return (((service or {}).get("metadata") or {}).get("annotations") or {}).get(key)
-
-
-# --- rollout state recorded on the service ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RolloutState:
-    """What a later run (post step, re-run, promote, rollback) needs to finish or undo this rollout."""
-
-    candidate: str
-    tag: str
-    base: list[dict[str, Any]]  # spec.traffic before the run, pinned
-    steps: list[int]
-    step: int = 0  # the candidate's current share
-    keep_tag: bool = True  # whether a rollback leaves our tag on the candidate
-    run_id: str = ""
-    run_attempt: str = ""
-    run_url: str = ""
-    image: str = ""
-    previous_revision: str = ""
-    started: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def base_traffic(self) -> Traffic:
-        return traffic.from_spec(self.base)
-
-    def to_annotation(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
-
-    @classmethod
-    def from_service(cls, service: Obj | None) -> RolloutState | None:
-        """The unfinished rollout recorded on ``service``; None if none (or unreadable)."""
-        raw = annotation(service, STATE_ANNOTATION)
-        if not raw:
-            return None
-        try:
-            data = json.loads(raw)
-            known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-            return cls(**known)
-        except (ValueError, TypeError):
-            return None
-
-    def at_step(self, percent: int) -> RolloutState:
-        return RolloutState(**{**asdict(self), "step": percent})

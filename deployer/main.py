@@ -18,12 +18,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from deployer import auth, github, rollout, smoke
-from deployer import config as cfg
+from deployer import auth, github, inputs, rollout, settings, smoke
 from deployer.analysis import METRIC_LAG_SECONDS, Analysis
 from deployer.client import CloudRun, RetryPolicy
-from deployer.knative import RolloutState
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
+from deployer.state import RolloutState
 
 # The way back must fit in the runner's grace period: a few short attempts.
 FAST_POLICY = RetryPolicy(
@@ -67,8 +66,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     console = github.Console()
     try:
-        config, ctx = cfg.load(env)
-    except cfg.ConfigError as exc:
+        config, ctx = inputs.load(env)
+    except inputs.ConfigError as exc:
         for problem in exc.problems:
             console.error(str(problem), title="Invalid input")
         console.error(f"{len(exc.problems)} invalid input(s): nothing was changed.", title="Invalid input")
@@ -90,7 +89,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         cancelled=cancel.is_set,
         rollback_api=_fast(api),
         shield=cancel.shield,
-        checks=_analysis(config, api, console),
+        checks=_analysis(config, api, console, cancel.is_set),
     )
     runner = rollout.Rollout(config, ctx, api, project, github.GitHubReporter(console), hooks)
     result = runner.run()
@@ -122,9 +121,9 @@ def _post(env: Mapping[str, str], console: github.Console, cancel: Cancellation)
         console.info("The main step finished: nothing to clean up.")
         return 0
     try:
-        config, ctx = cfg.load(env)
+        config, ctx = inputs.load(env)
         api, project, _ = _connect(config, console, lambda: False)
-    except (cfg.ConfigError, auth.AuthError, ValueError):
+    except (inputs.ConfigError, auth.AuthError, ValueError):
         console.info("The main step never got as far as a valid configuration: nothing to clean up.")
         return 0
     recorded = RolloutState.from_service(api.get_service(config.service))
@@ -139,14 +138,14 @@ def _post(env: Mapping[str, str], console: github.Console, cancel: Cancellation)
         cancelled=cancel.is_set,  # the restoring write is shielded; waiting for its routes is not
         shield=cancel.shield,
     )
-    rollback = replace(config, mode=cfg.Mode.ROLLBACK)
+    rollback = replace(config, mode=settings.Mode.ROLLBACK)
     result = rollout.run(rollback, ctx, _fast(api), project, github.GitHubReporter(console), hooks)
     github.append_summary(github.render_summary(result, rollback), env.get("GITHUB_STEP_SUMMARY"))
     return 0 if result.outcome is Outcome.ROLLED_BACK else 1
 
 
 def _connect(
-    config: cfg.Config, console: github.Console, should_stop: Callable[[], bool]
+    config: settings.Config, console: github.Console, should_stop: Callable[[], bool]
 ) -> tuple[CloudRun, str, auth.ga_credentials.Credentials]:
     session, project, credentials = auth.authorized_session(config.api_endpoint, config.project_id)
     if not project:
@@ -165,7 +164,7 @@ def _connect(
 
 
 def _analysis(
-    config: cfg.Config, api: CloudRun, console: github.Console
+    config: settings.Config, api: CloudRun, console: github.Console, stop: Callable[[], bool]
 ) -> Callable[[StepInfo], list[Verdict]]:
     """The canary checks run at each bake round (metrics, command, webhook), if any is configured."""
     endpoint = config.monitoring_endpoint
@@ -179,6 +178,7 @@ def _analysis(
         service=config.service,
         monitoring_endpoint=endpoint,
         log=console.debug,  # the rollout logs every verdict itself
+        should_stop=stop,
     )
     if found.metrics_enabled and not auth.is_loopback(endpoint) and config.step_interval < METRIC_LAG_SECONDS:
         console.warning(
@@ -195,7 +195,7 @@ def _fast(api: CloudRun) -> CloudRun:
 
 
 def _smoke_check(
-    config: cfg.Config,
+    config: settings.Config,
     credentials: auth.ga_credentials.Credentials,
     console: github.Console,
     stop: Callable[[], bool],
@@ -207,7 +207,7 @@ def _smoke_check(
 
     def check(url: str) -> smoke.SmokeResult:
         id_token = None
-        if not anonymous and config.smoke.auth is not cfg.SmokeAuth.NONE:
+        if not anonymous and config.smoke.auth is not settings.SmokeAuth.NONE:
             audience = service_audience(url)
             source = sources.setdefault(
                 audience, auth.IdTokenSource(credentials, audience, mask=console.mask)
@@ -228,7 +228,7 @@ def service_audience(url: str) -> str:
 
 
 def _tracker(
-    config: cfg.Config, ctx: cfg.RunContext, console: github.Console
+    config: settings.Config, ctx: settings.RunContext, console: github.Console
 ) -> github.DeploymentTracker | None:
     if not (config.github_token and config.environment and ctx.repository):
         return None
@@ -239,8 +239,8 @@ def _tracker(
 
 def _report(
     result: RolloutResult,
-    config: cfg.Config,
-    ctx: cfg.RunContext,
+    config: settings.Config,
+    ctx: settings.RunContext,
     env: Mapping[str, str],
     console: github.Console,
     tracker: github.DeploymentTracker | None,

@@ -103,3 +103,10 @@ class Reporter(Protocol):
     def info(self, text: str) -> None: ...
 
     def warning(self, text: str) -> None: ...
+
+
+def is_failure(result: RolloutResult) -> bool:
+    """Failed, or rolled back by a deploy (a rollback in mode rollback is what was asked for)."""
+    return result.outcome is Outcome.FAILED or (
+        result.outcome is Outcome.ROLLED_BACK and result.mode != "rollback"
+    )

@@ -16,10 +16,17 @@ from typing import Any
 
 from deployer import knative, traffic
 from deployer.client import ApiError, CloudRun, Conflict
-from deployer.config import Config, Mode, RunContext, derive_suffix
-from deployer.knative import Obj, RolloutState
+from deployer.knative import Obj
 from deployer.result import Outcome, Phase, Reporter, RolloutResult, StepInfo, TrafficChange, Verdict
+from deployer.settings import Config, Mode, RunContext
 from deployer.smoke import SmokeResult
+from deployer.state import (
+    PREVIOUS_STABLE_ANNOTATION,
+    STABLE_ANNOTATION,
+    STATE_ANNOTATION,
+    RolloutState,
+    derive_suffix,
+)
 from deployer.traffic import Target, Traffic
 
 CONFLICT_RETRIES = 3
@@ -140,7 +147,7 @@ class Rollout:
             recorded.base_traffic, recorded.candidate, recorded.tag, keep_tag=recorded.keep_tag
         )
         written = self._write(
-            lambda svc: knative.with_traffic(svc, restored, {knative.STATE_ANNOTATION: None}), current
+            lambda svc: knative.with_traffic(svc, restored, {STATE_ANNOTATION: None}), current
         )
         self._record("undone", restored)
         return written
@@ -191,7 +198,7 @@ class Rollout:
             """Our change on top of whatever the service is now (re-applied after a 409)."""
             state = self._new_state(svc, candidate)
             planned[:] = [state]
-            annotations = {**self._client_annotations(), knative.STATE_ANNOTATION: state.to_annotation()}
+            annotations = {**self._client_annotations(), STATE_ANNOTATION: state.to_annotation()}
             deployed = traffic.restore(state.base_traffic, candidate, state.tag)
             return knative.service_body(
                 svc, self.config, template, deployed, labels=self._labels(), annotations=annotations
@@ -272,7 +279,7 @@ class Rollout:
             self._promote_write(svc)
         elif steps[-1] == 0:
             with self._phase("finish") as phase:
-                self._annotate({knative.STATE_ANNOTATION: None})
+                self._annotate({STATE_ANNOTATION: None})
                 self.state = None
                 self.result.outcome = Outcome.DEPLOYED
                 phase.detail = f"{self.result.revision} deployed with no traffic at {self.result.tag_url}"
@@ -290,9 +297,7 @@ class Rollout:
         assert self.state is not None
         state = self.state.at_step(percent)
         new = traffic.with_candidate(self.state.base_traffic, state.candidate, state.tag, percent)
-        self._write(
-            lambda svc: knative.with_traffic(svc, new, {knative.STATE_ANNOTATION: state.to_annotation()})
-        )
+        self._write(lambda svc: knative.with_traffic(svc, new, {STATE_ANNOTATION: state.to_annotation()}))
         self.state = state
         self._record(f"{percent}%", new)
         return self._wait(knative.generation(self.last or {}))
@@ -363,12 +368,12 @@ class Rollout:
         with self._phase("promote") as phase:
             candidate = self.result.revision or ""
             annotations: dict[str, str | None] = {
-                knative.STATE_ANNOTATION: None,
-                knative.STABLE_ANNOTATION: candidate,
+                STATE_ANNOTATION: None,
+                STABLE_ANNOTATION: candidate,
             }
             previous = self.result.previous_revision
             if previous and previous != candidate:
-                annotations[knative.PREVIOUS_STABLE_ANNOTATION] = previous
+                annotations[PREVIOUS_STABLE_ANNOTATION] = previous
             self._annotate(annotations)
             self.state = None
             self.result.outcome = Outcome.PROMOTED
@@ -421,7 +426,7 @@ class Rollout:
             target = self._rollback_target(svc)
             tagged = tuple(replace(t, percent=0) for t in knative.spec_traffic(svc) if t.tag)
             new = (Target(revision=target, percent=100), *tagged)
-            annotations: dict[str, str | None] = {knative.STABLE_ANNOTATION: target}
+            annotations: dict[str, str | None] = {STABLE_ANNOTATION: target}
             self._write(lambda s: knative.with_traffic(s, new, annotations), svc)
             self._record("rolled back", new)
             svc = self._wait(knative.generation(self.last or {}))
@@ -432,7 +437,7 @@ class Rollout:
             phase.detail = f"{target} serves 100 %"
 
     def _rollback_target(self, svc: Obj) -> str:
-        target = self.config.rollback_to or knative.annotation(svc, knative.PREVIOUS_STABLE_ANNOTATION)
+        target = self.config.rollback_to or knative.annotation(svc, PREVIOUS_STABLE_ANNOTATION)
         if not target:
             raise RolloutFailed(
                 "no revision to roll back to: set 'rollback_to', or promote a rollout with this action "
@@ -457,7 +462,7 @@ class Rollout:
         with self.hooks.shield(), self._phase("rollback") as phase:
             try:
                 self._write(
-                    lambda svc: knative.with_traffic(svc, restored, {knative.STATE_ANNOTATION: None}),
+                    lambda svc: knative.with_traffic(svc, restored, {STATE_ANNOTATION: None}),
                     api=api,
                     fresh=True,
                 )

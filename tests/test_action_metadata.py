@@ -1,4 +1,4 @@
-"""action.yml declares exactly the contract's inputs and outputs, with deployer.config's defaults."""
+"""action.yml declares exactly the contract's inputs and outputs, with deployer.inputs' defaults."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer import config
+from deployer import inputs
 from tests import harness
 
 CONTRACT = harness.ROOT.parent / "shared" / "docs" / "contract.md"
@@ -44,7 +44,7 @@ def _contract_table(heading: str) -> list[str]:
 
 def test_inputs_and_defaults_equal_config_defaults() -> None:
     declared = {name: default or "" for name, default in harness.action_inputs().items()}
-    assert declared == config.DEFAULTS
+    assert declared == inputs.DEFAULTS
 
 
 def test_no_default_means_no_default_key() -> None:

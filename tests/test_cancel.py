@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cloudrun_emulator import Emulator
-from deployer.knative import STATE_ANNOTATION
+from deployer.state import STATE_ANNOTATION
 from tests import harness
 from tests.cloudrun import Api, routing
 from tests.test_rollout_e2e import split_two_revisions

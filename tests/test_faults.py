@@ -32,7 +32,7 @@ import pytest
 import requests
 
 from cloudrun_emulator import Emulator
-from deployer.knative import STATE_ANNOTATION
+from deployer.state import STATE_ANNOTATION
 from tests import cloudrun, harness
 from tests.cloudrun import Api, routing
 from tests.test_rollout_e2e import split_two_revisions

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deployer import github as gh
-from deployer.config import Config, RunContext
-from deployer.github import Console, DeploymentTracker, GitHubReporter
+from deployer.github import Console, DeploymentTracker, GitHubReporter, files, render
 from deployer.result import Outcome, Phase, RolloutResult, TrafficChange
+from deployer.settings import Config, RunContext
 from deployer.traffic import Target
 from tests.fakes.github_api import FakeGitHub
 
@@ -227,8 +227,6 @@ def test_escape_data_round_trips(text: str) -> None:
     escaped = escape_data(text)
     assert "\n" not in escaped and "\r" not in escaped
     assert unescape_data(escaped) == text
-    assert unescape_property(gh.escape_property(text)) == text
-    assert not re.search("[:,\r\n]", gh.escape_property(text))
 
 
 def test_neutralised_lines_stay_readable() -> None:
@@ -376,7 +374,7 @@ def test_write_outputs_round_trip(tmp_path) -> None:
 
 
 def test_traffic_json_latest() -> None:
-    assert json.loads(gh.traffic_json((Target(None, 100, latest=True),))) == [
+    assert json.loads(files.traffic_json((Target(None, 100, latest=True),))) == [
         {"percent": 100, "latestRevision": True}
     ]
 
@@ -479,11 +477,11 @@ def test_summary_escapes_hostile_names() -> None:
 
 
 def test_summary_code_spans_survive_backticks() -> None:
-    assert gh.md_code("a``b") == "```a``b```"
-    assert gh.md_code("`x") == "`` `x ``"
-    assert gh.md_code("a|b", table=True) == "`a\\|b`"
-    assert gh.md_code(None) == "—"
-    assert gh.md_link("javascript:alert(1)") == "`javascript:alert(1)`"
+    assert render.md_code("a``b") == "```a``b```"
+    assert render.md_code("`x") == "`` `x ``"
+    assert render.md_code("a|b", table=True) == "`a\\|b`"
+    assert render.md_code(None) == "—"
+    assert render.md_link("javascript:alert(1)") == "`javascript:alert(1)`"
 
 
 def test_dry_run_plan_and_diff() -> None:
@@ -498,12 +496,12 @@ def test_dry_run_plan_and_diff() -> None:
 def test_long_diff_is_truncated_and_summary_stays_small(tmp_path) -> None:
     diff = [f"+ line {i} " + "x" * 300 for i in range(20_000)]
     md = gh.render_summary(_result(Outcome.PLANNED, template_diff=diff))
-    assert len(md.encode()) < gh.SUMMARY_LIMIT
+    assert len(md.encode()) < files.SUMMARY_LIMIT
     assert "more lines not shown" in md
     path = tmp_path / "summary.md"
     gh.append_summary(md, str(path))
     gh.append_summary("x" * 2_000_000, str(path))
-    assert path.stat().st_size < 2 * gh.SUMMARY_LIMIT
+    assert path.stat().st_size < 2 * files.SUMMARY_LIMIT
     gh.append_summary("ignored", None)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployer import knative
-from deployer.config import Config, RevisionSettings, SecretRef, UpdateStrategy
+from deployer.settings import Config, RevisionSettings, SecretRef, UpdateStrategy
 from deployer.traffic import Target
 
 CURRENT: dict[str, Any] = {
@@ -105,30 +105,13 @@ def test_service_body_keeps_server_metadata_and_sets_ours() -> None:
         CURRENT,
         (Target("svc-00001-abc", 100),),
         labels={"managed-by": "github-actions"},
-        annotations={"STALE": None, knative.STATE_ANNOTATION: "{}"},
+        annotations={"STALE": None, "run-canary.dev/rollout": "{}"},
     )
     assert "status" not in body
     assert body["metadata"]["resourceVersion"] == "rv-7"
     assert body["metadata"]["annotations"] == {
         "serving.knative.dev/creator": "someone",
-        knative.STATE_ANNOTATION: "{}",
+        "run-canary.dev/rollout": "{}",
     }
     assert body["metadata"]["labels"] == {"team": "a", "managed-by": "github-actions"}
     assert body["spec"]["traffic"] == [{"revisionName": "svc-00001-abc", "percent": 100}]
-
-
-def test_rollout_state_round_trips_through_the_annotation() -> None:
-    state = knative.RolloutState(
-        candidate="svc-2",
-        tag="canary",
-        base=[{"revisionName": "svc-1", "percent": 100}],
-        steps=[10, 100],
-        step=10,
-    )
-    svc = {"metadata": {"annotations": {knative.STATE_ANNOTATION: state.to_annotation()}}}
-    assert knative.RolloutState.from_service(svc) == state
-    assert (
-        knative.RolloutState.from_service({"metadata": {"annotations": {knative.STATE_ANNOTATION: "{oops"}}})
-        is None
-    )
-    assert state.base_traffic == (Target("svc-1", 100),)

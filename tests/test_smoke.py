@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from deployer.client import Cancelled
-from deployer.config import SmokeAuth, SmokeSettings, StatusRanges
+from deployer.settings import SmokeAuth, SmokeSettings, StatusRanges
 from deployer.smoke import check
 
 TOKEN = "eyJ.ID-TOKEN-SECRET.sig"

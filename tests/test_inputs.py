@@ -1,37 +1,35 @@
-"""Tests for deployer.config: every input's rule, messages as users see them, and hostile values."""
+"""Tests for deployer.inputs (with the parsers and the run context it uses): every input's rule,
+messages as users see them, and hostile values."""
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployer import config
-from deployer.config import (
-    DEFAULTS,
-    ConfigError,
+from deployer.context import load_context
+from deployer.inputs import DEFAULTS, ConfigError, load
+from deployer.parsers import parse_duration, parse_steps
+from deployer.settings import (
+    AnalysisSettings,
+    Config,
     Mode,
+    RevisionSettings,
     RunContext,
     SecretRef,
     SmokeAuth,
     StatusRanges,
     UpdateStrategy,
-    derive_suffix,
-    load,
-    load_context,
-    parse_duration,
-    parse_steps,
 )
 
 BASE = {"INPUT_SERVICE": "my-app", "INPUT_IMAGE": "us-docker.pkg.dev/p/r/app:v1"}
 
 
-def cfg(**inputs: str) -> config.Config:
+def cfg(**inputs: str) -> Config:
     """Load with the base inputs plus these (name -> raw value)."""
     env = dict(BASE)
     env.update({f"INPUT_{k.upper()}": v for k, v in inputs.items()})
@@ -68,14 +66,14 @@ def test_defaults_cover_the_contract_and_extensions() -> None:
 
 def test_defaults_round_trip_to_typed_values() -> None:
     config_, ctx = load(BASE)
-    assert config_ == config.Config(service="my-app", image="us-docker.pkg.dev/p/r/app:v1")
+    assert config_ == Config(service="my-app", image="us-docker.pkg.dev/p/r/app:v1")
     assert config_.steps == (10, 50, 100)
     assert config_.step_interval == 60.0 and config_.wait_timeout == 600.0
     assert config_.smoke.statuses == StatusRanges(((200, 399),)) and config_.smoke.timeout == 60.0
     assert config_.smoke.auth is SmokeAuth.AUTO and config_.mode is Mode.DEPLOY
     assert config_.env_vars_update_strategy is UpdateStrategy.MERGE
     assert config_.allow_unauthenticated is None and config_.revision.cpu_throttling is None
-    assert config_.analysis == config.AnalysisSettings()
+    assert config_.analysis == AnalysisSettings()
     assert ctx == RunContext()
 
 
@@ -376,7 +374,7 @@ def test_revision_settings_good() -> None:
         vpc_connector="projects/p/locations/us-central1/connectors/conn",
         vpc_egress="all",
     ).revision
-    assert revision == config.RevisionSettings(
+    assert revision == RevisionSettings(
         cpu="1000m",
         memory="512Mi",
         concurrency=80,
@@ -458,6 +456,7 @@ def test_endpoints() -> None:
     assert loaded.api_endpoint == "http://127.0.0.1:8123"
     assert loaded.monitoring_endpoint == "https://mon.example.com/v"
     assert cfg(api_endpoint="http://localhost:1").api_endpoint == "http://localhost:1"
+    assert cfg(api_endpoint="http://run.localhost:1").api_endpoint == "http://run.localhost:1"  # as auth
     assert cfg(api_endpoint="http://[::1]:9").api_endpoint == "http://[::1]:9"
 
 
@@ -497,7 +496,7 @@ def test_analysis() -> None:
         check_webhook="https://hooks.example.com/c?token=abc",
         failure_threshold="3",
     ).analysis
-    assert analysis == config.AnalysisSettings(
+    assert analysis == AnalysisSettings(
         1.5, 800, 250.5, 100, "extend", "./check.sh --strict", "https://hooks.example.com/c?token=abc", 3
     )
 
@@ -604,14 +603,6 @@ def test_pr_number_tolerates_bad_payloads(tmp_path: Path, payload: str | None) -
         path.write_text(payload)
     env = {"GITHUB_EVENT_NAME": "pull_request_target", "GITHUB_EVENT_PATH": str(path)}
     assert load_context(env).pr_number is None
-
-
-def test_derive_suffix() -> None:
-    assert derive_suffix(RunContext(sha="ABCDEF0123456789", run_attempt="3")) == "abcdef0-3"
-    now = datetime(2026, 11, 23, 11, 44, 55, tzinfo=timezone(timedelta(hours=1)))
-    assert derive_suffix(RunContext(), now) == "20261123-104455"
-    assert derive_suffix(RunContext(), datetime(2026, 1, 2, 3, 4, 5)) == "20260102-030405"
-    assert re.fullmatch(r"\d{8}-\d{6}", derive_suffix(RunContext(sha="not-a-sha")))
 
 
 def test_image_must_be_a_reference_cloud_run_accepts() -> None:

@@ -1,0 +1,148 @@
+"""Typed settings of one run: what every module reads, built only by ``deployer.inputs``.
+
+Types only (no parsing, no I/O), so the rest of the package depends on plain data.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Mode(enum.StrEnum):
+    DEPLOY = "deploy"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+class SmokeAuth(enum.StrEnum):
+    AUTO = "auto"
+    ID_TOKEN = "id_token"  # noqa: S105 - a mode name, not a credential
+    NONE = "none"
+
+
+class UpdateStrategy(enum.StrEnum):
+    MERGE = "merge"
+    OVERWRITE = "overwrite"
+
+
+@dataclass(frozen=True)
+class StatusRanges:
+    """Accepted HTTP status codes, e.g. ``200,204,300-399``."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+    def accepts(self, code: int) -> bool:
+        return any(lo <= code <= hi for lo, hi in self.ranges)
+
+    def __str__(self) -> str:
+        return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ranges)
+
+
+@dataclass(frozen=True)
+class SmokeSettings:
+    path: str = "/"
+    statuses: StatusRanges = StatusRanges(((200, 399),))
+    body: re.Pattern[str] | None = None
+    timeout: float = 60.0
+    auth: SmokeAuth = SmokeAuth.AUTO
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """``ENV=secret-name:version`` -> ``valueFrom.secretKeyRef {name: secret, key: version}``."""
+
+    secret: str
+    version: str = "latest"
+
+
+@dataclass(frozen=True)
+class RevisionSettings:
+    """Revision settings a user sets with ``gcloud run deploy`` flags; ``None`` keeps what the service has."""
+
+    cpu: str | None = None
+    memory: str | None = None
+    concurrency: int | None = None
+    min_instances: int | None = None
+    max_instances: int | None = None
+    port: int | None = None
+    request_timeout: int | None = None  # seconds
+    service_account: str | None = None
+    ingress: str | None = None  # all | internal | internal-and-cloud-load-balancing (service level)
+    cpu_throttling: bool | None = None
+    execution_environment: str | None = None  # gen1 | gen2
+    vpc_connector: str | None = None
+    vpc_egress: str | None = None  # all-traffic | private-ranges-only
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Canary analysis on real traffic at each step (Cloud Monitoring and user checks)."""
+
+    max_error_rate: float | None = None  # percent of 5xx
+    max_latency_p99: float | None = None  # ms
+    max_latency_p95: float | None = None  # ms
+    min_requests: int = 0
+    on_inconclusive: str = "pass"  # pass | fail | extend
+    check_command: str | None = None
+    check_webhook: str | None = None
+    failure_threshold: int = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    service: str
+    region: str = "us-central1"
+    project_id: str | None = None
+    mode: Mode = Mode.DEPLOY
+    image: str | None = None
+    tag: str = "canary"
+    suffix: str | None = None  # None: derived from the run context
+    steps: tuple[int, ...] = (10, 50, 100)
+    step_interval: float = 60.0
+    wait_timeout: float = 600.0
+    smoke: SmokeSettings = SmokeSettings()
+    dry_run: bool = False
+    env_vars: Mapping[str, str] = field(default_factory=dict)
+    env_vars_update_strategy: UpdateStrategy = UpdateStrategy.MERGE
+    secrets: Mapping[str, SecretRef] = field(default_factory=dict)
+    secrets_update_strategy: UpdateStrategy = UpdateStrategy.MERGE
+    labels: Mapping[str, str] = field(default_factory=dict)
+    skip_default_labels: bool = False
+    revision: RevisionSettings = RevisionSettings()
+    allow_unauthenticated: bool | None = None
+    metadata: Mapping[str, Any] | None = None  # parsed Knative Service YAML used as the base
+    rollback_to: str | None = None
+    api_endpoint: str | None = None
+    monitoring_endpoint: str | None = None
+    github_token: str | None = field(default=None, repr=False)
+    environment: str | None = None
+    takeover: bool = False  # take over (undo) another run's unfinished rollout
+    analysis: AnalysisSettings = AnalysisSettings()
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the runner tells us about the workflow run (all optional outside GitHub Actions)."""
+
+    sha: str = ""
+    ref: str = ""
+    repository: str = ""
+    run_id: str = ""
+    run_attempt: str = "1"
+    server_url: str = "https://github.com"
+    api_url: str = "https://api.github.com"
+    event_name: str = ""
+    event_path: str = ""
+    workflow: str = ""
+    actor: str = ""
+    pr_number: int | None = None  # from the event payload on pull_request events
+
+    @property
+    def run_url(self) -> str:
+        if not (self.repository and self.run_id):
+            return ""
+        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}/attempts/{self.run_attempt}"

@@ -1,0 +1,73 @@
+"""The action's own bookkeeping on a service, not a Knative concept: the unfinished rollout it
+records in an annotation (so a post step, a re-run, promote and rollback can finish or undo it), the
+stable revisions it remembers, and the rule that names the revisions it creates."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from deployer import traffic
+from deployer.knative import Obj, annotation
+from deployer.settings import RunContext
+from deployer.traffic import Traffic
+
+STATE_ANNOTATION = "run-canary.dev/rollout"
+STABLE_ANNOTATION = "run-canary.dev/stable"
+PREVIOUS_STABLE_ANNOTATION = "run-canary.dev/previous-stable"
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """What a later run (post step, re-run, promote, rollback) needs to finish or undo this rollout."""
+
+    candidate: str
+    tag: str
+    base: list[dict[str, Any]]  # spec.traffic before the run, pinned
+    steps: list[int]
+    step: int = 0  # the candidate's current share
+    keep_tag: bool = True  # whether a rollback leaves our tag on the candidate
+    run_id: str = ""
+    run_attempt: str = ""
+    run_url: str = ""
+    image: str = ""
+    previous_revision: str = ""
+    started: str = ""
+
+    @property
+    def base_traffic(self) -> Traffic:
+        return traffic.from_spec(self.base)
+
+    def to_annotation(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_service(cls, service: Obj | None) -> RolloutState | None:
+        """The unfinished rollout recorded on ``service``; None if none (or unreadable)."""
+        raw = annotation(service, STATE_ANNOTATION)
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+            return cls(**known)
+        except (ValueError, TypeError):
+            return None
+
+    def at_step(self, percent: int) -> RolloutState:
+        return RolloutState(**{**asdict(self), "step": percent})
+
+
+def derive_suffix(ctx: RunContext, now: datetime | None = None) -> str:
+    """A revision suffix that is stable across re-runs of one attempt and unique across attempts."""
+    sha = ctx.sha.lower()
+    if re.fullmatch(r"[0-9a-f]{7,64}", sha):
+        attempt = ctx.run_attempt if re.fullmatch(r"[0-9]{1,6}", ctx.run_attempt) else "1"
+        return f"{sha[:7]}-{attempt}"
+    moment = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
