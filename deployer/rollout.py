@@ -33,7 +33,8 @@ CONFLICT_RETRIES = 3
 # Readiness polling (see poll_delays): every 0.25 s for the first 2 s, then backing off to one read a
 # second; once a change of the same kind has settled in this rollout, around the time it took.
 POLL_FIRST, POLL_FAST_FOR, POLL_FACTOR, POLL_MAX = 0.25, 2.0, 1.5, 1.0
-POLL_LEAD, POLL_NEAR, POLL_NEAR_MIN = 0.9, 0.05, 0.1
+POLL_LEAD, POLL_NEAR, POLL_NEAR_MIN, POLL_NEAR_UNTIL = 0.95, 0.05, 0.1, 1.15
+POLL_LEARN_FROM = 0.75  # quicker changes cost three reads or fewer anyway: keep the plain schedule
 PROGRESS_EVERY = 5.0
 ROLLBACK_WAIT = 60.0
 MAX_EXTENSIONS = 3  # on_inconclusive: extend
@@ -46,16 +47,16 @@ def poll_delays(expected: float = 0.0) -> Iterator[float]:
     With nothing to go by: every POLL_FIRST s for the first POLL_FAST_FOR s (most traffic changes settle
     then), then backing off by POLL_FACTOR to one read every POLL_MAX s. With ``expected``, the time an
     earlier change of the same kind took in this rollout (they take about as long): the first read at
-    POLL_LEAD of it, then every POLL_NEAR of it (POLL_NEAR_MIN s at least) until as far past it, then as
-    above. A rollout's traffic steps then cost two or three reads each instead of one per 0.25 s, and
-    are still seen within about a tenth of their time.
+    POLL_LEAD of it, then every POLL_NEAR of it (POLL_NEAR_MIN s at least) up to POLL_NEAR_UNTIL of it,
+    then as above. A rollout's later traffic steps then cost two or three reads each instead of one per
+    0.25 s, and are still seen within a twentieth of their time (0.1 s at least).
     """
     elapsed = 0.0
     if expected > POLL_FIRST:
         near = max(POLL_NEAR * expected, POLL_NEAR_MIN)
         elapsed = POLL_LEAD * expected
         yield elapsed
-        while elapsed < (2 - POLL_LEAD) * expected:
+        while elapsed < POLL_NEAR_UNTIL * expected:
             yield near
             elapsed += near
     delay = POLL_FIRST
@@ -576,7 +577,7 @@ class Rollout:
                 if done:
                     self.last = svc
                     took = self.hooks.clock() - start
-                    if took >= POLL_FIRST:
+                    if took >= POLL_LEARN_FROM:
                         self.settled[kind] = min(self.settled.get(kind, took), took)
                     return svc
             now = self.hooks.clock()
