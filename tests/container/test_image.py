@@ -8,6 +8,8 @@ for) still restore the traffic.
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import subprocess
 import time
@@ -70,6 +72,31 @@ def test_image_holds_only_the_action_byte_compiled(image: Image) -> None:
     assert app == str(["deployer", "entrypoint.py", "post.py", "requirements.txt"])
     assert missing == "[]", f"not byte-compiled: {missing}"
     assert dev == "[]", f"in the image: {dev}"
+
+
+def test_build_context_holds_only_what_the_image_needs(image: Image) -> None:
+    """.dockerignore as docker applies it: no emulator, tests, credentials or caches reach the build."""
+    dockerfile = f"FROM {image.id}\nCOPY . /ctx\n"
+    built = subprocess.run(
+        ["docker", "build", "-q", "-f", "-", str(harness.ROOT)],
+        input=dockerfile,
+        env={**os.environ, "DOCKER_HOST": image.docker_host, "DOCKER_BUILDKIT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stderr
+    context_image = built.stdout.split()[-1]
+    try:
+        listed = _docker(image, "run", "--rm", "--entrypoint", "find", context_image, "/ctx", "-type", "f")
+    finally:
+        _docker(image, "rmi", context_image)
+    assert listed.returncode == 0, listed.stderr
+    files = sorted(path.removeprefix("/ctx/") for path in listed.stdout.split())
+    allowed = {"Dockerfile", ".dockerignore", "requirements.txt", "entrypoint.py", "post.py"}
+    unexpected = [f for f in files if f not in allowed and not re.fullmatch(r"deployer/[\w/]+\.(py|json)", f)]
+    assert unexpected == [], unexpected
+    assert "deployer/main.py" in files and "requirements.txt" in files
 
 
 # --------------------------------------------------------------------------------------------------
