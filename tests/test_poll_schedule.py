@@ -14,7 +14,7 @@ import pytest
 
 from cloudrun_emulator import Emulator
 from deployer import rollout
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api
 
 
@@ -58,7 +58,7 @@ def test_a_slower_change_than_expected_is_still_seen(settles: float) -> None:
 def test_a_rollout_reads_at_most_twice_a_second(own_emulator: Emulator, project: str, tmp_path: Path) -> None:
     """1 s per change, 2 s bakes (the benchmark's single scenario) against the emulator."""
     own_emulator.set_ready_delay(1.0)
-    Api(own_emulator.url, project).create("poll", "sample/hello:v1", "poll-v1")
+    Api(own_emulator.url, project).create_service("poll", "sample/hello:v1", "poll-v1")
     started, before = time.time(), len(own_emulator.requests())
     result = harness.run(
         {

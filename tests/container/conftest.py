@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests import harness
+from devtools import harness
 
 SCRIPT = harness.ROOT / "scripts" / "container"
 _outcome: list[str] = []  # what the session did about the container tests, for the summary

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import harness
+from devtools import harness
 
 ROOT = harness.ROOT
 RELEASE_YML = ROOT / ".github" / "workflows" / "release.yml"

@@ -1,7 +1,7 @@
 """Run the action's image the way the GitHub runner runs a Docker action: ``docker run`` with its flags.
 
 The job layout, ``INPUT_*``/``GITHUB_*`` environment and file-command parsing are those of
-``tests/harness.py``; here the process is ``docker run`` of the built image, as the runner starts it
+``devtools.harness``; here the process is ``docker run`` of the built image, as the runner starts it
 (see the runner's ContainerActionHandler)::
 
     docker run --name <id> --label <label> --workdir /github/workspace --rm
@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests import harness
+from devtools import harness
 
 LABEL = "run-canary-test"
 POST_ENTRYPOINT = "/app/post.py"
@@ -103,24 +103,22 @@ class ContainerAction(harness.RunningAction):
 
     def send_signal(self, sig: int) -> None:
         """``docker kill --signal``: the signal reaches the container's PID 1 (the action)."""
-        if self.proc.poll() is None:
+        if self.poll() is None:
             _docker(self.docker_host, "kill", "--signal", signal.Signals(sig).name, self.name)
 
     def signal_client(self, sig: int) -> None:
         """Signal the ``docker run`` process, as the runner does; docker forwards it to PID 1."""
-        if self.proc.poll() is None:
+        if self.poll() is None:
             self.proc.send_signal(sig)
 
     def kill(self) -> None:
         """SIGKILL the container (and so the ``docker run`` attached to it)."""
-        if self.proc.poll() is None:
+        if self.poll() is None:
             _docker(self.docker_host, "kill", self.name)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
+            if self._wait_exit(20) is None:  # the CLI did not notice: kill it too
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
-                self.proc.wait(timeout=10)
+                self._wait_exit(10)
 
 
 def start(
