@@ -247,3 +247,18 @@ def test_post_entrypoint_as_pid_1_stops_on_sigterm(
     assert result.returncode == 1, result.log
     assert exited < 5.0, f"exited {exited:.1f}s after SIGTERM"  # not after the 30 s hang
     assert "cancelled (SIGTERM)" in result.log, result.log
+
+
+def test_benchmark_reports_the_image_size_per_layer(image: Image) -> None:
+    """The benchmark's layer table names each layer by its Dockerfile instruction."""
+    from benchmarks import run as bench
+
+    layers = bench.image_layers(bench.Image(image.id, image.docker_host))
+    names = [row["layer"] for row in layers]
+    assert names[0] == "base image (BASE_IMAGE)"
+    assert "COPY deployer/ /app/deployer/" in names
+    assert any(name.startswith("pip install") for name in names)
+    pip = next(row for row in layers if row["layer"].startswith("pip install"))
+    assert 10 < pip["mb"] < 100  # the locked runtime closure: tens of MB, never the dev tools
+    app = sum(row["mb"] for row in layers if "/app/deployer" in row["layer"] or "compileall" in row["layer"])
+    assert 0 < app < 5
