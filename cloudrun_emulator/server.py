@@ -39,7 +39,12 @@ from cloudrun_emulator.store import (
 
 RECONCILE_SECONDS = 0.05
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-STATUS_NAMES = {
+# HTTP status -> canonical error code for injected faults: google/rpc/code.proto's "HTTP Mapping"
+# (AIP-193), generic code for a shared status, 412 FAILED_PRECONDITION and 502 UNAVAILABLE (gRPC's
+# http-grpc-status-mapping.md) where code.proto has none. The action's client (deployer/client.py)
+# keeps an identical copy: the emulator is a product of its own and must not import the action (nor
+# the action the emulator); tests/test_client.py asserts the two are equal.
+CANONICAL_CODES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
@@ -50,6 +55,7 @@ STATUS_NAMES = {
     499: "CANCELLED",
     500: "INTERNAL",
     501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
@@ -393,7 +399,7 @@ class Handler(BaseHTTPRequestHandler):
             return True
         if rule.status is None:
             return False
-        status_name = STATUS_NAMES.get(rule.status, "UNKNOWN")
+        status_name = CANONICAL_CODES.get(rule.status, "UNKNOWN")
         message = rule.message or FAULT_MESSAGES.get(rule.status, f"Injected fault: HTTP {rule.status}.")
         reply = error_reply(ApiError(rule.status, status_name, message))
         if rule.retry_after is not None:

@@ -93,8 +93,8 @@ def _is_default(value: Any) -> bool:
 
 
 @dataclass
-class Condition:
-    """One status condition; lastTransitionTime only moves when the status does."""
+class StoredCondition:
+    """One status condition as the emulator stores it; lastTransitionTime only moves when the status does."""
 
     type: str
     status: str = "Unknown"
@@ -136,7 +136,7 @@ class Revision:
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: str = field(default_factory=now_iso)
     resource_version: str = ""
-    ready: Condition = field(default_factory=lambda: Condition("Ready"))
+    ready: StoredCondition = field(default_factory=lambda: StoredCondition("Ready"))
 
 
 @dataclass
@@ -157,8 +157,8 @@ class Service:
     created: str = field(default_factory=now_iso)
     resource_version: str = ""
     latest_created: str | None = None
-    conditions: dict[str, Condition] = field(
-        default_factory=lambda: {t: Condition(t) for t in CONDITION_TYPES}
+    conditions: dict[str, StoredCondition] = field(
+        default_factory=lambda: {t: StoredCondition(t) for t in CONDITION_TYPES}
     )
     traffic: list[dict[str, Any]] = field(default_factory=list)
     routed: tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]] | None = None
@@ -863,11 +863,11 @@ def revision_env(container: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-def revision_conditions(ready: Condition, serving: bool) -> list[dict[str, Any]]:
+def revision_conditions(ready: StoredCondition, serving: bool) -> list[dict[str, Any]]:
     """Ready plus the sub-conditions Cloud Run shows, consistent with Ready."""
     missing = ready.reason == "ContainerMissing"
-    resources = Condition("ResourcesAvailable")
-    health = Condition("ContainerHealthy")
+    resources = StoredCondition("ResourcesAvailable")
+    health = StoredCondition("ContainerHealthy")
     if ready.status == "True":
         resources.set("True")
         health.set("True")
@@ -875,7 +875,7 @@ def revision_conditions(ready: Condition, serving: bool) -> list[dict[str, Any]]
         (resources if missing else health).set("False", ready.reason, ready.message)
         if not missing:
             resources.set("True")
-    active = Condition("Active")
+    active = StoredCondition("Active")
     if serving:
         active.set("True")
     else:

@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from cloudrun_emulator import Emulator
-from tests import gcloud, harness
+from devtools import harness
+from tests import gcloud
 
 pytestmark = pytest.mark.gcloud
 

@@ -12,7 +12,7 @@ import requests
 
 from cloudrun_emulator import Emulator
 from cloudrun_emulator.store import same_bytes
-from tests.emulator.conftest import Api, error_of, service_body
+from tests.cloudrun import Api, error_of, service_body
 
 
 def test_lists_carry_metadata(api: Api) -> None:
