@@ -115,7 +115,9 @@ def test_update_set_and_remove_tags(gc: Gcloud, two: tuple[str, str]) -> None:
     pairs = gc.run("run", "services", "update-traffic", "app", "--remove-tags", "canary")
     assert routing(pairs) == ({v1: 100}, {})
     bad = gc.call("run", "services", "update-traffic", "app", "--set-tags", "x=app-nope")
-    assert bad.returncode == 1 and "app-nope" in bad.stderr
+    assert bad.returncode == 1
+    assert "spec.traffic[1].revisionName: Revision 'app-nope' does not exist." in bad.stderr
+    assert bad.stderr.count("revisionName") == 1
 
 
 def test_export_then_replace_round_trip(gc: Gcloud, tmp_path: Path) -> None:

@@ -145,3 +145,15 @@ def test_project_lookup_for_gcloud_replace(emu: Emulator) -> None:
     assert project["projectId"] == "my-proj" and project["lifecycleState"] == "ACTIVE"
     assert project["projectNumber"].isdigit() and len(project["projectNumber"]) == 12
     assert requests.get(f"{emu.url}/v1/projects/my-proj", timeout=10).json() == project
+
+
+def test_field_violations_do_not_repeat_the_field(api: Api) -> None:
+    """google.rpc.BadRequest descriptions (https://cloud.google.com/apis/design/errors#error_details)."""
+    bad = service_body("viol", traffic=[{"revisionName": "viol-nope", "percent": 100}])
+    error = error_of(api.create(bad))
+    (violation,) = error["details"][0]["fieldViolations"]
+    assert violation == {
+        "field": "spec.traffic[0].revisionName",
+        "description": "Revision 'viol-nope' does not exist.",
+    }
+    assert error["message"] == "spec.traffic[0].revisionName: Revision 'viol-nope' does not exist."
