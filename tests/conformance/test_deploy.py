@@ -107,3 +107,11 @@ def test_deploy_sidecars_with_one_ingress_container(gc: Gcloud) -> None:
     assert app["startupProbe"]["tcpSocket"] == {"port": 8080}
     assert "ports" not in agent and "startupProbe" not in agent  # sidecars get neither
     assert requests.get(svc["status"]["url"], timeout=5).json()["env"] == {"ROLE": "app"}
+
+
+def test_deploy_to_another_region_is_labelled_with_it(gc: Gcloud) -> None:
+    """gcloud addresses europe-west1-<host>: the service lives in, and is labelled with, that region."""
+    svc = gc.run("run", "deploy", "eu", "--image", "sample/hello", "--region", "europe-west1")
+    assert svc["metadata"]["labels"]["cloud.googleapis.com/location"] == "europe-west1"
+    listed = gc.text("run", "services", "list", "--region", "europe-west1", "--format", "value(name,region)")
+    assert listed.split() == ["eu", "europe-west1"]
