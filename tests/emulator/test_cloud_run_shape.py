@@ -157,3 +157,24 @@ def test_field_violations_do_not_repeat_the_field(api: Api) -> None:
         "description": "Revision 'viol-nope' does not exist.",
     }
     assert error["message"] == "spec.traffic[0].revisionName: Revision 'viol-nope' does not exist."
+
+
+def test_container_dependencies_name_containers_without_loops(api: Api) -> None:
+    """https://cloud.google.com/run/docs/configuring/services/containers#container-ordering."""
+    body = service_body("order")
+    body["spec"]["template"]["spec"]["containers"] = [
+        {"name": "app", "image": "sample/hello", "ports": [{"containerPort": 8080}]},
+        {"name": "agent", "image": "sample/slow"},
+    ]
+    key = "run.googleapis.com/container-dependencies"
+    for value, problem in (
+        ('{"app": ["db"]}', "no container named 'db'"),
+        ('{"app": ["agent"], "agent": ["app"]}', "must not form a cycle"),
+        ('{"app": ["app"]}', "must not form a cycle"),
+        ('["app"]', "must be a JSON object"),
+    ):
+        body["spec"]["template"]["metadata"] = {"annotations": {key: value}}
+        refused = api.create(body)
+        assert refused.status_code == 400 and problem in error_of(refused)["message"], value
+    body["spec"]["template"]["metadata"] = {"annotations": {key: '{"app": ["agent"]}'}}
+    assert api.create(body).status_code == 200
