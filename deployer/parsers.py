@@ -231,6 +231,13 @@ _IMAGE = re.compile(
 )
 
 
+def parse_container(text: str) -> str:
+    """A container name as Cloud Run takes it: a DNS-1123 label."""
+    if len(text) > 63 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", text, re.ASCII):
+        raise Invalid(f"{show(text)} is not a container name (lowercase letters, digits, '-', at most 63)")
+    return text
+
+
 def parse_tag(text: str) -> str:
     if len(text) > 63 or not _DNS_LABEL.fullmatch(text):
         raise Invalid(

@@ -59,6 +59,10 @@ class Hooks:
     cancelled: Callable[[], bool] = lambda: False
     rollback_api: CloudRun | None = None  # short timeouts for the way back
     shield: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext  # no cancel inside
+    # Metric thresholds: whether Cloud Monitoring holds the candidate's data up to an epoch time, and
+    # how long to wait for it after a bake (sampling + ingestion lag). None: no metric analysis.
+    ingested: Callable[[str, float], bool] | None = None
+    metric_wait: float = 240.0  # Cloud Run's 60 s sampling + up to 180 s until a sample is visible
 
 
 class Rollout:
@@ -157,7 +161,13 @@ class Rollout:
         template = knative.new_template(self._metadata_template(), self.config, revision)
         first = (Target(revision=revision, percent=100, tag=self.config.tag),)
         body = knative.service_body(
-            None, self.config, template, first, labels=self._labels(), annotations=self._client_annotations()
+            None,
+            self.config,
+            template,
+            first,
+            labels=self._labels(),
+            annotations=knative.client_annotations(),
+            namespace=self.result.project,
         )
         self.result.revision = revision
         phase.detail = f"new service {self.name} with revision {revision}"
@@ -198,7 +208,7 @@ class Rollout:
             """Our change on top of whatever the service is now (re-applied after a 409)."""
             state = self._new_state(svc, candidate)
             planned[:] = [state]
-            annotations = {**self._client_annotations(), STATE_ANNOTATION: state.to_annotation()}
+            annotations = {**knative.client_annotations(), STATE_ANNOTATION: state.to_annotation()}
             deployed = traffic.restore(state.base_traffic, candidate, state.tag)
             return knative.service_body(
                 svc, self.config, template, deployed, labels=self._labels(), annotations=annotations
@@ -303,46 +313,84 @@ class Rollout:
         return self._wait(knative.generation(self.last or {}))
 
     def _bake(self, percent: int) -> str:
-        """Hold the step for ``step_interval`` while re-running the smoke check and the canary checks.
+        """Hold the step for ``step_interval`` while re-running the smoke check and the canary checks,
+        then give the step its final verdict once its own requests are in Cloud Monitoring.
 
-        A failed check counts towards ``failure_threshold``; an inconclusive analysis at the end of the
-        bake is handled per ``on_inconclusive`` (pass, fail, or extend the bake a few times).
+        A failed check counts towards ``failure_threshold`` (rounds during the bake judge the data that
+        has arrived, so errors stop a step early). The final check covers exactly the bake; when it is
+        inconclusive, ``on_inconclusive`` decides (default: fail when metric thresholds are set).
         """
         interval, analysis = self.config.step_interval, self.config.analysis
-        started, end = self.hooks.wall(), self.hooks.clock() + interval
-        every = min(max(interval / 3, 1.0), 15.0)
-        rounds, failures, extensions = 0, 0, 0
-        verdicts: list[Verdict] = []
+        started = self.hooks.wall()
+        rounds, failures, extensions, waited = 0, 0, 0, 0.0
         while True:
+            end = self.hooks.clock() + interval
+            every = min(max(interval / 3, 1.0), 15.0)
             while (left := end - self.hooks.clock()) > 0:
                 self._sleep(min(every, left))
                 rounds += 1
-                verdicts = self._check_round(percent, started, rounds)
-                failed = [v for v in verdicts if v.ok is False]
-                if failed:
-                    failures += 1
-                    summary = "; ".join(f"{v.name}: {v.detail}" for v in failed)
-                    if failures >= analysis.failure_threshold:
-                        raise RolloutFailed(f"check failed at {percent}%: {summary}")
-                    self.reporter.warning(
-                        f"Check failed at {percent}% ({failures}/{analysis.failure_threshold}): {summary}"
-                    )
+                failures = self._judge(percent, self._check_round(percent, started, rounds), failures)
+            ended = self.hooks.wall()
+            waited += self._await_metrics(percent, ended)
+            rounds += 1
+            verdicts = self._check_round(percent, started, rounds, ended=ended)
+            failures = self._judge(percent, verdicts, failures)
             unsure = [v for v in verdicts if v.ok is None]
-            if not unsure or analysis.on_inconclusive == "pass":
+            action = analysis.inconclusive_action
+            if not unsure or action == "pass":
                 break
-            if analysis.on_inconclusive == "fail" or extensions >= MAX_EXTENSIONS:
+            if action == "fail" or extensions >= MAX_EXTENSIONS:
                 raise RolloutFailed(f"inconclusive at {percent}%: " + "; ".join(v.detail for v in unsure))
             extensions += 1
-            end = self.hooks.clock() + interval
             self.reporter.info(
                 f"Inconclusive at {percent}%: baking {interval:g}s more ({extensions}/{MAX_EXTENSIONS})."
             )
         figures = "; ".join(f"{v.name} {'ok' if v.ok else 'inconclusive'}: {v.detail}" for v in verdicts)
-        return f"baked {interval * (1 + extensions):g}s, {rounds} rounds" + (
-            f"; {figures}" if figures else ""
-        )
+        lag = f" + {waited:.0f}s for metrics" if waited >= 1 else ""
+        detail = f"baked {interval * (1 + extensions):g}s{lag}, {rounds} rounds"
+        return detail + (f"; {figures}" if figures else "")
 
-    def _check_round(self, percent: int, started: float, round_no: int) -> list[Verdict]:
+    def _judge(self, percent: int, verdicts: list[Verdict], failures: int) -> int:
+        """Count a failed round; raise once ``failure_threshold`` rounds failed."""
+        failed = [v for v in verdicts if v.ok is False]
+        if not failed:
+            return failures
+        failures += 1
+        summary = "; ".join(f"{v.name}: {v.detail}" for v in failed)
+        threshold = self.config.analysis.failure_threshold
+        if failures >= threshold:
+            raise RolloutFailed(f"check failed at {percent}%: {summary}")
+        self.reporter.warning(f"Check failed at {percent}% ({failures}/{threshold}): {summary}")
+        return failures
+
+    def _await_metrics(self, percent: int, ended: float) -> float:
+        """Wait (smoke-checking meanwhile) until Cloud Monitoring holds the candidate's requests up to
+        ``ended``, at most sampling + ingestion lag; seconds waited. The traffic stays at the step."""
+        ingested = self.hooks.ingested
+        if ingested is None:
+            return 0.0
+        start = self.hooks.clock()
+        deadline = start + self.hooks.metric_wait
+        candidate = self.result.revision or ""
+        self.reporter.info(
+            f"{percent}%: waiting up to {self.hooks.metric_wait:g}s for Cloud Monitoring to ingest the "
+            "step's requests (sampled every 60 s, visible up to 180 s later)."
+        )
+        every = min(max(self.hooks.metric_wait / 48, 0.25), 5.0)
+        while not ingested(candidate, ended):
+            left = deadline - self.hooks.clock()
+            if left <= 0:
+                self.reporter.info(f"{percent}%: no metric point after the bake arrived in time.")
+                break
+            self._sleep(min(every, left))
+            result = self.hooks.smoke(self.result.tag_url or "")
+            if not result.ok:
+                raise RolloutFailed(f"smoke check failed at {percent}%: {result.detail}")
+        return self.hooks.clock() - start
+
+    def _check_round(
+        self, percent: int, started: float, round_no: int, ended: float | None = None
+    ) -> list[Verdict]:
         """One round of checks during a bake: the smoke check must pass; the others give verdicts."""
         url = self.result.tag_url or ""
         result = self.hooks.smoke(url)
@@ -356,6 +404,7 @@ class Rollout:
             url=self.result.url or "",
             started=started,
             round=round_no,
+            ended=ended,
         )
         verdicts = self.hooks.checks(step)
         for v in verdicts:
@@ -560,25 +609,50 @@ class Rollout:
                 delay = min(delay * POLL_FACTOR, POLL_MAX)
 
     def _readiness(self, svc: Obj, candidate: str, api: CloudRun) -> tuple[bool, str]:
-        """(done, what we are waiting for); raises when the candidate or the routes failed for good."""
-        status = svc.get("status") or {}
-        configs = knative.condition(svc, "ConfigurationsReady")
+        """(done, what we are waiting for) for a fresh status; raises as soon as anything failed.
+
+        As gcloud's poller: a False condition of the service for the current generation is final,
+        and its reason and message are the error. After a deploy that is any of Ready,
+        ConfigurationsReady and RoutesReady. A traffic change (step, rollback) does not touch the
+        configuration: a failed latest revision keeps ConfigurationsReady, and so Ready, False after
+        traffic went back to good revisions, so there only the routes count.
+        """
         if candidate:
-            settled = configs.status != "Unknown" or status.get("latestReadyRevisionName") == candidate
-            if not settled:
-                return False, f"revision {candidate}: {configs.describe()}"
-            revision = api.get_revision(candidate)
-            ready = knative.condition(revision, "Ready")
-            if ready.status == "False":
-                raise RevisionFailed(
-                    f"revision {candidate} is not ready: {ready.reason}: {ready.message}".strip()
-                )
-            if ready.status != "True":
-                return False, f"revision {candidate}: {ready.describe()}"
+            waiting = self._candidate_readiness(svc, candidate, api)
+            if waiting:
+                return False, waiting
+            kinds: tuple[str, ...] = ("ConfigurationsReady", "RoutesReady", "Ready")
+        elif knative.condition(svc, "ConfigurationsReady").status == "False":
+            kinds = ("RoutesReady",)
+        else:
+            kinds = ("RoutesReady", "Ready")
+        for kind in kinds:
+            found = knative.condition(svc, kind)
+            if found.status == "False":
+                raise RolloutFailed(f"service {self.name} failed: {found.describe()}")
         routes = knative.condition(svc, "RoutesReady")
-        if routes.status == "False":
-            raise RolloutFailed(f"traffic could not be routed: {routes.describe()}")
         return routes.status == "True", routes.describe()
+
+    def _candidate_readiness(self, svc: Obj, candidate: str, api: CloudRun) -> str:
+        """What the candidate still waits for ("" once Ready); RevisionFailed when it never will be."""
+        configs = knative.condition(svc, "ConfigurationsReady")
+        latest_ready = (svc.get("status") or {}).get("latestReadyRevisionName")
+        if configs.status == "Unknown" and latest_ready != candidate:
+            return f"revision {candidate}: {configs.describe()}"
+        revision = api.get_revision(candidate)
+        ready = knative.condition(revision, "Ready")
+        if ready.status == "False":
+            raise RevisionFailed(
+                f"revision {candidate} is not ready: {ready.reason}: {ready.message}".strip()
+            )
+        if configs.status == "False":
+            created = "was never created" if revision is None else "is not ready"
+            raise RevisionFailed(f"revision {candidate} {created}: {configs.describe()}")
+        if revision is None:
+            raise RevisionFailed(
+                f"revision {candidate} was never created (the configuration is {configs.describe()})"
+            )
+        return "" if ready.status == "True" else f"revision {candidate}: {ready.describe()}"
 
     def _smoke(self, svc: Obj) -> str:
         url = self.result.tag_url or knative.tag_url(
@@ -627,7 +701,7 @@ class Rollout:
         return f"{self.name}-{self.config.suffix or derive_suffix(self.ctx)}"
 
     def _metadata_template(self) -> Obj | None:
-        return ((self.config.metadata or {}).get("spec") or {}).get("template")
+        return ((knative.exported(self.config.metadata) or {}).get("spec") or {}).get("template")
 
     def _labels(self) -> dict[str, str]:
         labels = dict(self.config.labels)
@@ -636,14 +710,6 @@ class Rollout:
             if self.ctx.sha:
                 labels.setdefault("commit-sha", self.ctx.sha.lower()[:63])
         return labels
-
-    def _client_annotations(self) -> dict[str, str | None]:
-        from deployer import __version__
-
-        return {
-            "run.googleapis.com/client-name": knative.CLIENT_NAME,
-            "run.googleapis.com/client-version": __version__,
-        }
 
     def _plan(self, current: Obj | None, template: Obj, blocks: list[Traffic]) -> None:
         self.result.plan = blocks
@@ -691,7 +757,7 @@ def describe(exc: BaseException) -> str:
     """A one-line reason for the user."""
     if isinstance(exc, KeyboardInterrupt):
         return "cancelled"
-    if isinstance(exc, ApiError | RolloutFailed):
+    if isinstance(exc, ApiError | RolloutFailed | knative.TemplateError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
