@@ -151,8 +151,20 @@ def _print_json(output: str, outputs: Mapping[str, str]) -> None:
 
 def post(env: Mapping[str, str] | None = None) -> int:
     """The post step: if the main step died mid-rollout, put the traffic back from the recorded state."""
+    # As PID 1 of its container, a signal without a handler is ignored: the runner's SIGINT and
+    # SIGTERM would go unheard until its SIGKILL. The first one stops the step unless it is restoring.
+    cancel = Cancellation()
+    cancel.install()
     env = os.environ if env is None else env
     console = make_console(env)
+    try:
+        return _post(env, console, cancel)
+    except KeyboardInterrupt:
+        console.error(f"The post step was cancelled ({cancel.signal_name}) before it restored the traffic.")
+        return 1
+
+
+def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int:
     if env.get("STATE_finished") == "true":
         console.info("The main step finished: nothing to clean up.")
         return 0
@@ -169,9 +181,23 @@ def post(env: Mapping[str, str] | None = None) -> int:
     console.warning(
         f"The main step did not finish its rollout of {recorded.candidate}: restoring the traffic."
     )
-    hooks = rollout.Hooks(smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0))
+    hooks = rollout.Hooks(
+        smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0),
+        cancelled=cancel.is_set,  # the restoring write is shielded; waiting for its routes is not
+        shield=cancel.shield,
+    )
     rollback = replace(config, mode=settings.Mode.ROLLBACK)
     result = rollout.run(rollback, ctx, _fast(api), project, PhaseReporter(console), hooks)
+    # Say what happened: nobody asked for a rollback; the main step ended mid-rollout.
+    result.mode = "post step"
+    what = (
+        f"the main step ended (killed, or timed out) during its rollout of {recorded.candidate} at "
+        f"{recorded.step}% without cleaning up"
+    )
+    if result.outcome is Outcome.ROLLED_BACK:
+        result.reason = f"{what}; the post step restored the traffic from before the run"
+    else:
+        result.reason = f"{what}; the post step could not restore the traffic: {result.reason}"
     github.append_summary(github.render_summary(result, rollback), env.get("GITHUB_STEP_SUMMARY"))
     return 0 if result.outcome is Outcome.ROLLED_BACK else 1
 
