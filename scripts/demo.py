@@ -1,5 +1,6 @@
 """Blue/green as a canary, on this machine: the emulator serves Cloud Run's API and really runs each
-revision; the action deploys, smoke-checks and shifts traffic while we measure who answers.
+revision; the action's command line (``python -m deployer``) deploys, smoke-checks and shifts traffic
+while we measure who answers.
 
 1. deploy "blue" (a new service: 100 %),
 2. roll out "green" in steps 10 %, 50 %, 100 %, counting blue/green answers on the service URL live,
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,10 +24,6 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script: make the repository's packages importable
-
-from devtools import harness  # noqa: E402
-
 SERVICE = "color-api"
 
 
@@ -41,22 +38,32 @@ def start_emulator(ready_delay: float) -> tuple[subprocess.Popen[str], str]:
     return proc, line.split()[-1]
 
 
+def heading(title: str) -> None:
+    """The demo's own headings: bold on a terminal, plain in a pipe or with NO_COLOR."""
+    bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    print(f"\n\033[1m=== {title} ===\033[0m" if bold else f"\n=== {title} ===", flush=True)
+
+
 def run_action(api: str, title: str, **inputs: str) -> dict[str, str]:
-    """Run entrypoint.py the way the GitHub runner does (devtools.harness), its log on our terminal."""
-    print(f"\n\033[1m=== {title} ===\033[0m", flush=True)
-    # Each release is a commit and a workflow run of its own.
+    """Run the command line (``python -m deployer``) as a person would in a terminal: the log (for a
+    person: headings, no workflow commands) goes to the terminal, the outputs come back as JSON."""
+    heading(title)
     values = {"api_endpoint": api, "project_id": "demo-project", "service": SERVICE, **inputs}
+    args = [sys.executable, "-m", "deployer"]
+    for name, value in values.items():
+        args += ["--" + name.replace("_", "-"), value]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as tmp:
-        result = harness.run(
-            values,
-            tmp_path=Path(tmp),
-            github={"GITHUB_RUN_ID": str(time.time_ns()), "GITHUB_SHA": secrets.token_hex(20)},
-            echo=True,
-            timeout=600,
+        proc = subprocess.run(
+            [*args, "--output", "json"], env=env, cwd=tmp, stdout=subprocess.PIPE, text=True
         )
-    outputs = result.outputs
-    found = f"result: {outputs.get('result')}, revision: {outputs.get('revision')}"
-    print(f"--> exit code {result.returncode}, {found}")
+    try:
+        outputs: dict[str, str] = json.loads(proc.stdout or "{}")
+    except ValueError:
+        outputs = {}
+    result, revision = outputs.get("result"), outputs.get("revision")
+    print(f"--> exit code {proc.returncode}, result: {result}, revision: {revision}")
     return outputs
 
 

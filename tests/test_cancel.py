@@ -105,6 +105,9 @@ def assert_cancelled(result: harness.RunResult) -> None:
     assert result.outputs["result"] == "rolled_back", result.log
     errors = " ".join(a.data for a in result.annotations("error"))
     assert "cancelled" in errors, result.log
+    # One clear reason: which signal cancelled the run, said once.
+    assert re.search(r"\bcancelled by SIG(INT|TERM)\b", errors), result.log
+    assert errors.count("cancelled") == 1, result.log
     assert "Traceback" not in result.stderr, result.log
 
 
