@@ -9,6 +9,7 @@ picks one by ``GITHUB_ACTIONS``; nothing else needs to know which.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Protocol
 
 from deployer.result import Phase
@@ -33,7 +34,14 @@ class Console(Protocol):
 
     def end_group(self) -> None: ...
 
-    def group(self, title: str) -> contextlib.AbstractContextManager[None]: ...
+    @contextlib.contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        """``start_group`` ... ``end_group`` around a block (the one implementation both writers inherit)."""
+        self.start_group(title)
+        try:
+            yield
+        finally:
+            self.end_group()
 
     def phase_line(self, phase: Phase) -> None:
         """The one-line result of a finished phase (inside its group)."""

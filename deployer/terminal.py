@@ -10,13 +10,13 @@ set the window title, and a bidi override must not reorder what the reader sees.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TextIO
 
+from deployer.console import Console as LogConsole
 from deployer.github.commands import phase_summary
 from deployer.github.files import outputs_for
 from deployer.github.text import split_lines
@@ -62,7 +62,7 @@ def use_colour(stream: TextIO, env: Mapping[str, str]) -> bool:
         return False
 
 
-class TerminalConsole:
+class TerminalConsole(LogConsole):
     """The ``deployer.console.Console`` for people: headings, marked errors, optional colour.
 
     Registered secrets are redacted from every line (there is no runner to mask them here). Debug
@@ -161,14 +161,6 @@ class TerminalConsole:
 
     def end_group(self) -> None:
         """Nothing to close: the next heading starts the next section."""
-
-    @contextlib.contextmanager
-    def group(self, title: str) -> Iterator[None]:
-        self.start_group(title)
-        try:
-            yield
-        finally:
-            self.end_group()
 
     def phase_line(self, phase: Phase) -> None:
         colour = {True: GREEN, False: RED, None: DIM}[phase.ok]

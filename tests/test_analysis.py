@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -512,7 +513,8 @@ def test_slow_candidate_fails_max_latency_p99(world: World) -> None:
     verdict = analyse(world, "web-slow", max_latency_p99=100, max_error_rate=5)
 
     assert verdict.ok is False
-    assert verdict.detail.startswith("p99 3") and verdict.detail.endswith(" ms > max 100 ms")
+    # 300 ms of delay, plus whatever a busy machine adds
+    assert re.fullmatch(r"p99 (\d+) ms > max 100 ms", verdict.detail), verdict.detail
     assert 300 <= verdict.figures["p99_ms"] < 2000 and verdict.figures["p95_ms"] >= 300
 
 

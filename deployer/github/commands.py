@@ -5,11 +5,10 @@ helpers, which keep a line from being read as a command.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TextIO
 
 from actions_toolkit.command import Command, escape_data
@@ -50,7 +49,7 @@ def neutralise_line(line: str) -> str:
     return line
 
 
-class Console:
+class Console(LogConsole):
     """Writes log lines and workflow commands to a stream, with every untrusted string neutralised.
 
     Registered secrets are redacted from everything this console prints (besides ``::add-mask::``
@@ -134,14 +133,6 @@ class Console:
         if self._group_open:
             self._write("::endgroup::")
             self._group_open = False
-
-    @contextlib.contextmanager
-    def group(self, title: str) -> Iterator[None]:
-        self.start_group(title)
-        try:
-            yield
-        finally:
-            self.end_group()
 
     def phase_line(self, phase: Phase) -> None:
         """``✅ deploy (0.1 s): detail``, one line, as the last line of the phase's group."""
