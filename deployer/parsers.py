@@ -478,7 +478,7 @@ def load_yaml(text: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any
         _measure(node)
         return instance.construct_document(node)
     finally:
-        instance.dispose()  # type: ignore[no-untyped-call]
+        instance.dispose()
 
 
 def _measure(root: yaml.Node) -> None:
