@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -84,7 +85,11 @@ def main(env: Mapping[str, str] | None = None) -> int:
     tracker = _tracker(config, ctx, console)
     if tracker is not None:
         tracker.start(ctx.ref, ctx.sha, f"{config.mode} {config.service} in {config.region}")
+    token = secrets.token_hex(8)
+    # Saved before any write: whatever happens next, the post step can find this process's rollout.
+    github.save_state("token", token, env.get("GITHUB_STATE"))
     hooks = rollout.Hooks(
+        token=token,
         smoke=_smoke_check(config, credentials, console, cancel.is_set),
         cancelled=cancel.is_set,
         rollback_api=_fast(api),
@@ -103,10 +108,12 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
 
 def post(env: Mapping[str, str] | None = None) -> int:
-    """The post step: if the main step died mid-rollout, put the traffic back from the recorded state."""
+    """The post step: if a rollout of this process is still on the service (the main step died, or a
+    cancelled write landed after all), put the service back from the recorded state."""
     env = os.environ if env is None else env
     console = github.Console()
-    if env.get("STATE_finished") == "true":
+    token = env.get("STATE_token", "")
+    if not token and env.get("STATE_finished") == "true":
         console.info("The main step finished: nothing to clean up.")
         return 0
     try:
@@ -115,14 +122,22 @@ def post(env: Mapping[str, str] | None = None) -> int:
     except (inputs.ConfigError, auth.AuthError, ValueError):
         console.info("The main step never got as far as a valid configuration: nothing to clean up.")
         return 0
+    if config.dry_run:
+        console.info("Dry run: nothing was written, nothing to clean up.")
+        return 0
     recorded = RolloutState.from_service(api.get_service(config.service))
-    if recorded is None or (recorded.run_id, recorded.run_attempt) != (ctx.run_id, ctx.run_attempt):
+    ours = recorded is not None and (
+        recorded.token == token
+        if token
+        else (recorded.run_id, recorded.run_attempt) == (ctx.run_id, ctx.run_attempt)
+    )
+    if recorded is None or not ours:
         console.info(f"No unfinished rollout of this run on {config.service}: nothing to clean up.")
         return 0
     console.warning(
-        f"The main step did not finish its rollout of {recorded.candidate}: restoring the traffic."
+        f"The main step did not finish its rollout of {recorded.candidate}: restoring the service."
     )
-    hooks = rollout.Hooks(smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0))
+    hooks = rollout.Hooks(smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0), token=token)
     rollback = replace(config, mode=settings.Mode.ROLLBACK)
     result = rollout.run(rollback, ctx, _fast(api), project, github.GitHubReporter(console), hooks)
     github.append_summary(github.render_summary(result, rollback), env.get("GITHUB_STEP_SUMMARY"))
