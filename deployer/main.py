@@ -135,7 +135,8 @@ def post(env: Mapping[str, str] | None = None) -> int:
         console.info(f"No unfinished rollout of this run on {config.service}: nothing to clean up.")
         return 0
     console.warning(
-        f"The main step did not finish its rollout of {recorded.candidate}: restoring the traffic and template."
+        f"The main step did not finish its rollout of {recorded.candidate}: "
+        "restoring the traffic and template."
     )
     hooks = rollout.Hooks(smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0), token=token)
     rollback = replace(config, mode=settings.Mode.ROLLBACK)
