@@ -117,7 +117,7 @@ def _bad_value(param: str, proto: str, value: str) -> QueryError:
 
 
 @dataclass(frozen=True)
-class Condition:
+class FilterTerm:
     """One ``field op value`` term of a monitoring filter."""
 
     field: str
@@ -145,7 +145,7 @@ class Query:
     """A parsed ``timeSeries.list`` request."""
 
     metric: str
-    conditions: tuple[Condition, ...]
+    conditions: tuple[FilterTerm, ...]
     start: float
     end: float
     period: float
@@ -159,9 +159,9 @@ def _unquote(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text[1:-1])
 
 
-def parse_filter(text: str) -> tuple[Condition, ...]:
+def parse_filter(text: str) -> tuple[FilterTerm, ...]:
     """AND-joined ``field = "v"``, ``!=``, ``one_of(...)``, ``starts_with(...)``, ``ends_with(...)``."""
-    conditions: list[Condition] = []
+    conditions: list[FilterTerm] = []
     pos, text = 0, text.strip()
     while True:
         match = _TERM.match(text, pos)
@@ -173,7 +173,7 @@ def parse_filter(text: str) -> tuple[Condition, ...]:
         else:
             values = tuple(_unquote(v) for v in re.findall(_STRING, match["args"]))
             func = match["func"]
-        conditions.append(Condition(match["field"], match["op"] == "!=", func, values))
+        conditions.append(FilterTerm(match["field"], match["op"] == "!=", func, values))
         pos = match.end()
         if pos >= len(text.rstrip()):
             return tuple(conditions)
@@ -231,7 +231,7 @@ def _enum(query: Mapping[str, Sequence[str]], name: str, allowed: frozenset[str]
     return value
 
 
-def _metric_type(conditions: Sequence[Condition]) -> str:
+def _metric_type(conditions: Sequence[FilterTerm]) -> str:
     """The filter must name exactly one metric type, with ``=``."""
     types = [c for c in conditions if c.field == "metric.type"]
     if len(types) != 1 or types[0].negate or types[0].func != "equals":

@@ -191,6 +191,7 @@ def _join(path: str, key: str) -> str:
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME = 63
 MAX_TAG_PLUS_SERVICE = 46
+MAX_CONTAINERS = 10
 INGRESS = ("all", "internal", "internal-and-cloud-load-balancing")
 SERVICE_ANNOTATIONS: dict[str, tuple[str, ...]] = {"run.googleapis.com/ingress": INGRESS}
 TEMPLATE_ANNOTATIONS: dict[str, tuple[str, ...]] = {
@@ -258,10 +259,40 @@ def _check_template(template: dict[str, Any], service: str) -> list[Violation]:
     problems += _check_scale(meta.get("annotations", {}), where)
     problems += _check_limits(spec)
     containers = spec.get("containers", [])
-    if len(containers) != 1:
-        text = f"spec.template.spec.containers: exactly one container is required, got {len(containers)}"
-        return [*problems, Violation("spec.template.spec.containers", text)]
-    return problems + _check_container(containers[0], "spec.template.spec.containers[0]")
+    problems += _check_containers(containers)
+    for i, container in enumerate(containers):
+        problems += _check_container(container, f"spec.template.spec.containers[{i}]")
+    return problems
+
+
+def _check_containers(containers: list[dict[str, Any]]) -> list[Violation]:
+    """One to ten containers; among several, exactly one ingress container and unique names.
+
+    https://cloud.google.com/run/docs/deploying#sidecars: up to 10 containers per instance, and
+    exactly one of them, the ingress container, declares the port that receives requests (gcloud's
+    ``--container`` flags; a lone container gets the default port).
+    """
+    field = "spec.template.spec.containers"
+    if not 1 <= len(containers) <= MAX_CONTAINERS:
+        text = f"{field}: between 1 and {MAX_CONTAINERS} containers are required, got {len(containers)}"
+        return [Violation(field, text)]
+    problems = []
+    if len(containers) > 1:
+        ingress = [i for i, c in enumerate(containers) if c.get("ports")]
+        if len(ingress) != 1:
+            text = (
+                f"{field}: exactly one container must declare a port (the ingress container), "
+                f"got {len(ingress)}"
+            )
+            problems.append(Violation(field, text))
+    seen: set[str] = set()
+    for i, container in enumerate(containers):
+        name = container.get("name", "")
+        if name and name in seen:
+            where = f"{field}[{i}].name"
+            problems.append(Violation(where, f"{where}: duplicate container name '{name}'"))
+        seen.add(name)
+    return problems
 
 
 def check_revision_name(name: str, service: str) -> list[Violation]:

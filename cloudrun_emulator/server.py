@@ -27,11 +27,24 @@ from cloudrun_emulator.faults import FaultRule, Faults, RequestLog
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.monitoring import time_series
 from cloudrun_emulator.schema import SchemaError, Violation, validate
-from cloudrun_emulator.store import ApiError, Store, invalid, locations
+from cloudrun_emulator.store import (
+    DEFAULT_REGION,
+    ApiError,
+    Store,
+    invalid,
+    locations,
+    project_resource,
+    prune,
+)
 
 RECONCILE_SECONDS = 0.05
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-STATUS_NAMES = {
+# HTTP status -> canonical error code for injected faults: google/rpc/code.proto's "HTTP Mapping"
+# (AIP-193), generic code for a shared status, 412 FAILED_PRECONDITION and 502 UNAVAILABLE (gRPC's
+# http-grpc-status-mapping.md) where code.proto has none. The action's client (deployer/client.py)
+# keeps an identical copy: the emulator is a product of its own and must not import the action (nor
+# the action the emulator); tests/test_client.py asserts the two are equal.
+CANONICAL_CODES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
@@ -42,6 +55,7 @@ STATUS_NAMES = {
     499: "CANCELLED",
     500: "INTERNAL",
     501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
@@ -58,9 +72,14 @@ V1_RESOURCE = re.compile(
     r"(?P<kind>services|revisions|routes|configurations)(?:/(?P<name>[^/:]+))?/?$"
 )
 IAM = re.compile(
-    r"^/v1/projects/(?P<ns>[^/]+)/locations/[^/]+/services/(?P<name>[^/:]+):(?P<verb>getIamPolicy|setIamPolicy)$"
+    r"^/v1/projects/(?P<ns>[^/]+)/locations/[^/]+/services/(?P<name>[^/:]+):(?P<verb>getIamPolicy|setIamPolicy|testIamPermissions)$"
 )
 LOCATIONS = re.compile(r"^/v1/projects/(?P<ns>[^/]+)/locations/?$")
+PROJECT = re.compile(r"^/v1/projects/(?P<ns>[^/:]+)$")
+PATH_REGION = re.compile(r"^/v1/(?:projects|namespaces)/[^/]+/locations/(?P<region>[^/]+)/")
+# Cloud Run's regional endpoint is <region>-run.googleapis.com; gcloud derives it by prefixing the
+# region to the host of its endpoint override (connection_context.DeriveRegionalEndpoint).
+HOST_REGION = re.compile(r"^(?P<region>[a-z]+(?:-[a-z]+)+\d+)-[^:]")
 
 
 MONITORING_PATH = re.compile(r"^/v3/projects/(?P<project>[^/]+)/timeSeries/?$")
@@ -74,6 +93,17 @@ class Reply:
     status: int
     payload: Any
     headers: dict[str, str] | None = None
+
+
+def request_region(path: str, host: str) -> str:
+    """The region a request addresses: from a ``locations/R`` path, else the regional host name.
+
+    The Knative-style paths carry no region: Cloud Run takes it from the regional endpoint
+    (https://cloud.google.com/run/docs/reference/rest#service-endpoint). A plain host (the
+    action's ``api_endpoint``) means the default region.
+    """
+    match = PATH_REGION.match(path) or HOST_REGION.match(host)
+    return match["region"] if match else DEFAULT_REGION
 
 
 def error_reply(error: ApiError) -> Reply:
@@ -93,25 +123,37 @@ class Api:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def dispatch(self, method: str, path: str, query: Mapping[str, str], body: Any) -> Reply:
-        """Route one API request."""
+    def dispatch(
+        self, method: str, path: str, query: Mapping[str, str], body: Any, region: str = DEFAULT_REGION
+    ) -> Reply:
+        """Route one API request; ``region`` is where a created service lives."""
         match = IAM.match(path)
         if match:
             return self._iam(method, match, body)
         match = LOCATIONS.match(path)
         if match and method == "GET":
             return Reply(200, locations(match["ns"]))
+        match = PROJECT.match(path)
+        if match and method == "GET":
+            return Reply(200, project_resource(match["ns"]))
         match = KNATIVE.match(path) or V1_RESOURCE.match(path)
         if match:
-            return self._resource(method, match["ns"], match["kind"], match["name"], query, body)
+            return self._resource(method, match["ns"], match["kind"], match["name"], query, body, region)
         raise ApiError(404, "NOT_FOUND", f"The requested URL {path} was not found on this server.")
 
     def _resource(
-        self, method: str, ns: str, kind: str, name: str | None, query: Mapping[str, str], body: Any
+        self,
+        method: str,
+        ns: str,
+        kind: str,
+        name: str | None,
+        query: Mapping[str, str],
+        body: Any,
+        region: str = DEFAULT_REGION,
     ) -> Reply:
         """Knative resource collections and items."""
         handlers: dict[tuple[str, str, bool], Callable[[], dict[str, Any]]] = {
-            ("services", "POST", False): lambda: self._create(ns, query, body),
+            ("services", "POST", False): lambda: self._create(ns, query, body, region),
             ("services", "PUT", True): lambda: self._replace(ns, name or "", query, body),
             ("services", "DELETE", True): lambda: self.store.delete_service(ns, name or ""),
             ("revisions", "DELETE", True): lambda: self.store.delete_revision(ns, name or ""),
@@ -141,10 +183,10 @@ class Api:
             return lambda: store.list_revisions(ns, selector, limit, token)
         return lambda: store.list_views(ns, kind, selector, limit, token)
 
-    def _create(self, ns: str, query: Mapping[str, str], body: Any) -> dict[str, Any]:
+    def _create(self, ns: str, query: Mapping[str, str], body: Any, region: str) -> dict[str, Any]:
         """services.create."""
         service = _parse(body, "Service", "service")
-        return self.store.create_service(ns, service, _dry_run(query))
+        return self.store.create_service(ns, service, _dry_run(query), region)
 
     def _replace(self, ns: str, name: str, query: Mapping[str, str], body: Any) -> dict[str, Any]:
         """services.replaceService."""
@@ -152,13 +194,35 @@ class Api:
         return self.store.replace_service(ns, name, service, _dry_run(query))
 
     def _iam(self, method: str, match: re.Match[str], body: Any) -> Reply:
-        """getIamPolicy (GET, or POST like the gRPC transcoding allows) and setIamPolicy (POST)."""
+        """getIamPolicy (GET, or POST like the gRPC transcoding allows), setIamPolicy, testIamPermissions."""
         ns, name = match["ns"], match["name"]
         if match["verb"] == "getIamPolicy" and method in ("GET", "POST"):
             return Reply(200, self.store.get_iam_policy(ns, name))
         if match["verb"] == "setIamPolicy" and method == "POST":
             return Reply(200, self.store.set_iam_policy(ns, name, _parse(body, "SetIamPolicyRequest", "")))
+        if match["verb"] == "testIamPermissions" and method == "POST":
+            request = _parse(body, "TestIamPermissionsRequest", "")
+            return Reply(200, test_iam_permissions(request.get("permissions", [])))
         raise ApiError(405, "UNIMPLEMENTED", f"Method {method} is not supported for {match['verb']}.")
+
+
+def test_iam_permissions(permissions: list[str]) -> dict[str, Any]:
+    """testIamPermissions: the subset of ``permissions`` the caller holds.
+
+    Follows https://cloud.google.com/run/docs/reference/rest/v1/projects.locations.services/testIamPermissions
+    and IAM's TestIamPermissionsRequest (https://cloud.google.com/iam/docs/reference/rest/v1/TestIamPermissionsRequest):
+    wildcards are refused. The emulator does not enforce IAM, so the caller holds every permission;
+    like Cloud Run it answers for a service that does not exist yet (``gcloud run deploy`` asks
+    before creating one, to decide whether to offer ``--allow-unauthenticated``).
+    """
+    wild = [
+        Violation("permissions", f"Permissions with wildcards (*) are not allowed: {p}")
+        for p in permissions
+        if "*" in p
+    ]
+    if wild:
+        raise invalid(wild)
+    return prune({"permissions": list(dict.fromkeys(permissions))})
 
 
 def _parse(body: Any, schema: str, root: str) -> dict[str, Any]:
@@ -313,7 +377,9 @@ class Handler(BaseHTTPRequestHandler):
             emulator.log.record(method, path, query, None, reply.status)
             self._write(reply)
             return
-        reply = emulator.api_call(method, path, query, raw)
+        reply = emulator.api_call(
+            method, path, query, raw, request_region(path, self.headers.get("Host", ""))
+        )
         self._write(reply)
 
     def _read_body(self) -> bytes:
@@ -333,7 +399,7 @@ class Handler(BaseHTTPRequestHandler):
             return True
         if rule.status is None:
             return False
-        status_name = STATUS_NAMES.get(rule.status, "UNKNOWN")
+        status_name = CANONICAL_CODES.get(rule.status, "UNKNOWN")
         message = rule.message or FAULT_MESSAGES.get(rule.status, f"Injected fault: HTTP {rule.status}.")
         reply = error_reply(ApiError(rule.status, status_name, message))
         if rule.retry_after is not None:
@@ -463,12 +529,14 @@ class Emulator:
         )
         return Reply(status, payload)
 
-    def api_call(self, method: str, path: str, query: Mapping[str, str], raw: bytes) -> Reply:
+    def api_call(
+        self, method: str, path: str, query: Mapping[str, str], raw: bytes, region: str = DEFAULT_REGION
+    ) -> Reply:
         """Serve one API request and log it."""
         body: Any = None
         try:
             body = _json_body(raw)
-            reply = self.api.dispatch(method, path, query, body)
+            reply = self.api.dispatch(method, path, query, body, region)
         except ApiError as error:
             reply = error_reply(error)
         self.log.record(method, path, query, body if body is not None else _json_or_text(raw), reply.status)

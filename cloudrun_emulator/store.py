@@ -31,6 +31,11 @@ NS_PREFIX = "/apis/serving.knative.dev/v1/namespaces"
 PRINCIPAL = "user@emulator.local"
 IMMUTABLE_ANNOTATIONS = ("serving.knative.dev/creator", "serving.knative.dev/lastModifier")
 SERVICE_LABEL = "serving.knative.dev/service"
+# Cloud Run labels every service, configuration, route and revision with its region
+# (https://cloud.google.com/run/docs/reference/rest/v1/ObjectMeta: "cloud.googleapis.com/location");
+# gcloud's REGION column reads it.
+LOCATION_LABEL = "cloud.googleapis.com/location"
+DEFAULT_REGION = "us-central1"
 CONDITION_TYPES = ("Ready", "ConfigurationsReady", "RoutesReady")
 MAP_FIELDS = frozenset({"labels", "annotations", "limits", "requests", "nodeSelector"})
 LOCATIONS = {
@@ -88,8 +93,8 @@ def _is_default(value: Any) -> bool:
 
 
 @dataclass
-class Condition:
-    """One status condition; lastTransitionTime only moves when the status does."""
+class StoredCondition:
+    """One status condition as the emulator stores it; lastTransitionTime only moves when the status does."""
 
     type: str
     status: str = "Unknown"
@@ -131,7 +136,7 @@ class Revision:
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: str = field(default_factory=now_iso)
     resource_version: str = ""
-    ready: Condition = field(default_factory=lambda: Condition("Ready"))
+    ready: StoredCondition = field(default_factory=lambda: StoredCondition("Ready"))
 
 
 @dataclass
@@ -144,6 +149,7 @@ class Service:
     annotations: dict[str, str]
     spec: dict[str, Any]
     seq: int
+    region: str = DEFAULT_REGION
     generation: int = 1
     observed_generation: int = 0
     changed_at: float = 0.0
@@ -152,8 +158,8 @@ class Service:
     resource_version: str = ""
     latest_created: str | None = None
     latest_ready: str | None = None  # moves forward only, or back to an explicitly named revision
-    conditions: dict[str, Condition] = field(
-        default_factory=lambda: {t: Condition(t) for t in CONDITION_TYPES}
+    conditions: dict[str, StoredCondition] = field(
+        default_factory=lambda: {t: StoredCondition(t) for t in CONDITION_TYPES}
     )
     traffic: list[dict[str, Any]] = field(default_factory=list)
     routed: tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]] | None = None
@@ -161,6 +167,23 @@ class Service:
     tag_urls: dict[str, str] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=lambda: {"version": 1, "bindings": []})
     etag: str = field(default_factory=lambda: new_etag())
+
+
+def same_bytes(given: str, stored: str) -> bool:
+    """Do two base64 texts hold the same bytes?
+
+    An IAM etag is a proto ``bytes`` field. Proto3's JSON mapping writes bytes as standard base64
+    and accepts standard or URL-safe base64, with or without padding
+    (https://protobuf.dev/programming-guides/proto3/#json); gcloud sends etags back URL-safe.
+    """
+
+    def decode(text: str) -> bytes | None:
+        try:
+            return base64.urlsafe_b64decode(text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4))
+        except ValueError:
+            return None
+
+    return decode(given) is not None and decode(given) == decode(stored)
 
 
 def new_etag() -> str:
@@ -198,6 +221,10 @@ class Store:
         self._counter += 1
         return self._counter
 
+    def _list_version(self) -> str:
+        """A list's resourceVersion: the store's write counter, as Kubernetes lists report theirs."""
+        return str(self._counter)
+
     def _version(self) -> str:
         """A fresh opaque resourceVersion."""
         raw = self._next().to_bytes(8, "big") + os.urandom(2)
@@ -205,8 +232,10 @@ class Store:
 
     # ---- services --------------------------------------------------------------------------
 
-    def create_service(self, ns: str, body: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-        """services.create: validate everything, then store and start the first revision."""
+    def create_service(
+        self, ns: str, body: dict[str, Any], dry_run: bool, region: str = DEFAULT_REGION
+    ) -> dict[str, Any]:
+        """services.create: validate everything, then store and start the first revision in ``region``."""
         name = body.get("metadata", {}).get("name", "")
         with self.lock:
             problems = check_service(body, name) + self._check_namespace(ns, body)
@@ -215,7 +244,7 @@ class Store:
                 raise invalid(problems)
             if (ns, name) in self.services:
                 raise ApiError(409, "ALREADY_EXISTS", f"Resource '{name}' already exists.")
-            service = Service(ns, name, {}, {}, {}, seq=self._next())
+            service = Service(ns, name, {}, {}, {}, seq=self._next(), region=region)
             change = self._plan(service, body, creating=True)
             return self._commit(change, dry_run, creating=True)
 
@@ -267,8 +296,8 @@ class Store:
     def _plan(self, service: Service, body: dict[str, Any], creating: bool) -> Change:
         """Apply the body to ``service`` (a copy when replacing) and decide on a new revision."""
         meta = body.get("metadata", {})
-        spec = copy.deepcopy(body.get("spec", {}))
-        template = default_template(spec.get("template", {}))
+        spec = prune(copy.deepcopy(body.get("spec", {})))  # empty == absent (proto3): see same_template
+        template = prune(default_template(spec.get("template", {})))
         spec["template"] = template
         spec["traffic"] = spec.get("traffic") or [{"latestRevision": True, "percent": 100}]
         new_revision, template_changed = self._decide_revision(service, template, creating)
@@ -277,7 +306,7 @@ class Store:
         self._check_traffic_targets(service, spec["traffic"], new_revision)
         annotations = {**meta.get("annotations", {}), IMMUTABLE_ANNOTATIONS[0]: PRINCIPAL}
         annotations[IMMUTABLE_ANNOTATIONS[1]] = PRINCIPAL
-        labels = dict(meta.get("labels", {}))
+        labels = {**meta.get("labels", {}), LOCATION_LABEL: service.region}
         bumped = (spec, labels, annotations) != (service.spec, service.labels, service.annotations)
         service.spec, service.labels, service.annotations = spec, labels, annotations
         return Change(service, new_revision, template_changed, bumped, reused)
@@ -289,17 +318,17 @@ class Store:
         wanted = template.get("metadata", {}).get("name")
         if wanted and (service.namespace, wanted) in self.revisions:
             existing = self.revisions[(service.namespace, wanted)]
-            if existing.service != service.name or strip_name(existing.template) != strip_name(template):
+            if existing.service != service.name or not same_revision(existing.template, template):
                 raise ApiError(
                     409,
                     "ALREADY_EXISTS",
                     f"Revision named '{wanted}' with different configuration already exists.",
                 )
-            return None, not creating and template != service.spec.get("template")
+            return None, not creating and not same_template(template, service.spec.get("template", {}))
         if wanted:
             return wanted, True
-        if not creating and strip_name(template) == strip_name(service.spec.get("template", {})):
-            return None, template != service.spec.get("template")
+        if not creating and same_revision(template, service.spec.get("template", {})):
+            return None, not same_template(template, service.spec.get("template", {}))
         generation = 1 if creating else service.generation + 1
         suffix = "".join(random.choices(string.ascii_lowercase, k=3))
         return f"{service.name}-{generation:05d}-{suffix}", True
@@ -355,7 +384,7 @@ class Store:
         revision.ready.set("Unknown", "Deploying", "Starting the container.")
         self.revisions[(service.namespace, name)] = revision
         service.latest_created = name
-        container = template["spec"]["containers"][0]
+        container = ingress_container(template)
         env = revision_env(container)
         run = RevisionRun(name, service.name, service.name, container["image"], env, service.namespace)
         self.dataplane.start_revision(run)
@@ -376,7 +405,7 @@ class Store:
             for service in found:
                 self._reconcile(service)
             items = [self._render_service(s) for s in found]
-        return page("ServiceList", items, selector, limit, token)
+        return page("ServiceList", items, selector, limit, token, self._list_version())
 
     def delete_service(self, ns: str, name: str) -> dict[str, Any]:
         """services.delete: the service and its revisions go, their processes are stopped."""
@@ -569,7 +598,7 @@ class Store:
                 self._reconcile(service)
             found = sorted((r for r in self.revisions.values() if r.namespace == ns), key=lambda r: -r.seq)
             items = [self._render_revision(r) for r in found]
-        return page("RevisionList", items, selector, limit, token)
+        return page("RevisionList", items, selector, limit, token, self._list_version())
 
     def delete_revision(self, ns: str, name: str) -> dict[str, Any]:
         """revisions.delete: refused while the revision serves or is the latest one."""
@@ -619,12 +648,13 @@ class Store:
         service = self.services.get((revision.namespace, revision.service))
         labels = {
             **meta.get("labels", {}),
+            LOCATION_LABEL: service.region if service else DEFAULT_REGION,
             SERVICE_LABEL: revision.service,
             "serving.knative.dev/configuration": revision.service,
             "serving.knative.dev/configurationGeneration": str(revision.generation),
         }
         serving = service is not None and revision.name in {t["revisionName"] for t in service.traffic}
-        container = template["spec"]["containers"][0]
+        container = ingress_container(template)
         return prune(
             {
                 "apiVersion": API_VERSION,
@@ -679,7 +709,8 @@ class Store:
             for service in found:
                 self._reconcile(service)
             items = [self._render_view(s, kind) for s in found]
-        return page("RouteList" if kind == "routes" else "ConfigurationList", items, selector, limit, token)
+        list_kind = "RouteList" if kind == "routes" else "ConfigurationList"
+        return page(list_kind, items, selector, limit, token, self._list_version())
 
     def _render_view(self, service: Service, kind: str) -> dict[str, Any]:
         """The Route or Configuration Knative derives from a Service."""
@@ -724,7 +755,7 @@ class Store:
         with self.lock:
             service = self._service(ns, name)
             etag = policy.get("etag")
-            if etag and etag != service.etag:
+            if etag and not same_bytes(etag, service.etag):
                 raise ApiError(
                     409,
                     "ABORTED",
@@ -765,20 +796,50 @@ def check_bindings(bindings: list[dict[str, Any]]) -> list[Violation]:
 
 
 def default_template(template: dict[str, Any]) -> dict[str, Any]:
-    """Fill the defaults Cloud Run writes back: concurrency, timeout, port, resources."""
+    """Fill the defaults Cloud Run writes back: concurrency, timeout, port, resources, startup probe."""
     result = copy.deepcopy(template)
     spec = result.setdefault("spec", {})
     spec.setdefault("containerConcurrency", 80)
     spec.setdefault("timeoutSeconds", 300)
-    for container in spec.get("containers", []):
-        ports = container.setdefault("ports", [{}])
-        for port in ports:
+    containers = spec.get("containers", [])
+    for container in containers:
+        if len(containers) == 1:  # a lone container serves; among several, the one with ports does
+            container.setdefault("ports", [{}])
+        for port in container.get("ports", []):
             port.setdefault("name", "http1")
             port.setdefault("containerPort", 8080)
         limits = container.setdefault("resources", {}).setdefault("limits", {})
         limits.setdefault("cpu", "1000m")
         limits.setdefault("memory", "512Mi")
+        if container.get("ports"):
+            default_startup_probe(container)
     return result
+
+
+def default_startup_probe(container: dict[str, Any]) -> None:
+    """The ingress container's startup probe as Cloud Run stores it.
+
+    https://cloud.google.com/run/docs/configuring/healthchecks: without a configured startup probe,
+    Cloud Run uses a TCP probe on the container port (stored as ``tcpSocket.port``, timeout and
+    period 240 s, failure threshold 1). A configured probe without a port probes the container
+    port; gcloud's ``--port`` moves a probe that pointed at the old port
+    (command_lib/run/config_changes.ContainerPortChange).
+    """
+    port = container["ports"][0]["containerPort"]
+    probe = container.setdefault(
+        "startupProbe", {"timeoutSeconds": 240, "periodSeconds": 240, "failureThreshold": 1}
+    )
+    if not any(kind in probe for kind in ("tcpSocket", "httpGet", "grpc")):
+        probe["tcpSocket"] = {}
+    for kind in ("tcpSocket", "httpGet", "grpc"):
+        if kind in probe and isinstance(probe[kind], dict):
+            probe[kind].setdefault("port", port)
+
+
+def ingress_container(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The container that receives requests: the one declaring ``ports`` (the only one otherwise)."""
+    containers: list[dict[str, Any]] = template.get("spec", {}).get("containers", [])
+    return next((c for c in containers if c.get("ports")), containers[0])
 
 
 def strip_name(template: Mapping[str, Any]) -> dict[str, Any]:
@@ -788,6 +849,23 @@ def strip_name(template: Mapping[str, Any]) -> dict[str, Any]:
     if result.get("metadata") == {}:
         result.pop("metadata")
     return result
+
+
+def same_template(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Equal templates once defaults are filled and empty values dropped.
+
+    Cloud Run is a proto3 API: an empty map, list or string is the same as an absent field
+    (https://protobuf.dev/programming-guides/proto3/#default), and Knative compares specs with
+    Kubernetes' semantic equality, where empty and nil are equal
+    (k8s.io/apimachinery/pkg/api/equality). So ``labels: {}`` or a container ``name: ""`` sent by
+    gcloud must not make an unchanged template look different from the one stored with defaults.
+    """
+    return bool(prune(default_template(dict(a))) == prune(default_template(dict(b))))
+
+
+def same_revision(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Would both templates run the same revision (same template apart from the revision name)?"""
+    return same_template(strip_name(a), strip_name(b))
 
 
 def revision_env(container: Mapping[str, Any]) -> dict[str, str]:
@@ -801,11 +879,11 @@ def revision_env(container: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-def revision_conditions(ready: Condition, serving: bool) -> list[dict[str, Any]]:
+def revision_conditions(ready: StoredCondition, serving: bool) -> list[dict[str, Any]]:
     """Ready plus the sub-conditions Cloud Run shows, consistent with Ready."""
     missing = ready.reason == "ContainerMissing"
-    resources = Condition("ResourcesAvailable")
-    health = Condition("ContainerHealthy")
+    resources = StoredCondition("ResourcesAvailable")
+    health = StoredCondition("ContainerHealthy")
     if ready.status == "True":
         resources.set("True")
         health.set("True")
@@ -813,7 +891,7 @@ def revision_conditions(ready: Condition, serving: bool) -> list[dict[str, Any]]
         (resources if missing else health).set("False", ready.reason, ready.message)
         if not missing:
             resources.set("True")
-    active = Condition("Active")
+    active = StoredCondition("Active")
     if serving:
         active.set("True")
     else:
@@ -868,6 +946,26 @@ def locations(project: str) -> dict[str, Any]:
     }
 
 
+def project_number(project: str) -> str:
+    """A stable 12-digit project number for a project ID (Google assigns one to every project)."""
+    return str(10**11 + int(hashlib.sha256(project.encode()).hexdigest(), 16) % (9 * 10**11))
+
+
+def project_resource(project: str) -> dict[str, Any]:
+    """Cloud Resource Manager v1 ``projects.get``: every project exists and is active.
+
+    https://cloud.google.com/resource-manager/reference/rest/v1/projects/get. ``gcloud run services
+    replace`` looks the project number up here when the file names a ``metadata.namespace``.
+    """
+    return {
+        "projectNumber": project_number(project),
+        "projectId": project,
+        "lifecycleState": "ACTIVE",
+        "name": project,
+        "createTime": "2024-01-01T00:00:00.000Z",
+    }
+
+
 # ---- listing ---------------------------------------------------------------------------------
 
 SELECTOR_TERM = re.compile(
@@ -909,17 +1007,24 @@ def _selector_test(match: re.Match[str]) -> Callable[[Mapping[str, str]], bool]:
     return lambda labels: key in labels
 
 
-def page(kind: str, items: list[dict[str, Any]], selector: str, limit: int, token: str) -> dict[str, Any]:
-    """Filter by label selector and cut one page; the continue token is an opaque offset."""
+def page(
+    kind: str, items: list[dict[str, Any]], selector: str, limit: int, token: str, version: str = "1"
+) -> dict[str, Any]:
+    """Filter by label selector and cut one page; the continue token is an opaque offset.
+
+    The list always carries ``metadata`` (Kubernetes ListMeta, which Knative lists and Cloud Run's
+    v1 ``List*Response`` share: https://cloud.google.com/run/docs/reference/rest/v1/ListMeta):
+    ``resourceVersion`` always, ``continue`` only when more items follow. gcloud reads
+    ``metadata.continue`` of every list response and fails when ``metadata`` is missing.
+    """
     tests = parse_selector(selector)
     matching = [i for i in items if all(t(i.get("metadata", {}).get("labels", {})) for t in tests)]
     start = decode_token(token)
     end = start + limit if limit > 0 else len(matching)
     more = end < len(matching)
-    metadata = {"continue": encode_token(end) if more else None}
-    return prune(
-        {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "items": matching[start:end]}
-    )
+    result = prune({"apiVersion": API_VERSION, "kind": kind, "items": matching[start:end]})
+    result["metadata"] = prune({"resourceVersion": version, "continue": encode_token(end) if more else None})
+    return result
 
 
 def encode_token(offset: int) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import requests
 
 from deployer.result import StepInfo, Verdict
+from deployer.retry import RETRYABLE_STATUSES, Retrier, Retry, RetryPolicy, never, parse_retry_after
 from deployer.settings import AnalysisSettings
 
 MONITORING_ENDPOINT = "https://monitoring.googleapis.com"
@@ -35,8 +36,16 @@ REQUEST_LATENCIES = "run.googleapis.com/request_latencies"
 METRIC_LAG_SECONDS = 180.0
 MIN_ALIGNMENT_SECONDS = 60  # Cloud Monitoring refuses shorter alignment periods
 MONITORING_TIMEOUT_SECONDS = 30.0
-RETRY_DELAYS = (1.0, 2.0)  # seconds before the 2nd and 3rd attempt of a monitoring query
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Three attempts, 1 s then 2 s apart (no jitter: one caller, no herd), Retry-After honoured.
+MONITORING_POLICY = RetryPolicy(
+    attempts=3,
+    base_delay=1.0,
+    max_delay=2.0,
+    total=2 * MONITORING_TIMEOUT_SECONDS + 3.0,
+    connect_timeout=MONITORING_TIMEOUT_SECONDS,
+    read_timeout=MONITORING_TIMEOUT_SECONDS,
+    jitter=False,
+)
 COMMAND_TIMEOUT_SECONDS = 300.0
 WEBHOOK_TIMEOUT_SECONDS = 30.0
 OUTPUT_TAIL_LINES = 20
@@ -235,6 +244,8 @@ class Analysis:
         monitoring_endpoint: str | None = None,
         clock: Callable[[], float] = time.time,
         log: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] = never,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.session = session
@@ -244,6 +255,8 @@ class Analysis:
         self.endpoint = (monitoring_endpoint or MONITORING_ENDPOINT).rstrip("/")
         self.clock = clock
         self.log = log or (lambda _text: None)
+        self.should_stop = should_stop
+        self.sleep = sleep
 
     @property
     def metrics_enabled(self) -> bool:
@@ -330,21 +343,24 @@ class Analysis:
         return " AND ".join(terms)
 
     def _get(self, url: str, params: Mapping[str, str | list[str]]) -> dict[str, Any]:
-        """GET with brief retries on transient failures; MonitoringError once they are used up."""
-        problem = ""
-        for delay in (0.0, *RETRY_DELAYS):
-            time.sleep(delay)
+        """GET under MONITORING_POLICY (cancellable waits); MonitoringError once the retries are used up."""
+        policy = MONITORING_POLICY
+        timeout = (policy.connect_timeout, policy.read_timeout)
+
+        def attempt() -> dict[str, Any]:
             try:
-                resp = self.session.get(url, params=params, timeout=MONITORING_TIMEOUT_SECONDS)
+                resp = self.session.get(url, params=params, timeout=timeout)
             except requests.RequestException as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-                continue
+                raise Retry(MonitoringError(f"{type(exc).__name__}: {exc}")) from None
             if resp.status_code == 200:
                 return _json_object(resp)
-            problem = f"HTTP {resp.status_code}: {_error_message(resp)}"
-            if resp.status_code not in RETRY_STATUSES:
-                break
-        raise MonitoringError(problem)
+            problem = MonitoringError(f"HTTP {resp.status_code}: {_error_message(resp)}")
+            if resp.status_code in RETRYABLE_STATUSES:
+                raise Retry(problem, parse_retry_after(resp.headers.get("Retry-After")))
+            raise problem
+
+        retrier = Retrier(policy, sleep=self.sleep, should_stop=self.should_stop)
+        return retrier.run(attempt, cancelled="Cloud Monitoring query cancelled")
 
 
 def _json_object(resp: requests.Response) -> dict[str, Any]:

@@ -8,13 +8,11 @@ loopback endpoint (the emulator) may run without credentials.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import os
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import google.auth
 import google.auth.transport.requests
@@ -24,25 +22,14 @@ from google.auth import exceptions as ga_exceptions
 from google.auth import impersonated_credentials
 from google.oauth2 import service_account
 
+from deployer.loopback import is_loopback
+
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 _REFRESH_MARGIN = 60.0  # seconds before expiry at which an ID token is replaced
 
 
 class AuthError(Exception):
     """Credentials are missing or cannot do what the action needs."""
-
-
-def is_loopback(url: str | None) -> bool:
-    """True for http(s) URLs on 127.0.0.0/8, ::1 or localhost (the emulator)."""
-    if not url:
-        return False
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _adc_file_exists() -> bool:

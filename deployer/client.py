@@ -1,22 +1,30 @@
 """Thin client for the Cloud Run Admin API v1 (Knative style) and its IAM methods.
 
-All retries live in :meth:`CloudRun._retry`: one policy, one budget, one place to reason about
-what may be repeated. Writes whose outcome is unknown (the request was sent but no answer came
-back) are verified with a GET before they are repeated, so a lost response never causes a second,
-different write.
+Every call goes through :meth:`CloudRun._retry`, which runs it under the shared
+:class:`deployer.retry.Retrier` (the same policy the analysis and the smoke check use). Writes whose
+outcome is unknown (the request was sent but no answer came back) are verified with a GET before
+they are repeated, so a lost response never causes a second, different write.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
+
+from deployer.retry import (
+    RETRYABLE_STATUSES,
+    Cancelled,
+    Retrier,
+    Retry,
+    RetryPolicy,
+    never,
+    parse_retry_after,
+)
 
 try:  # google-auth wraps transport failures during token refresh in its own exception
     from google.auth.exceptions import TransportError as _AuthTransportError
@@ -25,10 +33,17 @@ except ImportError:  # pragma: no cover - google-auth is a hard dependency of th
 
 T = TypeVar("T")
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_POLICY = RetryPolicy()
 KNATIVE = "apis/serving.knative.dev/v1"
-_STOP_SLICE = 0.1  # seconds between should_stop checks while backing off
-_CANONICAL = {
+# HTTP status -> canonical error code, for error answers without a Google error body. From the
+# "HTTP Mapping" of each code in google/rpc/code.proto (also the table in AIP-193 and in
+# cloud.google.com/apis/design/errors), taking for a status shared by several codes the generic one
+# (400 INVALID_ARGUMENT, 409 ABORTED, 500 INTERNAL). Two statuses code.proto does not map: 412 is
+# FAILED_PRECONDITION (what a failed If-Match means) and 502 is UNAVAILABLE (gRPC's
+# doc/http-grpc-status-mapping.md). The emulator (cloudrun_emulator/server.py) keeps an identical copy
+# because neither product may import the other and the action image ships only deployer/;
+# tests/test_client.py asserts the two are equal.
+CANONICAL_CODES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
@@ -36,6 +51,7 @@ _CANONICAL = {
     409: "ABORTED",
     412: "FAILED_PRECONDITION",
     429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
     500: "INTERNAL",
     501: "UNIMPLEMENTED",
     502: "UNAVAILABLE",
@@ -87,40 +103,6 @@ class TransportError(ApiError):
     """No HTTP answer (connection failure or timeout) after all retries; status is 0."""
 
 
-class Cancelled(Exception):
-    """The caller's should_stop hook asked us to stop."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Which failures are retried, how often and for how long.
-
-    Retries 429, 500, 502, 503, 504, connection errors and read timeouts with exponential backoff
-    and full jitter, honouring Retry-After; never retries other 4xx. ``total`` bounds the time
-    from the first attempt to the start of the last one.
-    """
-
-    attempts: int = 6
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    total: float = 60.0
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-
-
-class _Retry(Exception):
-    """Internal: a retryable failure of one attempt."""
-
-    def __init__(self, error: ApiError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
-
-
-def _never() -> bool:
-    return False
-
-
 def _short(url: str) -> str:
     """Last two path segments, for compact log lines."""
     path = url.split("?", 1)[0].rstrip("/")
@@ -128,28 +110,10 @@ def _short(url: str) -> str:
     return ".../" + "/".join(parts[-2:]) if len(parts) > 2 else path
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
 def error_from_response(resp: requests.Response, method: str = "", url: str = "") -> ApiError:
     """Build the right ApiError subclass from a Google (or Kubernetes Status) error body."""
     status = resp.status_code
-    reason, message = _CANONICAL.get(status, resp.reason or "ERROR"), ""
+    reason, message = CANONICAL_CODES.get(status, resp.reason or "ERROR"), ""
     violations: list[dict[str, Any]] = []
     try:
         payload = resp.json()
@@ -233,10 +197,10 @@ class CloudRun:
         region: str,
         project: str,
         api_endpoint: str | None = None,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy = DEFAULT_POLICY,
         sleep: Callable[[float], None] = time.sleep,
         log: Callable[[str], None] | None = None,
-        should_stop: Callable[[], bool] = _never,
+        should_stop: Callable[[], bool] = never,
         clock: Callable[[], float] = time.monotonic,
         request_count: dict[str, int] | None = None,
     ) -> None:
@@ -401,65 +365,26 @@ class CloudRun:
         return self._retry(method, url, lambda: self._attempt(method, url, body=body, params=params))
 
     def _get_or_none(self, url: str) -> dict[str, Any] | None:
-        try:
-            return self._call("GET", url)
-        except NotFound:
-            return None
+        """GET under the retry policy; None for 404."""
+        return _none_if_missing(lambda: self._call("GET", url))
 
     def _attempt_or_none(self, url: str) -> dict[str, Any] | None:
-        try:
-            return self._attempt("GET", url)
-        except NotFound:
-            return None
+        """One GET attempt (for verifying a write inside the retry loop); None for 404."""
+        return _none_if_missing(lambda: self._attempt("GET", url))
 
     def _retry(self, method: str, url: str, attempt: Callable[[], T]) -> T:
         """Run ``attempt`` until it succeeds, fails for good, or the policy's budget runs out."""
-        policy = self.policy
-        start = self._clock()
-        self._budget_end = start + policy.total
-        n = 0
-        while True:
-            self._check_stop(method, url)
-            n += 1
-            try:
-                return attempt()
-            except _Retry as failure:
-                remaining = start + policy.total - self._clock()
-                if n >= policy.attempts or remaining <= 0:
-                    raise failure.error from None
-                delay = self._delay(n, failure.retry_after, remaining)
-                if self._log:
-                    self._log(
-                        f"{_describe(failure.error)} on {method} {_short(url)}; "
-                        f"retrying in {delay:.1f} s (attempt {n + 1}/{policy.attempts})"
-                    )
-                self._pause(delay, method, url)
+        self._budget_end = self._clock() + self.policy.total
+        retrier = Retrier(self.policy, sleep=self._sleep, clock=self._clock, should_stop=self._should_stop)
 
-    def _delay(self, n: int, retry_after: float | None, remaining: float) -> float:
-        """Full-jitter exponential backoff, or the server's Retry-After; never past the budget."""
-        if retry_after is not None:
-            delay = retry_after
-        else:
-            cap = min(self.policy.max_delay, self.policy.base_delay * 2 ** (n - 1))
-            delay = random.uniform(0, cap)
-        return max(0.0, min(delay, remaining))
+        def log(error: Exception, delay: float, n: int) -> None:
+            if self._log and isinstance(error, ApiError):
+                self._log(
+                    f"{_describe(error)} on {method} {_short(url)}; "
+                    f"retrying in {delay:.1f} s (attempt {n + 1}/{self.policy.attempts})"
+                )
 
-    def _pause(self, delay: float, method: str, url: str) -> None:
-        """Sleep, in small slices when a should_stop hook was given, so cancellation is prompt."""
-        if self._should_stop is _never:
-            self._sleep(delay)
-            return
-        left = delay
-        while left > 0:
-            self._check_stop(method, url)
-            step = min(_STOP_SLICE, left)
-            self._sleep(step)
-            left -= step
-        self._check_stop(method, url)
-
-    def _check_stop(self, method: str, url: str) -> None:
-        if self._should_stop():
-            raise Cancelled(f"cancelled before {method} {_short(url)}")
+        return retrier.run(attempt, cancelled=f"cancelled before {method} {_short(url)}", on_retry=log)
 
     # ---- one HTTP attempt -------------------------------------------------------------------
 
@@ -480,7 +405,7 @@ class CloudRun:
         params: dict[str, str] | None = None,
         uncertain_writes: _WriteState | None = None,
     ) -> dict[str, Any]:
-        """One HTTP request. Raises _Retry for retryable failures, ApiError for final ones."""
+        """One HTTP request. Raises Retry for retryable failures, ApiError for final ones."""
         self.request_count["read" if method == "GET" else "write"] += 1
         try:
             resp = self.session.request(
@@ -491,18 +416,18 @@ class CloudRun:
             if uncertain_writes is not None and sent:
                 uncertain_writes.mark()
             reason = "DEADLINE_EXCEEDED" if isinstance(exc, requests.Timeout) else "UNAVAILABLE"
-            raise _Retry(TransportError(0, reason, _transport_message(exc), method=method, url=url)) from None
+            raise Retry(TransportError(0, reason, _transport_message(exc), method=method, url=url)) from None
         if resp.status_code >= 400:
             error = error_from_response(resp, method, url)
             if resp.status_code in RETRYABLE_STATUSES:
                 if uncertain_writes is not None and resp.status_code != 429:
                     uncertain_writes.mark()
-                raise _Retry(error, parse_retry_after(resp.headers.get("Retry-After")))
+                raise Retry(error, parse_retry_after(resp.headers.get("Retry-After")))
             raise error
         try:
             data = resp.json() if resp.content else {}
         except ValueError:
-            raise _Retry(
+            raise Retry(
                 ApiError(resp.status_code, "INTERNAL", "answer is not JSON", method=method, url=url)
             ) from None
         return data if isinstance(data, dict) else {"value": data}
@@ -518,6 +443,13 @@ class _WriteState:
     def mark(self) -> None:
         self.uncertain = True
         self.ever_uncertain = True
+
+
+def _none_if_missing(get: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    try:
+        return get()
+    except NotFound:
+        return None
 
 
 def _refused(exc: Exception) -> bool:
@@ -538,6 +470,7 @@ def _describe(error: ApiError) -> str:
 
 
 __all__ = [
+    "CANONICAL_CODES",
     "ApiError",
     "Cancelled",
     "CloudRun",

@@ -23,7 +23,9 @@ IMMUTABLE_PREFIX = "serving.knative.dev/"
 
 
 @dataclass(frozen=True)
-class Condition:
+class StatusCondition:
+    """One condition of a Knative object's ``status`` as the action reads it (Ready, RoutesReady...)."""
+
     type: str
     status: str = "Unknown"  # True | False | Unknown
     reason: str = ""
@@ -36,12 +38,14 @@ class Condition:
         return text + (f": {self.message}" if self.message else "")
 
 
-def condition(obj: Obj | None, kind: str) -> Condition:
+def condition(obj: Obj | None, kind: str) -> StatusCondition:
     """The condition ``kind`` of an object's status (Unknown when absent)."""
     for c in ((obj or {}).get("status") or {}).get("conditions") or []:
         if c.get("type") == kind:
-            return Condition(kind, c.get("status", "Unknown"), c.get("reason", ""), c.get("message", ""))
-    return Condition(kind)
+            return StatusCondition(
+                kind, c.get("status", "Unknown"), c.get("reason", ""), c.get("message", "")
+            )
+    return StatusCondition(kind)
 
 
 def is_fresh(service: Obj, generation: int) -> bool:
@@ -211,11 +215,7 @@ def service_body(
     if current is None:  # the metadata file may carry server-owned annotations from an export
         for key in [k for k in meta_annotations if k.startswith(IMMUTABLE_PREFIX)]:
             del meta_annotations[key]
-    for key, value in annotations.items():
-        if value is None:
-            meta_annotations.pop(key, None)
-        else:
-            meta_annotations[key] = value
+    _apply(meta_annotations, annotations)
     if config.revision.ingress is not None:
         meta_annotations["run.googleapis.com/ingress"] = config.revision.ingress
     for key in ("labels", "annotations"):
@@ -236,12 +236,17 @@ def with_traffic(current: Obj, new_traffic: Traffic, annotations: Mapping[str, s
     }
     body["spec"]["traffic"] = traffic.to_spec(new_traffic)
     meta_annotations = body["metadata"].setdefault("annotations", {})
+    _apply(meta_annotations, annotations)
+    return body
+
+
+def _apply(target: dict[str, str], annotations: Mapping[str, str | None]) -> None:
+    """Set each annotation, or remove it where the value is None."""
     for key, value in annotations.items():
         if value is None:
-            meta_annotations.pop(key, None)
+            target.pop(key, None)
         else:
-            meta_annotations[key] = value
-    return body
+            target[key] = value
 
 
 def annotation(service: Obj | None, key: str) -> str | None:

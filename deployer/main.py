@@ -94,7 +94,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         cancelled=cancel.is_set,
         rollback_api=_fast(api),
         shield=cancel.shield,
-        checks=_analysis(config, api, console),
+        checks=_analysis(config, api, console, cancel.is_set),
     )
     runner = rollout.Rollout(config, ctx, api, project, github.GitHubReporter(console), hooks)
     result = runner.run()
@@ -165,7 +165,7 @@ def _connect(
 
 
 def _analysis(
-    config: settings.Config, api: CloudRun, console: github.Console
+    config: settings.Config, api: CloudRun, console: github.Console, stop: Callable[[], bool]
 ) -> Callable[[StepInfo], list[Verdict]]:
     """The canary checks run at each bake round (metrics, command, webhook), if any is configured."""
     endpoint = config.monitoring_endpoint
@@ -179,6 +179,7 @@ def _analysis(
         service=config.service,
         monitoring_endpoint=endpoint,
         log=console.debug,  # the rollout logs every verdict itself
+        should_stop=stop,
     )
     if found.metrics_enabled and not auth.is_loopback(endpoint) and config.step_interval < METRIC_LAG_SECONDS:
         console.warning(

@@ -4,7 +4,6 @@ and never echo a secret."""
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +13,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
+from deployer.loopback import is_loopback_host
 from deployer.settings import SecretRef, StatusRanges
 
 RESERVED_ENV_NAMES = frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"})
@@ -390,22 +390,16 @@ def parse_vpc_connector(text: str) -> str:
 # URLs
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def parse_endpoint(text: str) -> str:
     """Base URL override; plain http only to loopback (an emulator) so tokens never cross the network."""
-    hint = "use an https URL such as https://run.example.com (http only for 127.0.0.1, localhost or ::1)"
+    hint = (
+        "use an https URL such as https://run.example.com "
+        "(http only for loopback: 127.0.0.1, ::1, localhost, *.localhost)"
+    )
     parts = _split_url(text, hint)
     if parts.query or parts.fragment or text.endswith(("?", "#")):
         raise Invalid(f"{show(text)} has a query or fragment; {hint}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         raise Invalid(f"{show(text)} uses plain http for a host that is not loopback; {hint}")
     return text.rstrip("/")
 

@@ -1,7 +1,8 @@
 """Smoke check of a URL: retry a GET until it answers as expected or the deadline passes.
 
 A new revision may need a few seconds before its tag URL answers, so failures are retried with
-backoff inside one deadline; the result says why it failed in one short line.
+backoff inside one deadline (the shared :class:`deployer.retry.Retrier`: 0.5 s doubling to 5 s, no
+jitter, cancellable waits); the result says why it failed in one short line.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import requests
 
-from deployer.client import Cancelled
+from deployer.retry import UNLIMITED, Retrier, Retry, RetryPolicy, never
 from deployer.settings import SmokeAuth, SmokeSettings
 
 FIRST_DELAY = 0.5
@@ -21,7 +22,6 @@ MAX_REQUEST_TIMEOUT = 10.0
 MIN_REQUEST_TIMEOUT = 0.2
 MAX_BODY = 1 << 20  # bytes of the body read for matching
 EXCERPT = 200
-_STOP_SLICE = 0.1
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,6 @@ class _Outcome:
     ok: bool
     status: int | None
     reason: str
-
-
-def _never() -> bool:
-    return False
 
 
 def _join(url: str, path: str) -> str:
@@ -155,52 +151,59 @@ def check(
     session: requests.Session | None = None,
     id_token: Callable[[], str] | None = None,
     deadline: float | None = None,
-    should_stop: Callable[[], bool] = _never,
+    should_stop: Callable[[], bool] = never,
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] | None = None,
 ) -> SmokeResult:
-    """GET ``url + settings.path`` until it passes or time runs out (``deadline`` is monotonic)."""
+    """GET ``url + settings.path`` until it passes or time runs out (``deadline`` is monotonic).
+
+    Without ``deadline`` the budget is ``settings.timeout``; after the last wait (cut short at the
+    deadline) there is always one more attempt.
+    """
     start = time.monotonic()
     end = start + settings.timeout if deadline is None else min(deadline, start + settings.timeout)
     own = session is None
     checker = _Checker(_join(url, settings.path), settings, session or requests.Session(), id_token, log)
-    attempts, delay = 0, FIRST_DELAY
+    policy = RetryPolicy(
+        attempts=UNLIMITED, base_delay=FIRST_DELAY, max_delay=MAX_DELAY, total=end - start, jitter=False
+    )
+    retrier = Retrier(policy, sleep=sleep, should_stop=should_stop)
+    attempts = 0
     outcome = _Outcome(False, None, "no attempt made")
-    try:
+
+    def attempt() -> _Outcome:
+        nonlocal attempts, outcome
         while True:
-            if should_stop():
-                raise Cancelled(f"smoke check of {checker.url} cancelled")
             attempts += 1
             timeout = max(MIN_REQUEST_TIMEOUT, min(MAX_REQUEST_TIMEOUT, end - time.monotonic()))
-            try:
-                outcome = checker.attempt(timeout)
-            except _Fatal as exc:
-                return _result(checker.url, outcome, attempts, start, str(exc))
+            outcome = checker.attempt(timeout)
             if outcome.ok:
-                return _result(checker.url, outcome, attempts, start)
-            if checker.maybe_switch_to_token(outcome):
-                continue
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                return _result(checker.url, outcome, attempts, start)
-            if log:
-                log(f"GET {checker.url} -> {outcome.reason}; retrying in {min(delay, remaining):.1f} s")
-            _pause(min(delay, remaining), should_stop, sleep, checker.url)
-            delay = min(delay * 2, MAX_DELAY)  # then one more attempt, even when the wait hit the deadline
+                return outcome
+            if not checker.maybe_switch_to_token(outcome):  # a switch is retried at once
+                raise Retry(_Failed(outcome))
+
+    def retrying(error: Exception, delay: float, n: int) -> None:
+        if log:
+            log(f"GET {checker.url} -> {outcome.reason}; retrying in {delay:.1f} s")
+
+    try:
+        outcome = retrier.run(attempt, cancelled=f"smoke check of {checker.url} cancelled", on_retry=retrying)
+    except _Fatal as exc:
+        return _result(checker.url, outcome, attempts, start, str(exc))
+    except _Failed:
+        pass
     finally:
         if own:
             checker.session.close()
+    return _result(checker.url, outcome, attempts, start)
 
 
-def _pause(seconds: float, should_stop: Callable[[], bool], sleep: Callable[[float], None], url: str) -> None:
-    """Sleep in slices so a cancel is noticed promptly."""
-    left = seconds
-    while left > 0:
-        if should_stop():
-            raise Cancelled(f"smoke check of {url} cancelled")
-        step = min(_STOP_SLICE, left)
-        sleep(step)
-        left -= step
+class _Failed(Exception):
+    """The last attempt did not pass (carries its outcome to the retrier)."""
+
+    def __init__(self, outcome: _Outcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
 
 
 def _result(

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
@@ -22,6 +22,7 @@ from cloudrun_emulator.monitoring import format_timestamp, parse_timestamp, time
 from deployer import analysis
 from deployer.analysis import Analysis
 from deployer.result import StepInfo, Verdict
+from deployer.retry import Cancelled
 from deployer.settings import AnalysisSettings
 
 T0 = 1_700_000_000.0
@@ -352,6 +353,7 @@ class Monitoring:
     plane: DataPlane
     failures: list[int] = field(default_factory=list)  # statuses to answer before serving
     calls: list[dict[str, list[str]]] = field(default_factory=list)
+    retry_after: str | None = None  # sent with injected 429s
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, path: str, raw_query: str) -> tuple[int, dict[str, Any]]:
@@ -377,8 +379,12 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, s
     return server, f"http://{host!s}:{port}"
 
 
-def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+def reply(
+    handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> None:
     handler.send_response(status)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
     handler.send_header("Content-Type", "application/json")
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
@@ -431,7 +437,10 @@ def world() -> Iterator[World]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             status, body = monitoring.answer(parts.path, parts.query)
-            reply(self, status, json.dumps(body).encode())
+            extra = (
+                {"Retry-After": monitoring.retry_after} if status == 429 and monitoring.retry_after else {}
+            )
+            reply(self, status, json.dumps(body).encode(), extra)
 
     server, url = serve(Handler)
     try:
@@ -445,7 +454,8 @@ def world() -> Iterator[World]:
 @pytest.fixture(autouse=True)
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(analysis, "METRIC_LAG_SECONDS", 0.0)
-    monkeypatch.setattr(analysis, "RETRY_DELAYS", (0.01, 0.01))
+    quick = replace(analysis.MONITORING_POLICY, base_delay=0.01, max_delay=0.01)
+    monkeypatch.setattr(analysis, "MONITORING_POLICY", quick)
 
 
 def step(world: World, candidate: str, percent: int = 10) -> StepInfo:
@@ -676,3 +686,29 @@ def test_all_checks_in_order_and_enabled(world: World, webhook: tuple[str, list[
     session = requests.Session()
     off = Analysis(AnalysisSettings(min_requests=5), session=session, project="p", region="r", service="s")
     assert not off.enabled and off.run(step(world, "web-hello")) == []
+
+
+def test_a_cancel_stops_the_monitoring_retries(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        analysis, "MONITORING_POLICY", replace(analysis.MONITORING_POLICY, base_delay=30.0, max_delay=30.0)
+    )
+    world.monitoring.failures[:] = [503, 503, 503]
+    cancel = threading.Event()
+    checker = analysis_for(world, max_error_rate=5)
+    checker.should_stop = cancel.is_set
+    threading.Timer(0.3, cancel.set).start()
+    began, before = time.monotonic(), len(world.monitoring.calls)
+    with pytest.raises(Cancelled, match="Cloud Monitoring query cancelled"):
+        checker.run(step(world, "web-error"))
+    assert time.monotonic() - began < 5.0  # not the 30 s wait
+    assert len(world.monitoring.calls) == before + 1  # one query, then the wait was cut short
+    world.monitoring.failures.clear()
+
+
+def test_monitoring_honours_retry_after(world: World) -> None:
+    world.monitoring.failures[:] = [429]
+    world.monitoring.retry_after = "0.4"
+    began = time.monotonic()
+    assert analyse(world, "web-error", max_error_rate=5).ok is False  # one 429, then served
+    assert time.monotonic() - began >= 0.4
+    world.monitoring.retry_after = None

@@ -149,6 +149,9 @@ def test_is_loopback() -> None:
     assert not is_loopback("https://run.googleapis.com")
     assert not is_loopback("http://10.0.0.1")
     assert not is_loopback(None)
+    # RFC 6761 section 6.3: every name under .localhost is a loopback name
+    assert is_loopback("http://emulator.localhost:8080") and is_loopback("http://LOCALHOST.:1")
+    assert not is_loopback("http://localhost.example.com") and not is_loopback("http://notlocalhost")
 
 
 def test_authorized_session_sends_bearer_and_uses_key_project(

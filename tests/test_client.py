@@ -18,8 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from deployer import client as client_mod
+from deployer import retry as retry_mod
 from deployer.client import (
+    CANONICAL_CODES,
     ApiError,
     Cancelled,
     CloudRun,
@@ -28,7 +29,6 @@ from deployer.client import (
     RetryPolicy,
     TransportError,
     error_from_response,
-    parse_retry_after,
     write_landed,
 )
 
@@ -135,7 +135,7 @@ def server() -> Iterator[ScriptedServer]:
 @pytest.fixture(autouse=True)
 def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Full jitter made deterministic: always the cap."""
-    monkeypatch.setattr(client_mod.random, "uniform", lambda lo, hi: hi)
+    monkeypatch.setattr(retry_mod.random, "uniform", lambda lo, hi: hi)
 
 
 def make(server: ScriptedServer, **kw: Any) -> tuple[CloudRun, list[float], list[str]]:
@@ -204,14 +204,6 @@ def test_retry_after_http_date_and_budget_cap(server: ScriptedServer) -> None:
     api, delays, _ = make(server, policy=RetryPolicy(total=2.0, base_delay=0.01))
     api.get_service("svc")
     assert 0 < delays[0] <= 2.0
-
-
-def test_parse_retry_after() -> None:
-    assert parse_retry_after("1.5") == 1.5
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(email.utils.formatdate(100.0, usegmt=True), now=90.0) == pytest.approx(10.0)
-    assert parse_retry_after(email.utils.formatdate(100.0, usegmt=True), now=200.0) == 0.0
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
@@ -725,3 +717,44 @@ def test_emulator_reset_and_retry_after(emu: Any) -> None:
     emu.faults.add(method="GET", path=r"/services/web", status=429, retry_after=1, times=1)
     assert api.get_service("web") is not None
     assert delays[-1] == 1.0
+
+
+# The HTTP Mapping of every google.rpc.Code (google/rpc/code.proto, AIP-193).
+CODE_PROTO_HTTP = {
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INVALID_ARGUMENT": 400,
+    "DEADLINE_EXCEEDED": 504,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "PERMISSION_DENIED": 403,
+    "UNAUTHENTICATED": 401,
+    "RESOURCE_EXHAUSTED": 429,
+    "FAILED_PRECONDITION": 400,
+    "ABORTED": 409,
+    "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+}
+
+
+def test_one_status_map_for_client_and_emulator() -> None:
+    from cloudrun_emulator import server as emulator_server
+
+    assert CANONICAL_CODES == emulator_server.CANONICAL_CODES
+    beyond_code_proto = {412, 502}  # not mapped by code.proto; see the comment on CANONICAL_CODES
+    for status, code in CANONICAL_CODES.items():
+        assert status in beyond_code_proto or CODE_PROTO_HTTP[code] == status, (status, code)
+    for status in CODE_PROTO_HTTP.values():  # every status code.proto uses has a code
+        assert status in CANONICAL_CODES
+
+
+@pytest.mark.parametrize("status", [499, 502, 412])
+def test_emulator_fault_and_client_name_a_status_alike(emu: Any, status: int) -> None:
+    emu.faults.add(method="GET", path="/services/web$", status=status)
+    api = _emu_api(emu, policy=RetryPolicy(attempts=1))
+    with pytest.raises(ApiError) as caught:
+        api.get_service("web")
+    assert (caught.value.status, caught.value.reason) == (status, CANONICAL_CODES[status])

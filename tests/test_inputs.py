@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from deployer import parsers
 from deployer.context import load_context
 from deployer.inputs import DEFAULTS, ConfigError, load
-from deployer.parsers import parse_duration, parse_steps
+from deployer.parsers import MAX_DURATION, Invalid, parse_duration, parse_steps
 from deployer.settings import (
     AnalysisSettings,
     Config,
@@ -220,7 +220,11 @@ def test_durations_in_config() -> None:
 def test_parse_duration_composites(parts: list[tuple[int, str]]) -> None:
     text = "".join(f"{n}{unit}" for n, unit in parts)
     expected = sum(n * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit] for n, unit in parts)
-    assert parse_duration(text) == pytest.approx(expected)
+    if expected > MAX_DURATION:  # longer than any job may run: refused, not silently accepted
+        with pytest.raises(Invalid, match="longer than 7 days"):
+            parse_duration(text)
+    else:
+        assert parse_duration(text) == pytest.approx(expected)
 
 
 @given(st.sets(st.integers(1, 100), min_size=1), st.sampled_from([",", " ", ", "]))
@@ -458,6 +462,7 @@ def test_endpoints() -> None:
     assert loaded.api_endpoint == "http://127.0.0.1:8123"
     assert loaded.monitoring_endpoint == "https://mon.example.com/v"
     assert cfg(api_endpoint="http://localhost:1").api_endpoint == "http://localhost:1"
+    assert cfg(api_endpoint="http://run.localhost:1").api_endpoint == "http://run.localhost:1"  # as auth
     assert cfg(api_endpoint="http://[::1]:9").api_endpoint == "http://[::1]:9"
 
 

@@ -113,9 +113,6 @@ class Console:
         # The runner trims the property list, so trailing spaces of a title would be lost anyway.
         self._command(kind, str(text), {"title": (title or "").strip()})
 
-    def annotation_count(self, kind: str) -> int:
-        return self._counts[kind]
-
     def mask(self, secret: str | None) -> None:
         """Tell the runner to mask ``secret`` (and each of its lines) before it is ever used."""
         if not secret or not secret.strip():

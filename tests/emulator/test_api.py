@@ -163,7 +163,10 @@ def test_maps_accept_any_key(api: Api) -> None:
     body["metadata"]["labels"] = {"empty": ""}
     created = api.create(body)
     assert created.status_code == 200, created.text
-    assert created.json()["metadata"]["labels"] == {"empty": ""}
+    assert created.json()["metadata"]["labels"] == {
+        "empty": "",
+        "cloud.googleapis.com/location": "us-central1",
+    }
 
 
 # ---- semantic validation ----------------------------------------------------------------------

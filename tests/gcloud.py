@@ -1,0 +1,143 @@
+"""Run the real Google Cloud CLI against an emulator, the way an operator would, and parse its JSON.
+
+    gc = Gcloud(emulator.url, project, "us-central1")
+    svc = gc.run("run", "services", "describe", "hello")          # parsed ``--format json``
+    gc.run("run", "services", "update-traffic", "hello", "--to-revisions", "hello-v1=100")
+    result = gc.call("run", "services", "describe", "missing")    # never raises: returncode, stderr
+
+gcloud reaches Cloud Run at ``<region>-<host of the endpoint override>``, a name that does not
+resolve. Each call therefore runs in a private mount namespace (``unshare -m``, needs root) whose
+``/etc/hosts`` maps ``localhost`` and ``<region>-localhost`` to the emulator's address; the machine's
+own hosts file is never touched. Every instance has its own throw-away ``CLOUDSDK_CONFIG``, so calls
+never read or write the user's gcloud configuration and instances can run in parallel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+TIMEOUT = 120.0
+# The namespace's hosts file is bind-mounted over /etc/hosts, then gcloud is exec'd in it.
+IN_NAMESPACE = 'mount --bind "$0" /etc/hosts && exec gcloud "$@"'
+
+
+def require() -> None:
+    """Skip the calling test when gcloud cannot run here; in CI (``CI=true``) fail instead."""
+    reason = missing_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"gcloud is required in CI: {reason}", pytrace=False)
+    pytest.skip(f"gcloud tests skipped: {reason}")
+
+
+def missing_reason() -> str | None:
+    """Why gcloud cannot be run against the emulator here, or None when it can."""
+    if shutil.which("gcloud") is None:
+        return "gcloud (Google Cloud CLI) is not installed (not on PATH)"
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed: needed for a private /etc/hosts"
+    if os.geteuid() != 0:
+        return "not root: `unshare -m` (private /etc/hosts for gcloud's regional host) needs root"
+    return None
+
+
+class GcloudError(AssertionError):
+    """gcloud exited non-zero where the caller expected success."""
+
+    def __init__(self, args: tuple[str, ...], result: Result) -> None:
+        super().__init__(f"gcloud {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        self.result = result
+
+
+@dataclass
+class Result:
+    """One gcloud invocation: exit code, stdout and stderr as text."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> Any:
+        """stdout parsed as JSON; None when gcloud printed nothing."""
+        return json.loads(self.stdout) if self.stdout.strip() else None
+
+
+class Gcloud:
+    """gcloud bound to one emulator, project and region."""
+
+    def __init__(self, base_url: str, project: str, region: str = "us-central1") -> None:
+        parts = urlsplit(base_url)
+        if not parts.hostname or not parts.port:
+            raise ValueError(f"base_url must be http://HOST:PORT, got {base_url!r}")
+        self.base_url = base_url
+        self.project = project
+        self.region = region
+        self._dir = Path(tempfile.mkdtemp(prefix="gcloud-emu-"))
+        weakref.finalize(self, shutil.rmtree, self._dir, True)
+        self.hosts = self._dir / "hosts"
+        self.hosts.write_text(f"{parts.hostname} localhost\n{parts.hostname} {region}-localhost\n")
+        self.config = self._dir / "config"
+        self.config.mkdir()
+        self.endpoint = f"http://localhost:{parts.port}/"
+
+    def env(self) -> dict[str, str]:
+        """The caller's environment without any CLOUDSDK_* setting, plus ours."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDSDK_")}
+        env.update(
+            {
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": self.endpoint,
+                # `run services replace` asks Cloud Resource Manager for the project number.
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": self.endpoint,
+                "CLOUDSDK_CONFIG": str(self.config),
+                "CLOUDSDK_AUTH_ACCESS_TOKEN": "emulator-token",
+                "CLOUDSDK_CORE_PROJECT": self.project,
+                "CLOUDSDK_RUN_REGION": self.region,
+                "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+                "CLOUDSDK_CORE_SHOULD_PROMPT_TO_ENABLE_API": "false",
+                "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+                "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
+                "CLOUDSDK_SURVEY_DISABLE_PROMPTS": "true",
+                "CLOUDSDK_CORE_DISABLE_FILE_LOGGING": "true",
+            }
+        )
+        return env
+
+    def call(self, *args: str, timeout: float = TIMEOUT) -> Result:
+        """Run ``gcloud ARGS`` (adding ``--format json`` unless a format is given); never raises."""
+        argv = list(args)
+        if not any(a == "--format" or a.startswith("--format=") for a in argv):
+            # Flags after --container belong to that container: put ours before the first one.
+            at = next((i for i, a in enumerate(argv) if a.split("=")[0] == "--container"), len(argv))
+            argv[at:at] = ["--format", "json"]
+        command = ["unshare", "-m", "sh", "-c", IN_NAMESPACE, str(self.hosts), *argv]
+        done = subprocess.run(
+            command, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def run(self, *args: str, timeout: float = TIMEOUT) -> Any:
+        """Run gcloud and return its parsed JSON output; GcloudError when it fails."""
+        result = self.call(*args, timeout=timeout)
+        if result.returncode != 0:
+            raise GcloudError(args, result)
+        return result.json
+
+    def text(self, *args: str, timeout: float = TIMEOUT) -> str:
+        """Run gcloud with the caller's ``--format`` and return stdout; GcloudError when it fails."""
+        result = self.call(*args, timeout=timeout)
+        if result.returncode != 0:
+            raise GcloudError(args, result)
+        return result.stdout
