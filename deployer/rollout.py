@@ -652,9 +652,15 @@ class Rollout:
         keep = state.keep_tag and self.keep_tag and ready.get(state.candidate, False)
         restored = traffic.restore(before, state.candidate, state.tag, keep_tag=keep)
         body = knative.with_traffic(svc, restored, annotations)
-        if state.template is not None:
+        what = "traffic restored to where it was before the run"
+        if state.template is not None and knative.template_name(svc) == state.candidate:
             body["spec"]["template"] = _template(state.template, named)
-        what = "traffic and template restored to where they were before the run"
+            what = "traffic and template restored to where they were before the run"
+        elif state.template is not None:
+            notes.append(
+                f"The template of {self.name} was changed by someone else since this run deployed "
+                f"{state.candidate}: it is kept."
+            )
         return Restore("restored", body, restored, what, notes)
 
     def _revisions(self, api: CloudRun) -> tuple[set[str], dict[str, bool]]:
