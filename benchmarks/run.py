@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import re
 import shutil
 import statistics
@@ -29,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
+
+from devtools import harness
 
 ROOT = Path(__file__).resolve().parent.parent
-ENTRYPOINT = ROOT / "entrypoint.py"
-ACTION_YML = ROOT / "action.yml"
 PROJECT, REGION, STEPS = "bench-project", "us-central1", "10,50,100"
 KNATIVE = "apis/serving.knative.dev/v1"
 API_PATHS = r"^/(apis|v1)/"  # Admin API and IAM, not /token nor the control endpoints
@@ -167,57 +165,7 @@ class EmulatorProcess:
 
 
 # --------------------------------------------------------------------------------------------------
-# Running entrypoint.py like the runner does
-
-
-def action_defaults() -> dict[str, str]:
-    """Every declared input with its default ("" when none): the runner sets INPUT_* for all."""
-    inputs = (yaml.safe_load(ACTION_YML.read_text(encoding="utf-8")) or {}).get("inputs") or {}
-    out: dict[str, str] = {}
-    for name, spec in inputs.items():
-        default = (spec or {}).get("default")
-        out[str(name)] = (
-            "" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
-        )
-    return out
-
-
-def action_env(inputs: Mapping[str, str], job_dir: Path) -> dict[str, str]:
-    """A minimal runner-like environment; nothing of ours (credentials above all) leaks in."""
-    run_id = f"{int(time.time())}{next(_run_ids):04d}"
-    files = job_dir / "files"
-    for d in (job_dir / "workspace", job_dir / "home", files):
-        d.mkdir(parents=True, exist_ok=True)
-    env = {
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",  # as the Dockerfile sets it
-        "PYTHONUNBUFFERED": "1",
-        "HOME": str(job_dir / "home"),
-        "CI": "true",
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_WORKSPACE": str(job_dir / "workspace"),
-        "GITHUB_REPOSITORY": "octo-org/octo-repo",
-        "GITHUB_SHA": "2f1e0d9c8b7a69584736251403f2e1d0c9b8a796",
-        "GITHUB_REF": "refs/heads/main",
-        "GITHUB_RUN_ID": run_id,
-        "GITHUB_RUN_NUMBER": "1",
-        "GITHUB_RUN_ATTEMPT": "1",
-        "GITHUB_SERVER_URL": "https://github.com",
-        "GITHUB_API_URL": "https://api.github.com",
-        "GITHUB_EVENT_NAME": "push",
-        "GITHUB_WORKFLOW": "Deploy",
-        "GITHUB_JOB": "deploy",
-        "GITHUB_ACTOR": "octocat",
-        "RUNNER_TEMP": str(job_dir / "home"),
-    }
-    for name in ("GITHUB_OUTPUT", "GITHUB_STATE", "GITHUB_STEP_SUMMARY", "GITHUB_ENV", "GITHUB_PATH"):
-        path = files / name.lower()
-        path.write_text("", encoding="utf-8")
-        env[name] = str(path)
-    for name, value in {**action_defaults(), **inputs}.items():
-        env["INPUT_" + name.replace(" ", "_").upper()] = value
-    return env
+# Running entrypoint.py like the runner does (devtools.harness, as the tests and the demo do)
 
 
 def rollout_inputs(scn: Scenario, service: str, url: str, *, image: str, suffix: str) -> dict[str, str]:
@@ -237,91 +185,54 @@ def rollout_inputs(scn: Scenario, service: str, url: str, *, image: str, suffix:
 
 
 @dataclass
-class Process:
-    """One entrypoint.py run: when it started (epoch), ended, and what the kernel says it used."""
+class Run:
+    """One entrypoint.py run of one service (the harness's result once it has finished)."""
 
     service: str
-    job_dir: Path
-    proc: subprocess.Popen[bytes]
-    started: float
-    ended: float = 0.0
-    returncode: int | None = None
-    peak_rss_mb: float = 0.0
-    cpu_s: float = 0.0
+    running: harness.RunningAction
+    result: harness.RunResult | None = None
 
-    def reap(self) -> None:
-        """os.wait4 gives this child's own resource usage (ru_maxrss, KiB on Linux)."""
-        _, status, usage = os.wait4(self.proc.pid, 0)
-        self.ended = time.time()
-        self.returncode = os.waitstatus_to_exitcode(status)
-        self.proc.returncode = self.returncode
-        self.peak_rss_mb = usage.ru_maxrss / 1024
-        self.cpu_s = usage.ru_utime + usage.ru_stime
+    def finish(self) -> None:
+        self.result = self.running.wait(timeout=RUN_TIMEOUT)
 
-    def outputs(self) -> dict[str, str]:
-        """name=value lines of GITHUB_OUTPUT (heredoc values: only the first line, enough here)."""
-        text = (self.job_dir / "files" / "github_output").read_text(encoding="utf-8")
-        out: dict[str, str] = {}
-        lines = iter(text.splitlines())
-        for line in lines:
-            if "<<" in line and "=" not in line.split("<<", 1)[0]:
-                name, delim = line.split("<<", 1)
-                out[name] = next(lines, "")
-                for rest in lines:
-                    if rest == delim:
-                        break
-            elif "=" in line:
-                name, value = line.split("=", 1)
-                out[name] = value
-        return out
+    @property
+    def done(self) -> harness.RunResult:
+        if self.result is None:
+            raise RuntimeError(f"{self.service}: entrypoint.py has not finished")
+        return self.result
 
     def log_tail(self, chars: int = 3000) -> str:
-        text = (self.job_dir / "stdout.log").read_text(encoding="utf-8", errors="replace")
-        text += (self.job_dir / "stderr.log").read_text(encoding="utf-8", errors="replace")
-        return text[-chars:]
+        return self.done.log[-chars:]
 
 
-def launch(service: str, inputs: Mapping[str, str], job_dir: Path) -> Process:
-    """Start entrypoint.py; the start time is taken just before Popen, on the epoch clock the
-    emulator's request log uses."""
-    env = action_env(inputs, job_dir)
-    out = (job_dir / "stdout.log").open("wb")
-    err = (job_dir / "stderr.log").open("wb")
-    started = time.time()
-    proc = subprocess.Popen(
-        [sys.executable, str(ENTRYPOINT)],
-        cwd=job_dir / "workspace",
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=err,
-    )
-    out.close()
-    err.close()
-    return Process(service, job_dir, proc, started)
+def launch(service: str, inputs: Mapping[str, str], job_dir: Path) -> Run:
+    """Start entrypoint.py with a run id of its own (the harness stamps the start just before spawning,
+    on the epoch clock the emulator's request log uses)."""
+    run_id = f"{int(time.time())}{next(_run_ids):04d}"
+    return Run(service, harness.start(inputs, tmp_path=job_dir, github={"GITHUB_RUN_ID": run_id}))
 
 
-def run_together(starts: Sequence[Callable[[], Process]]) -> list[Process]:
-    """Start all processes back to back, reap each in its own thread (exact end times)."""
-    procs = [start() for start in starts]
-    threads = [threading.Thread(target=p.reap, daemon=True) for p in procs]
+def run_together(starts: Sequence[Callable[[], Run]]) -> list[Run]:
+    """Start all processes back to back, wait for each in its own thread (exact end times)."""
+    runs = [start() for start in starts]
+    threads = [threading.Thread(target=r.finish, daemon=True) for r in runs]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(RUN_TIMEOUT)
-    for p in procs:
-        if p.returncode is None:
-            p.proc.kill()
-            raise RuntimeError(f"{p.service}: entrypoint.py still running after {RUN_TIMEOUT}s")
-    return procs
+        t.join(RUN_TIMEOUT + 15)
+    for r in runs:
+        r.running.kill()
+        if r.result is None:
+            raise RuntimeError(f"{r.service}: entrypoint.py still running after {RUN_TIMEOUT}s")
+    return runs
 
 
-def check_promoted(procs: Iterable[Process], what: str) -> None:
-    for p in procs:
-        if p.returncode != 0 or p.outputs().get("result") != "promoted":
+def check_promoted(runs: Iterable[Run], what: str) -> None:
+    for r in runs:
+        if r.done.returncode != 0 or r.done.outputs.get("result") != "promoted":
             raise RuntimeError(
-                f"{what} of {p.service} did not promote (exit {p.returncode}, "
-                f"outputs {p.outputs()}):\n{p.log_tail()}"
+                f"{what} of {r.service} did not promote (exit {r.done.returncode}, "
+                f"outputs {r.done.outputs}):\n{r.log_tail()}"
             )
 
 
@@ -419,15 +330,16 @@ class RunStats:
     result: str = ""
 
 
-def run_stats(p: Process, log: Sequence[Mapping[str, Any]], api_latency: float) -> RunStats:
+def run_stats(run: Run, log: Sequence[Mapping[str, Any]], api_latency: float) -> RunStats:
     """Figures for one run. The log's ``time`` is epoch seconds stamped after the call was served
     (after any injected delay), so the injected latency is taken off the first request's time."""
-    mine = [e for e in log if belongs(e, p.service) and p.started <= float(e.get("time", p.started))]
+    p = run.done
+    mine = [e for e in log if belongs(e, run.service) and p.started <= float(e.get("time", p.started))]
     times = [float(e["time"]) for e in mine if "time" in e]
     first = (min(times) - api_latency - p.started) if times else None
     return RunStats(
-        service=p.service,
-        wall_s=p.ended - p.started,
+        service=run.service,
+        wall_s=p.wall_s,
         first_request_s=first,
         peak_rss_mb=p.peak_rss_mb,
         cpu_s=round(p.cpu_s, 3),
@@ -435,7 +347,7 @@ def run_stats(p: Process, log: Sequence[Mapping[str, Any]], api_latency: float) 
         writes=sum(1 for e in mine if e.get("method") in WRITE_METHODS),
         errors=sum(1 for e in mine if int(e.get("status") or 0) >= 400 or e.get("status") == 0),
         by_call=dict(sorted(Counter(call_kind(e) for e in mine).items())),
-        result=p.outputs().get("result", ""),
+        result=p.outputs.get("result", ""),
     )
 
 
@@ -470,7 +382,7 @@ def measure(scn: Scenario, work: Path) -> dict[str, Any]:
 
 def _starter(
     scn: Scenario, url: str, service: str, job_dir: Path, image: str, suffix: str
-) -> Callable[[], Process]:
+) -> Callable[[], Run]:
     inputs = rollout_inputs(scn, service, url, image=image, suffix=suffix)
     return lambda: launch(service, inputs, job_dir)
 

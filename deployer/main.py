@@ -8,13 +8,16 @@ shielded (later signals are noted, not raised) with short timeouts so that it fi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from types import FrameType
+from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -22,8 +25,11 @@ import requests
 from deployer import auth, github, inputs, rollout, settings, smoke
 from deployer.analysis import METRIC_LAG_SECONDS, Analysis
 from deployer.client import CloudRun, RetryPolicy
+from deployer.console import Console, PhaseReporter
+from deployer.github.files import outputs_for
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.state import RolloutState
+from deployer.terminal import TerminalConsole
 
 # The way back must fit in the runner's grace period: a few short attempts.
 FAST_POLICY = RetryPolicy(
@@ -62,16 +68,33 @@ class Cancellation:
             self._shielded = False
 
 
-def main(env: Mapping[str, str] | None = None) -> int:
-    """Run the action's main step; the return value is the process exit code."""
+def on_github(env: Mapping[str, str]) -> bool:
+    """Whether a GitHub Actions runner reads our log (it sets GITHUB_ACTIONS=true for every step)."""
+    return env.get("GITHUB_ACTIONS", "").strip().lower() == "true"
+
+
+def make_console(env: Mapping[str, str], stream: TextIO | None = None, *, debug: bool = False) -> Console:
+    """Workflow commands for the runner; headings and plain marked lines for anyone else."""
+    if on_github(env):
+        return github.Console(stream)
+    return TerminalConsole(stream, env=env, debug=debug)
+
+
+def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: bool = False) -> int:
+    """Run the action's main step; the return value is the process exit code.
+
+    ``output="json"`` (the command line's ``--output json``) prints the outputs as one JSON object on
+    stdout and the log on stderr, so that a script can read the outputs without a runner's files.
+    """
     env = os.environ if env is None else env
-    console = github.Console()
+    console = make_console(env, sys.stderr if output == "json" else None, debug=debug)
     try:
         config, ctx = inputs.load(env)
     except inputs.ConfigError as exc:
         for problem in exc.problems:
             console.error(str(problem), title="Invalid input")
         console.error(f"{len(exc.problems)} invalid input(s): nothing was changed.", title="Invalid input")
+        _print_json(output, {})
         return 1
     if config.github_token:
         console.mask(config.github_token)
@@ -81,6 +104,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         api, project, credentials = _connect(config, console, cancel.is_set)
     except (auth.AuthError, ValueError) as exc:
         console.error(str(exc), title="Cloud Run credentials")
+        _print_json(output, {})
         return 1
     tracker = _tracker(config, ctx, console)
     if tracker is not None:
@@ -96,22 +120,44 @@ def main(env: Mapping[str, str] | None = None) -> int:
         shield=cancel.shield,
         checks=_analysis(config, api, console, cancel.is_set),
     )
-    runner = rollout.Rollout(config, ctx, api, project, github.GitHubReporter(console), hooks)
+    runner = rollout.Rollout(config, ctx, api, project, PhaseReporter(console), hooks)
     result = runner.run()
     if cancel.is_set():
-        result.reason = f"cancelled ({cancel.signal_name}); {result.reason or ''}".rstrip("; ")
+        result.reason = cancel_reason(result.reason, cancel.signal_name)
     _report(result, config, ctx, env, console, tracker)
+    _print_json(output, outputs_for(result))
     # A rollback that failed leaves our rollout recorded on the service: the post step must finish it.
     rollback_failed = result.outcome is Outcome.FAILED and runner.state is not None
     github.save_state("finished", "false" if rollback_failed else "true", env.get("GITHUB_STATE"))
     return 1 if cancel.is_set() else result.exit_code
 
 
+def cancel_reason(reason: str | None, signal_name: str) -> str:
+    """One reason for a cancelled run: what cancelled it, and what else went wrong if anything did.
+
+    The rollout says only "cancelled" (it sees a KeyboardInterrupt, not the signal), possibly
+    followed by a failed rollback; a failure it had already hit before the signal comes first.
+    """
+    what = f"cancelled by {signal_name or 'a signal'}"
+    if not reason or reason == "cancelled":
+        return what
+    if reason.startswith("cancelled"):
+        return what + reason.removeprefix("cancelled")
+    return f"{reason}; then {what}"
+
+
+def _print_json(output: str, outputs: Mapping[str, str]) -> None:
+    """``--output json``: the outputs as one JSON object on stdout (the log went to stderr)."""
+    if output == "json":
+        sys.stdout.write(json.dumps(dict(outputs), indent=2) + "\n")
+        sys.stdout.flush()
+
+
 def post(env: Mapping[str, str] | None = None) -> int:
     """The post step: if a rollout of this process is still on the service (the main step died, or a
     cancelled write landed after all), put the service back from the recorded state."""
     env = os.environ if env is None else env
-    console = github.Console()
+    console = make_console(env)
     token = env.get("STATE_token", "")
     if not token and env.get("STATE_finished") == "true":
         console.info("The main step finished: nothing to clean up.")
@@ -140,13 +186,13 @@ def post(env: Mapping[str, str] | None = None) -> int:
     )
     hooks = rollout.Hooks(smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0), token=token)
     rollback = replace(config, mode=settings.Mode.ROLLBACK)
-    result = rollout.run(rollback, ctx, _fast(api), project, github.GitHubReporter(console), hooks)
+    result = rollout.run(rollback, ctx, _fast(api), project, PhaseReporter(console), hooks)
     github.append_summary(github.render_summary(result, rollback), env.get("GITHUB_STEP_SUMMARY"))
     return 0 if result.outcome is Outcome.ROLLED_BACK else 1
 
 
 def _connect(
-    config: settings.Config, console: github.Console, should_stop: Callable[[], bool]
+    config: settings.Config, console: Console, should_stop: Callable[[], bool]
 ) -> tuple[CloudRun, str, auth.ga_credentials.Credentials]:
     session, project, credentials = auth.authorized_session(config.api_endpoint, config.project_id)
     if not project:
@@ -165,7 +211,7 @@ def _connect(
 
 
 def _analysis(
-    config: settings.Config, api: CloudRun, console: github.Console, stop: Callable[[], bool]
+    config: settings.Config, api: CloudRun, console: Console, stop: Callable[[], bool]
 ) -> Callable[[StepInfo], list[Verdict]]:
     """The canary checks run at each bake round (metrics, command, webhook), if any is configured."""
     endpoint = config.monitoring_endpoint
@@ -198,7 +244,7 @@ def _fast(api: CloudRun) -> CloudRun:
 def _smoke_check(
     config: settings.Config,
     credentials: auth.ga_credentials.Credentials,
-    console: github.Console,
+    console: Console,
     stop: Callable[[], bool],
 ) -> Callable[[str], smoke.SmokeResult]:
     """The smoke check the rollout runs on the tag URL, with an ID token when the service is private."""
@@ -229,7 +275,7 @@ def service_audience(url: str) -> str:
 
 
 def _tracker(
-    config: settings.Config, ctx: settings.RunContext, console: github.Console
+    config: settings.Config, ctx: settings.RunContext, console: Console
 ) -> github.DeploymentTracker | None:
     if not (config.github_token and config.environment and ctx.repository):
         return None
@@ -243,11 +289,13 @@ def _report(
     config: settings.Config,
     ctx: settings.RunContext,
     env: Mapping[str, str],
-    console: github.Console,
+    console: Console,
     tracker: github.DeploymentTracker | None,
 ) -> None:
     github.write_outputs(result, env.get("GITHUB_OUTPUT"))
     github.append_summary(github.render_summary(result, config), env.get("GITHUB_STEP_SUMMARY"))
+    if isinstance(console, TerminalConsole):
+        console.show_result(result)
     github.report_failure(console, result)
     if tracker is not None:
         tracker.finish(result)

@@ -345,6 +345,8 @@ def parse_suffix(text: str, service: str) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # Revision settings
+# Like the name parsers above, each is "match a grammar or raise Invalid with a hint": alike in shape
+# on purpose (one small parser per input, each with its own message), not shared logic.
 
 
 def parse_cpu(text: str) -> str:

@@ -855,7 +855,12 @@ class Rollout:
             self.reporter.info("Planned traffic: " + ", ".join(t.describe() for t in block))
 
     def _record(self, label: str, block: Traffic) -> None:
+        """Keep the traffic for the summary's chart, and say it in the log (inside the phase's group)."""
         self.result.history.append(TrafficChange(at=self._now(), label=label, traffic=block))
+        shares = ", ".join(t.describe() for t in block) or "none"
+        self.reporter.info(
+            f"Traffic before the run: {shares}" if label == "before" else f"Traffic ({label}): {shares}"
+        )
 
     def _sleep(self, seconds: float) -> None:
         if self.hooks.cancelled():

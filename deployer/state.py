@@ -37,6 +37,7 @@ class RolloutState:
     steps: list[int]
     step: int = 0  # the candidate's current share
     keep_tag: bool = True  # whether a rollback leaves our tag on the candidate
+    # The run that owns the rollout, copied from settings.RunContext (hence the same field names).
     run_id: str = ""
     run_attempt: str = ""
     run_url: str = ""

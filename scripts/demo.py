@@ -1,5 +1,6 @@
 """Blue/green as a canary, on this machine: the emulator serves Cloud Run's API and really runs each
-revision; the action deploys, smoke-checks and shifts traffic while we measure who answers.
+revision; the action's command line (``python -m deployer``) deploys, smoke-checks and shifts traffic
+while we measure who answers.
 
 1. deploy "blue" (a new service: 100 %),
 2. roll out "green" in steps 10 %, 50 %, 100 %, counting blue/green answers on the service URL live,
@@ -21,7 +22,6 @@ from collections import Counter
 from pathlib import Path
 
 import requests
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "color-api"
@@ -38,37 +38,33 @@ def start_emulator(ready_delay: float) -> tuple[subprocess.Popen[str], str]:
     return proc, line.split()[-1]
 
 
+def heading(title: str) -> None:
+    """The demo's own headings: bold on a terminal, plain in a pipe or with NO_COLOR."""
+    bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    print(f"\n\033[1m=== {title} ===\033[0m" if bold else f"\n=== {title} ===", flush=True)
+
+
 def run_action(api: str, title: str, **inputs: str) -> dict[str, str]:
-    """Run entrypoint.py the way the GitHub runner does: INPUT_* (with action.yml's defaults), files."""
-    print(f"\n\033[1m=== {title} ===\033[0m", flush=True)
-    declared = yaml.safe_load((ROOT / "action.yml").read_text())["inputs"]
-    values = {name: str(spec.get("default", "")) for name, spec in declared.items()}
-    values.update(api_endpoint=api, project_id="demo-project", service=SERVICE, **inputs)
+    """Run the command line (``python -m deployer``) as a person would in a terminal: the log (for a
+    person: headings, no workflow commands) goes to the terminal, the outputs come back as JSON."""
+    heading(title)
+    values = {"api_endpoint": api, "project_id": "demo-project", "service": SERVICE, **inputs}
+    args = [sys.executable, "-m", "deployer"]
+    for name, value in values.items():
+        args += ["--" + name.replace("_", "-"), value]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as tmp:
-        output, summary = Path(tmp, "output"), Path(tmp, "summary.md")
-        output.touch()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
-        env.update({f"INPUT_{k.upper()}": v for k, v in values.items()})
-        env.update(
-            GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(summary), GITHUB_RUN_ID=str(time.time_ns())
+        proc = subprocess.run(
+            [*args, "--output", "json"], env=env, cwd=tmp, stdout=subprocess.PIPE, text=True
         )
-        code = subprocess.call([sys.executable, str(ROOT / "entrypoint.py")], env=env, cwd=tmp)
-        outputs = parse_outputs(output.read_text())
-    print(f"--> exit code {code}, result: {outputs.get('result')}, revision: {outputs.get('revision')}")
+    try:
+        outputs: dict[str, str] = json.loads(proc.stdout or "{}")
+    except ValueError:
+        outputs = {}
+    result, revision = outputs.get("result"), outputs.get("revision")
+    print(f"--> exit code {proc.returncode}, result: {result}, revision: {revision}")
     return outputs
-
-
-def parse_outputs(text: str) -> dict[str, str]:
-    out, lines = {}, iter(text.splitlines())
-    for line in lines:
-        name, _, delimiter = line.partition("<<")
-        value = []
-        for v in lines:
-            if v == delimiter:
-                break
-            value.append(v)
-        out[name] = "\n".join(value)
-    return out
 
 
 class Meter(threading.Thread):

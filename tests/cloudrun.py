@@ -15,23 +15,55 @@ TEST_IMAGES = {"test/flaky": [sys.executable, str(FLAKY_APP)]}
 
 
 class Api:
-    """The Admin API v1 of one project on the emulator."""
+    """The Admin API v1 of one project on the emulator: the one test client.
 
-    def __init__(self, base: str, project: str):
+    ``create``/``get``/``put``/``delete``/``revision``/``iam`` return the raw response (the emulator's
+    own tests look at statuses and error bodies); the rest return parsed objects and wait for them.
+    """
+
+    def __init__(self, base: str, project: str, region: str = "us-central1"):
         self.base = base.rstrip("/")
-        self.ns = f"{self.base}/apis/serving.knative.dev/v1/namespaces/{project}"
         self.project = project
+        self.region = region
+        self.ns = f"{self.base}/apis/serving.knative.dev/v1/namespaces/{project}"
+        self.http = requests.Session()
+
+    # ---- raw calls -------------------------------------------------------------------------------
+
+    def create(self, body: dict[str, Any], **params: str) -> requests.Response:
+        return self.http.post(f"{self.ns}/services", json=body, params=params, timeout=10)
+
+    def get(self, name: str) -> requests.Response:
+        return self.http.get(f"{self.ns}/services/{name}", timeout=10)
+
+    def put(self, body: dict[str, Any], **params: str) -> requests.Response:
+        name = body["metadata"]["name"]
+        return self.http.put(f"{self.ns}/services/{name}", json=body, params=params, timeout=10)
+
+    def delete(self, name: str) -> requests.Response:
+        return self.http.delete(f"{self.ns}/services/{name}", timeout=10)
+
+    def revision(self, name: str) -> requests.Response:
+        return self.http.get(f"{self.ns}/revisions/{name}", timeout=10)
+
+    def iam(self, service: str, verb: str, body: dict[str, Any] | None = None) -> requests.Response:
+        url = f"{self.base}/v1/projects/{self.project}/locations/{self.region}/services/{service}:{verb}"
+        if body is None:
+            return self.http.get(url, timeout=10)
+        return self.http.post(url, json=body, timeout=10)
+
+    # ---- objects -----------------------------------------------------------------------------------
 
     def service(self, name: str) -> dict[str, Any]:
-        resp = requests.get(f"{self.ns}/services/{name}", timeout=10)
+        resp = self.get(name)
         resp.raise_for_status()
         return resp.json()
 
     def exists(self, name: str) -> bool:
-        return requests.get(f"{self.ns}/services/{name}", timeout=10).status_code == 200
+        return self.get(name).status_code == 200
 
     def revisions(self, service: str) -> list[str]:
-        resp = requests.get(
+        resp = self.http.get(
             f"{self.ns}/revisions",
             params={"labelSelector": f"serving.knative.dev/service={service}"},
             timeout=10,
@@ -39,48 +71,95 @@ class Api:
         resp.raise_for_status()
         return sorted(r["metadata"]["name"] for r in resp.json().get("items", []))
 
-    def create(
-        self, name: str, image: str, revision: str, env: dict[str, str] | None = None
-    ) -> dict[str, Any]:
-        container: dict[str, Any] = {"image": image}
-        if env:
-            container["env"] = [{"name": k, "value": v} for k, v in env.items()]
-        body = {
-            "apiVersion": "serving.knative.dev/v1",
-            "kind": "Service",
-            "metadata": {"name": name},
-            "spec": {"template": {"metadata": {"name": revision}, "spec": {"containers": [container]}}},
-        }
-        resp = requests.post(f"{self.ns}/services", json=body, timeout=10)
-        assert resp.status_code == 200, resp.text
-        return self.wait_ready(name)
+    def wait(self, name: str, timeout: float = 15.0) -> dict[str, Any]:
+        """Poll until the current generation is observed and Ready is decided (True or False)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            svc = self.get(name).json()
+            status = svc.get("status", {})
+            ready = condition(svc, "Ready")
+            fresh = status.get("observedGeneration") == svc["metadata"]["generation"]
+            if fresh and ready.get("status") in ("True", "False"):
+                return svc
+            assert time.monotonic() < deadline, f"{name} never became ready: {status}"
+            time.sleep(0.05)
 
-    def deploy(self, name: str, image: str, revision: str, traffic: list[dict[str, Any]]) -> dict[str, Any]:
-        """A PUT like another tool would make: new revision and a given traffic block."""
-        svc = self.service(name)
-        svc["spec"]["template"]["metadata"]["name"] = revision
-        svc["spec"]["template"]["spec"]["containers"][0]["image"] = image
-        svc["spec"]["traffic"] = traffic
-        svc.pop("status", None)
-        resp = requests.put(f"{self.ns}/services/{name}", json=svc, timeout=10)
-        assert resp.status_code == 200, resp.text
-        return self.wait_ready(name)
-
-    def wait_ready(self, name: str, timeout: float = 20, condition: str = "Ready") -> dict[str, Any]:
+    def wait_ready(self, name: str, timeout: float = 20, condition_type: str = "Ready") -> dict[str, Any]:
+        """Poll until the current generation is observed and ``condition_type`` is True."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             svc = self.service(name)
             status = svc.get("status", {})
             fresh = status.get("observedGeneration") == svc["metadata"]["generation"]
-            ready = {c["type"]: c["status"] for c in status.get("conditions", [])}
-            if fresh and ready.get(condition) == "True":
+            if fresh and condition(svc, condition_type).get("status") == "True":
                 return svc
             time.sleep(0.05)
         raise AssertionError(f"{name} not ready: {json.dumps(self.service(name).get('status'))}")
 
     def wait_routes(self, name: str, timeout: float = 20) -> dict[str, Any]:
         """Routes settled (the service may still report its failed latest revision as not Ready)."""
-        return self.wait_ready(name, timeout, condition="RoutesReady")
+        return self.wait_ready(name, timeout, condition_type="RoutesReady")
+
+    def deploy(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create ``body`` and wait until Ready=True."""
+        response = self.create(body)
+        assert response.status_code == 200, response.text
+        svc = self.wait(body["metadata"]["name"])
+        assert condition(svc, "Ready")["status"] == "True", svc["status"]
+        return svc
+
+    def create_service(
+        self, name: str, image: str, revision: str, env: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A new service serving ``revision`` of ``image``, once Ready."""
+        return self.deploy(service_body(name, image, revision, env=env))
+
+    def replace_service(
+        self, name: str, image: str, revision: str, traffic: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """A PUT like another tool would make: new revision and a given traffic block."""
+        svc = self.service(name)
+        svc["spec"]["template"]["metadata"]["name"] = revision
+        svc["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        svc["spec"]["traffic"] = traffic
+        svc.pop("status", None)
+        resp = self.put(svc)
+        assert resp.status_code == 200, resp.text
+        return self.wait_ready(name)
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    """One condition of an object's status, or {}."""
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def service_body(
+    name: str,
+    image: str = "sample/hello",
+    revision: str | None = None,
+    traffic: list[dict[str, Any]] | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A minimal Service the way a client would write it."""
+    template: dict[str, Any] = {"spec": {"containers": [{"image": image}]}}
+    if revision:
+        template["metadata"] = {"name": revision}
+    if env:
+        template["spec"]["containers"][0]["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    spec: dict[str, Any] = {"template": template}
+    if traffic is not None:
+        spec["traffic"] = traffic
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def error_of(response: requests.Response) -> dict[str, Any]:
+    """The Google error object of a failed response."""
+    return response.json()["error"]
 
 
 def routing(svc_or_traffic: dict[str, Any] | list[dict[str, Any]]) -> list[tuple[str, int, str]]:

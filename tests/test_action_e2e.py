@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloudrun_emulator import Emulator
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 from tests.fakes.github_api import FakeGitHub
 
@@ -24,7 +24,7 @@ def runtime_python() -> Path:
 def test_pr_rollout_with_deployment_statuses_and_one_updated_comment(
     emulator: Emulator, project: str, tmp_path: Path, runtime_python: Path
 ) -> None:
-    Api(emulator.url, project).create("web", "sample/hello:v1", "web-v1")
+    Api(emulator.url, project).create_service("web", "sample/hello:v1", "web-v1")
     inputs = {
         "service": "web",
         "image": "sample/hello:v2",

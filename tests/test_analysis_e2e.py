@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from cloudrun_emulator import Emulator
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 
 STEPS = {"steps": "50,100", "step_interval": "3s", "wait_timeout": "30s", "smoke_timeout": "5s"}
@@ -47,7 +47,7 @@ def rollout(
     emu: Emulator, project: str, tmp_path: Path, name: str, **inputs: Any
 ) -> tuple[harness.RunResult, list]:
     api = Api(emu.url, project)
-    svc = api.create(name, "sample/hello:v1", f"{name}-v1")
+    svc = api.create_service(name, "sample/hello:v1", f"{name}-v1")
     args = {
         "api_endpoint": emu.url,
         "project_id": project,
@@ -184,3 +184,96 @@ def test_failing_webhook_rolls_back(emulator: Emulator, project: str, tmp_path: 
     assert "500" in result.log and "not today" in result.log
     assert Hook.received[0]["revision"] == "hook-v2" and Hook.received[0]["step"] == 50
     assert traffic == [("hook-v1", 100, ""), ("hook-v2", 0, "canary")]
+
+
+def test_inconclusive_step_is_extended_until_the_data_comes(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """on_inconclusive: extend: no users yet, so the step bakes longer; users arrive, it is promoted."""
+    api = Api(emulator.url, project)
+    svc = api.create_service("ext", "sample/hello:v1", "ext-v1")
+    args = {
+        "api_endpoint": emulator.url,
+        "project_id": project,
+        "service": "ext",
+        "suffix": "v2",
+        "image": "sample/hello:v2",
+        **STEPS,
+        "max_error_rate": "5",
+        "min_requests": "20",  # the smoke checks alone (one a round) never reach it
+        "on_inconclusive": "extend",
+    }
+    with harness.start(args, tmp_path=tmp_path) as running:
+        running.wait_for_output(r"Inconclusive at 50%: baking 3s more \(1/3\)", timeout=60)
+        with load(svc["status"]["url"]):
+            result = running.wait()
+    assert result.outputs["result"] == "promoted", result.log
+    assert "inconclusive at 50%" not in result.log
+    assert ("ext-v2", 100, "canary") in routing(api.wait_routes("ext"))
+
+
+def test_step_that_stays_inconclusive_fails_after_the_extensions(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic = rollout(
+        emulator,
+        project,
+        tmp_path,
+        "never",
+        image="sample/hello:v2",
+        step_interval="2s",
+        max_error_rate="5",
+        min_requests="100000",
+        on_inconclusive="extend",
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert [f"({n}/3)" in result.log for n in (1, 2, 3)] == [True] * 3  # every extension was used
+    assert "inconclusive at 50%" in result.log
+    assert traffic == [("never-v1", 100, ""), ("never-v2", 0, "canary")]
+
+
+FIRST_ROUND_FAILS = (
+    'test "$CANARY_ROUND" -gt 1 || { echo "round $CANARY_ROUND of step $CANARY_STEP: not yet"; exit 1; }'
+)
+
+
+def test_failure_threshold_tolerates_fewer_failed_rounds(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """failure_threshold 2: one failed round is a warning; the step goes on and the rollout completes."""
+    result, traffic = rollout(
+        emulator,
+        project,
+        tmp_path,
+        "flaky",
+        image="sample/hello:v2",
+        check_command=FIRST_ROUND_FAILS,
+        failure_threshold="2",
+    )
+    assert result.outputs["result"] == "promoted", result.log
+    warnings = [c.data for c in result.annotations("warning")]
+    assert any("Check failed at 50% (1/2)" in w and "round 1 of step 50: not yet" in w for w in warnings), (
+        warnings
+    )
+    assert ("flaky-v2", 100, "canary") in traffic
+
+
+def test_failure_threshold_fails_the_step_on_the_nth_failed_round(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic = rollout(
+        emulator,
+        project,
+        tmp_path,
+        "strict",
+        image="sample/hello:v2",
+        check_command='echo "round $CANARY_ROUND refused"; exit 1',
+        failure_threshold="2",
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    warnings = [c.data for c in result.annotations("warning")]
+    errors = [c.data for c in result.annotations("error")]
+    assert any("Check failed at 50% (1/2)" in w and "round 1 refused" in w for w in warnings), warnings
+    assert any("check failed at 50%" in e and "round 2 refused" in e for e in errors), errors
+    assert "round 3 refused" not in result.log  # it stopped at the second failure
+    assert traffic == [("strict-v1", 100, ""), ("strict-v2", 0, "canary")]

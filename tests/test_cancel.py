@@ -21,7 +21,7 @@ import pytest
 
 from cloudrun_emulator import Emulator
 from deployer.state import STATE_ANNOTATION
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing
 from tests.test_rollout_e2e import split_two_revisions
 
@@ -111,6 +111,9 @@ def assert_cancelled(result: harness.RunResult) -> None:
     assert result.outputs["result"] == "rolled_back", result.log
     errors = " ".join(a.data for a in result.annotations("error"))
     assert "cancelled" in errors, result.log
+    # One clear reason: which signal cancelled the run, said once.
+    assert re.search(r"\bcancelled by SIG(INT|TERM)\b", errors), result.log
+    assert errors.count("cancelled") == 1, result.log
     assert "Traceback" not in result.stderr, result.log
 
 

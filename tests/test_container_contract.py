@@ -1,6 +1,6 @@
 """Static checks of the container-action contract (no rollout needed).
 
-See /work/shared/docs/github-actions-runtime.md: run as root (no USER), absolute ENTRYPOINT, nothing
+As GitHub's "Dockerfile support for GitHub Actions" asks: run as root (no USER), absolute ENTRYPOINT, nothing
 relying on WORKDIR, the runtime closure installed from the hash lock, no credentials in the build
 context, and an image whose Python has the runtime dependencies and nothing of the dev tools.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import harness
+from devtools import harness
 
 ROOT = harness.ROOT
 DOCKERFILE = ROOT / "Dockerfile"

@@ -33,7 +33,8 @@ import requests
 
 from cloudrun_emulator import Emulator
 from deployer.state import STATE_ANNOTATION
-from tests import cloudrun, harness
+from devtools import harness
+from tests import cloudrun
 from tests.cloudrun import Api, routing
 from tests.test_rollout_e2e import split_two_revisions
 
@@ -50,6 +51,9 @@ ROLLOUT = {
     "smoke_timeout": "3s",
 }
 WORKERS = 5
+# Each test already runs WORKERS rollouts at once: under pytest-xdist the whole module goes to one
+# worker (scripts/test uses --dist loadgroup), so they never compete with each other for the CPU.
+pytestmark = pytest.mark.xdist_group("faults")
 Routing = list[tuple[str, int, str]]
 BEFORE: Routing = [(f"{SERVICE}-v1", 0, "old"), (f"{SERVICE}-v1", 70, "blue"), (f"{SERVICE}-v2", 30, "green")]
 PROMOTED: Routing = [
@@ -166,6 +170,7 @@ class Outcome:
     case: Case
     problems: list[str]
     log: str = ""
+    unfired: bool = False  # a fault's call never came (polls vary with the machine's load)
 
 
 def read_service(api: Api) -> dict[str, Any]:
@@ -194,6 +199,20 @@ def settled(api: Api) -> dict[str, Any]:
 
 
 def run_case(emu: Emulator, case: Case, ref: Reference, tmp_path: Path) -> Outcome:
+    """One case; run again once when its only problem is a fault whose call this run never made.
+
+    How many times the action polls a service before it is ready depends on how busy the machine
+    is, so the n-th GET of the reference run may not come in a run on a loaded machine (or in
+    parallel with other tests). A second run almost always makes it; a fault that never fires twice
+    is reported.
+    """
+    outcome = _run_case_once(emu, case, ref, tmp_path)
+    if outcome.unfired and len(outcome.problems) == 1:
+        outcome = _run_case_once(emu, case, ref, tmp_path)
+    return outcome
+
+
+def _run_case_once(emu: Emulator, case: Case, ref: Reference, tmp_path: Path) -> Outcome:
     project = new_project()
     api = Api(emu.url, project)
     split_two_revisions(api, SERVICE)
@@ -249,7 +268,7 @@ def run_case(emu: Emulator, case: Case, ref: Reference, tmp_path: Path) -> Outco
         if block not in ref.planned and sorted(t for t in block if t[0] != CANDIDATE) != BEFORE:
             problems.append(f"a write left traffic in an unplanned state: {block}")
     requests.delete(f"{api.ns}/services/{SERVICE}", timeout=10)  # stop its revision processes
-    return Outcome(case, problems, log)
+    return Outcome(case, problems, log, unfired=bool(unfired))
 
 
 def run_all(emu: Emulator, cases: list[Case], ref: Reference, tmp_path: Path, workers: int = WORKERS) -> None:

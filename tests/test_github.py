@@ -300,8 +300,9 @@ def test_reporter_groups_phases() -> None:
     assert lines[0] == "::group::smoke"
     assert lines[1] == "GET /"
     assert lines[2] == "::warning::slow%0A::error::x"
-    assert lines[3] == "::endgroup::"
-    assert lines[4] == "❌ smoke (2.2 s): HTTP 500 ::error::forged"
+    assert lines[3] == "❌ smoke (2.2 s): HTTP 500 ::error::forged"  # inside the group, neutralised
+    assert lines[4] == "::endgroup::"
+    assert len(lines) == 5
 
 
 def test_reporter_satisfies_protocol() -> None:

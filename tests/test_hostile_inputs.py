@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from cloudrun_emulator import Emulator
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api
 
 MARK = "PWNED"

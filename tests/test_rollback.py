@@ -23,7 +23,7 @@ import requests
 from cloudrun_emulator import Emulator
 from cloudrun_emulator.images import builtin_argv
 from deployer.state import STATE_ANNOTATION, RolloutState
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, routing, spec_routing
 from tests.test_rollout_e2e import inputs, puts, split_two_revisions
 
@@ -75,7 +75,7 @@ def test_failed_rollout_restores_template_and_latest_revision(
 ) -> None:
     """A service that follows the latest revision (the default) with a tag; the release fails at start-up."""
     api = Api(emulator.url, project)
-    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1", env={"KEEP": "1"})
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1", env={"KEEP": "1"})
     before = api.service(SERVICE)
     assert before["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]
     result = harness.run(
@@ -99,7 +99,7 @@ def test_env_var_of_a_rolled_back_release_does_not_reach_the_next_one(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
     failed = harness.run(
         inputs(
             emulator,
@@ -131,7 +131,7 @@ def test_rerun_with_the_same_image_after_the_cause_was_fixed_makes_a_new_revisio
     """Attempt 1 fails (the image cannot be pulled: ContainerMissing); the registry permission is then
     granted; attempt 2 of the same run, same inputs, deploys a new revision and promotes it."""
     api = Api(own_emulator.url, project)
-    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
     rollout = inputs(own_emulator, project, service=SERVICE, image="private/app:v2", steps="100")
     first = harness.run(rollout, tmp_path=tmp_path / "1")
     assert first.outputs["result"] == "rolled_back", first.log
@@ -150,8 +150,8 @@ def test_our_tag_goes_back_to_the_revision_that_had_it(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
-    api.deploy(
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    api.replace_service(
         SERVICE,
         "sample/hello:v2",
         f"{SERVICE}-v2",

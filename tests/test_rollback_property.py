@@ -25,7 +25,8 @@ from deployer.client import CloudRun, RetryPolicy
 from deployer.result import Outcome, Phase, StepInfo, Verdict
 from deployer.smoke import SmokeResult
 from deployer.state import STATE_ANNOTATION
-from tests import cloudrun, harness
+from devtools import harness
+from tests import cloudrun
 from tests.cloudrun import Api, routing
 
 SERVICE = "prop"
@@ -73,7 +74,7 @@ def services(draw: st.DrawFn) -> dict[str, Any]:
 
 def build(api: Api, spec: dict[str, Any]) -> dict[str, Any]:
     """Create the service as drawn; returns it once settled."""
-    api.create(SERVICE, "sample/hello:r0", f"{SERVICE}-r0")
+    api.create_service(SERVICE, "sample/hello:r0", f"{SERVICE}-r0")
     for i in range(1, spec["revisions"]):
         svc = api.service(SERVICE)
         svc.pop("status")

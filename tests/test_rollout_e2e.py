@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from cloudrun_emulator import Emulator
-from tests import harness
+from devtools import harness
 from tests.cloudrun import Api, hit, routing, spec_routing
 
 FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
@@ -37,8 +37,8 @@ def puts(emu: Emulator, project: str, service: str) -> list[dict[str, Any]]:
 
 def split_two_revisions(api: Api, name: str) -> None:
     """A service whose traffic another tool pinned and split: 70/30 with extra tags."""
-    api.create(name, "sample/hello:v1", f"{name}-v1")
-    api.deploy(
+    api.create_service(name, "sample/hello:v1", f"{name}-v1")
+    api.replace_service(
         name,
         "sample/hello:v2",
         f"{name}-v2",
@@ -168,7 +168,7 @@ def test_step_whose_checks_fail_is_rolled_back(emulator: Emulator, project: str,
 
 def test_paused_then_promoted(emulator: Emulator, project: str, tmp_path: Path) -> None:
     api = Api(emulator.url, project)
-    api.create("paws", "sample/hello:v1", "paws-v1")
+    api.create_service("paws", "sample/hello:v1", "paws-v1")
     paused = harness.run(
         inputs(emulator, project, service="paws", image="sample/hello:v2", suffix="v2", steps="10,50"),
         tmp_path=tmp_path / "1",
@@ -187,7 +187,7 @@ def test_manual_rollback_to_the_previous_stable_revision(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create("back", "sample/hello:v1", "back-v1")
+    api.create_service("back", "sample/hello:v1", "back-v1")
     first = harness.run(
         inputs(emulator, project, service="back", image="sample/hello:v2", suffix="v2", steps="100"),
         tmp_path=tmp_path / "1",
@@ -223,7 +223,7 @@ def test_rerun_of_the_same_commit_reuses_the_revision(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create("again", "sample/hello:v1", "again-v1")
+    api.create_service("again", "sample/hello:v1", "again-v1")
     sha = "0123456789abcdef0123456789abcdef01234567"
     args = inputs(emulator, project, service="again", image="sample/hello:v2")
     first = harness.run(args, tmp_path=tmp_path / "1", github={"GITHUB_SHA": sha, "GITHUB_RUN_ATTEMPT": "1"})
@@ -326,7 +326,7 @@ def test_steps_zero_deploys_a_tagged_preview_and_blocks_nothing(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create("prev", "sample/hello:v1", "prev-v1")
+    api.create_service("prev", "sample/hello:v1", "prev-v1")
     preview = harness.run(
         inputs(
             emulator, project, service="prev", image="sample/hello:pr7", suffix="pr7", steps="0", tag="pr-7"

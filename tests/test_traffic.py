@@ -75,6 +75,12 @@ def test_rollback_restores_every_entry_exactly(base: traffic.Traffic, steps: lis
         assert restored == base
     else:  # the candidate stays reachable under our tag, which nobody else had
         assert restored == (*base, Target(CANDIDATE, 0, OUR_TAG))
+    # Whatever step the rollout had reached, the way back loses no foreign tag that the step carried
+    # (nor brings one that was not there before the run).
+    for p in steps:
+        at_step = traffic.with_candidate(base, CANDIDATE, OUR_TAG, p)
+        assert traffic.shares(at_step)[CANDIDATE] > 0
+        assert foreign_tags(at_step) == foreign_tags(restored), (p, at_step, restored)
 
 
 @given(starting_traffic())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from deployer.console import Console as LogConsole
 from deployer.github.commands import Console
 from deployer.github.render import comment_marker
 from deployer.github.text import one_line, truncate
@@ -45,7 +46,7 @@ def _describe_error(exc: BaseException) -> str:
 def build_client(
     token: str,
     ctx: RunContext,
-    console: Console,
+    console: LogConsole,
     *,
     timeout: int = 10,
     retries: int = 2,
@@ -92,10 +93,10 @@ class DeploymentTracker:
         service: str,
         region: str,
         *,
-        console: Console | None = None,
+        console: LogConsole | None = None,
         write_interval: float | None = 1.0,
     ):
-        self.console = console or Console()
+        self.console: LogConsole = console or Console()
         self.console.mask(token)  # before anything else can print it
         self._token = token
         self.ctx = ctx
@@ -199,6 +200,7 @@ def deployment_status_for(result: RolloutResult, pull_request: bool) -> tuple[st
     return state, truncate(f"failed: {result.reason or 'see the run'}", DESCRIPTION_LIMIT), None
 
 
+# Same parameters as DeploymentTracker: both are best-effort REST calls for one run and one service.
 def upsert_pr_comment(
     token: str,
     ctx: RunContext,
@@ -206,7 +208,7 @@ def upsert_pr_comment(
     *,
     service: str,
     region: str,
-    console: Console | None = None,
+    console: LogConsole | None = None,
     write_interval: float | None = 1.0,
 ) -> int | None:
     """Create or update our comment on the pull request; returns its id, or None (with a warning)."""

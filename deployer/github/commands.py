@@ -10,16 +10,14 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from actions_toolkit.command import Command, escape_data
 
+from deployer.console import Console as LogConsole
+from deployer.console import PhaseReporter
 from deployer.github.text import PHASE_MARK, one_line, split_lines, truncate
 from deployer.result import Outcome, Phase, RolloutResult, is_failure
-
-if TYPE_CHECKING:
-    pass
-
 
 ANNOTATION_LIMIT = 10  # GitHub shows at most 10 of each kind per step; the rest would be lost
 
@@ -145,35 +143,28 @@ class Console:
         finally:
             self.end_group()
 
+    def phase_line(self, phase: Phase) -> None:
+        """``✅ deploy (0.1 s): detail``, one line, as the last line of the phase's group."""
+        self.info(phase_summary(phase))
+
 
 # ---------------------------------------------------------------------------------------------
 # Reporter and failure annotation
 # ---------------------------------------------------------------------------------------------
 
 
-class GitHubReporter:
-    """The rollout's Reporter: one log group per phase, a one-line result after it."""
-
-    def __init__(self, console: Console):
-        self.console = console
-
-    def phase_started(self, phase: Phase) -> None:
-        self.console.start_group(phase.name)
-
-    def phase_finished(self, phase: Phase) -> None:
-        self.console.end_group()
-        detail = f": {phase.detail}" if phase.detail else ""
-        line = f"{PHASE_MARK[phase.ok]} {phase.name} ({phase.duration:.1f} s){detail}"
-        self.console.info(one_line(truncate(line, 1000)))
-
-    def info(self, text: str) -> None:
-        self.console.info(text)
-
-    def warning(self, text: str) -> None:
-        self.console.warning(text)
+class GitHubReporter(PhaseReporter):
+    """The rollout's Reporter on the runner's log: one group per phase holding its lines and result."""
 
 
-def report_failure(console: Console, result: RolloutResult) -> None:
+def phase_summary(phase: Phase) -> str:
+    """A finished phase in one line: mark, name, duration and detail (truncated)."""
+    detail = f": {phase.detail}" if phase.detail else ""
+    line = f"{PHASE_MARK[phase.ok]} {phase.name} ({phase.duration:.1f} s){detail}"
+    return one_line(truncate(line, 1000))
+
+
+def report_failure(console: LogConsole, result: RolloutResult) -> None:
     """An ``::error`` annotation with the reason when the run failed or was rolled back."""
     if not is_failure(result):
         return

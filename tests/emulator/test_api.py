@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from cloudrun_emulator import Emulator
-from tests.emulator.conftest import Api, condition, error_of, service_body
+from tests.cloudrun import Api, condition, error_of, service_body
 
 
 def bad_request(response: requests.Response, field: str) -> dict[str, Any]:

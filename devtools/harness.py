@@ -1,6 +1,8 @@
 """Run ``entrypoint.py`` and ``post.py`` the way the GitHub runner runs the container action.
 
-The runner gives a Docker action's entrypoint (see /work/shared/docs/github-actions-runtime.md):
+The one imitation of the runner: the tests, ``benchmarks/run.py`` and ``scripts/demo.py`` all use it.
+The runner gives a Docker action's entrypoint (GitHub's "Metadata syntax" and "Workflow commands"
+documentation, and actions/runner's ContainerActionHandler and FileCommandManager):
 
 - ``INPUT_<NAME>`` for every input declared in action.yml (name uppercased, spaces to ``_``, hyphens
   kept), the ``with:`` value or else the declared default, ``""`` when there is neither;
@@ -13,7 +15,8 @@ The runner gives a Docker action's entrypoint (see /work/shared/docs/github-acti
 
 Here the process runs with a minimal environment (nothing of the developer's leaks in) and a chosen
 Python (``sys.executable`` by default; :func:`make_runtime_venv` gives one with only the image's
-runtime dependencies).
+runtime dependencies). Each result also carries the process's wall time, peak RSS and CPU time (from
+``wait4``), which the benchmark reports.
 
     result = harness.run({"service": "hello", "image": "sample/hello", "api_endpoint": emu.url},
                          tmp_path=tmp_path)
@@ -47,7 +50,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 ACTION_YML = ROOT / "action.yml"
 ENTRYPOINT = ROOT / "entrypoint.py"
 POST = ROOT / "post.py"
@@ -294,6 +297,14 @@ class RunResult:
     env: dict[str, str] = field(repr=False)
     workspace: Path = field(repr=False)
     file_commands: Path = field(repr=False)
+    started: float = 0.0  # epoch seconds just before the process was spawned
+    ended: float = 0.0  # epoch seconds when it was reaped
+    peak_rss_mb: float = 0.0  # the process's own maximum resident set (ru_maxrss)
+    cpu_s: float = 0.0  # user + system CPU seconds
+
+    @property
+    def wall_s(self) -> float:
+        return self.ended - self.started
 
     @property
     def log(self) -> str:
@@ -436,14 +447,24 @@ def _prepare(
     return _Prepared([py, str(script)], full, workspace, file_commands)
 
 
-def _collect(prepared: _Prepared, returncode: int, stdout: str, stderr: str) -> RunResult:
+@dataclass(frozen=True)
+class _Exit:
+    """How the process ended, from wait4."""
+
+    returncode: int
+    ended: float
+    peak_rss_mb: float
+    cpu_s: float
+
+
+def _collect(prepared: _Prepared, exit: _Exit, started: float, stdout: str, stderr: str) -> RunResult:
     env = prepared.env
 
     def read(name: str) -> str:
         return Path(env[name]).read_text(encoding="utf-8")
 
     return RunResult(
-        returncode=returncode,
+        returncode=exit.returncode,
         stdout=stdout,
         stderr=stderr,
         outputs=parse_file_command(read("GITHUB_OUTPUT")),
@@ -454,27 +475,40 @@ def _collect(prepared: _Prepared, returncode: int, stdout: str, stderr: str) -> 
         env=env,
         workspace=prepared.workspace,
         file_commands=prepared.file_commands,
+        started=started,
+        ended=exit.ended,
+        peak_rss_mb=exit.peak_rss_mb,
+        cpu_s=exit.cpu_s,
     )
 
 
 class RunningAction:
-    """A started entrypoint or post step (see :func:`start`). Use as a context manager."""
+    """A started entrypoint or post step (see :func:`start`). Use as a context manager.
 
-    def __init__(self, prepared: _Prepared):
+    The process is reaped with ``os.wait4`` (never ``Popen.wait``) so its own resource usage is known.
+    With ``echo`` its output goes to our own stdout/stderr (the demo) instead of log files, and the
+    result's ``stdout``/``stderr`` are empty.
+    """
+
+    REAP_POLL = 0.005  # seconds between wait4 polls while waiting with a timeout
+
+    def __init__(self, prepared: _Prepared, *, echo: bool = False):
         self._prepared = prepared
         self._out_path = prepared.file_commands / "stdout.log"
         self._err_path = prepared.file_commands / "stderr.log"
         self._out = self._out_path.open("wb")
         self._err = self._err_path.open("wb")
+        self.started = time.time()
         self.proc = subprocess.Popen(
             prepared.argv,
             cwd=prepared.workspace,
             env=prepared.env,
             stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=self._err,
+            stdout=None if echo else self._out,
+            stderr=None if echo else self._err,
             start_new_session=True,
         )
+        self._exit: _Exit | None = None
         self._result: RunResult | None = None
 
     @property
@@ -485,11 +519,32 @@ class RunningAction:
     def env(self) -> dict[str, str]:
         return self._prepared.env
 
+    def _reap(self, block: bool) -> _Exit | None:
+        """wait4 the child once it has exited; remember how (Popen is told, so it never waits itself)."""
+        if self._exit is None:
+            pid, status, usage = os.wait4(self.proc.pid, 0 if block else os.WNOHANG)
+            if pid == 0:
+                return None
+            code = os.waitstatus_to_exitcode(status)
+            self.proc.returncode = code
+            self._exit = _Exit(code, time.time(), usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+        return self._exit
+
+    def _wait_exit(self, timeout: float | None) -> _Exit | None:
+        """The exit, waiting at most ``timeout`` seconds (None: as long as it takes)."""
+        if timeout is None:
+            return self._reap(block=True)
+        deadline = time.monotonic() + timeout
+        while (done := self._reap(block=False)) is None and time.monotonic() < deadline:
+            time.sleep(self.REAP_POLL)
+        return done
+
     def poll(self) -> int | None:
-        return self.proc.poll()
+        done = self._reap(block=False)
+        return None if done is None else done.returncode
 
     def send_signal(self, sig: int) -> None:
-        if self.proc.poll() is None:
+        if self.poll() is None:
             self.proc.send_signal(sig)
 
     def stdout_so_far(self) -> str:
@@ -507,7 +562,7 @@ class RunningAction:
             match = regex.search(text)
             if match:
                 return match
-            if self.proc.poll() is not None:
+            if self.poll() is not None:
                 raise AssertionError(
                     f"process exited ({self.proc.returncode}) before printing {regex.pattern!r}:\n{text}"
                 )
@@ -520,37 +575,35 @@ class RunningAction:
         """Wait for exit, then parse the file commands (kills and raises ActionTimeout on timeout)."""
         if self._result is not None:
             return self._result
-        try:
-            returncode = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        done = self._wait_exit(timeout)
+        if done is None:
             self.kill()
             raise ActionTimeout(
                 f"{self._prepared.argv[-1]} still running after {timeout}s\n--- stdout\n"
                 f"{self.stdout_so_far()}\n--- stderr\n{self.stderr_so_far()}"
-            ) from None
+            )
         self._out.close()
         self._err.close()
-        self._result = _collect(self._prepared, returncode, self.stdout_so_far(), self.stderr_so_far())
+        self._result = _collect(
+            self._prepared, done, self.started, self.stdout_so_far(), self.stderr_so_far()
+        )
         return self._result
 
     def cancel_like_runner(self, sigint_grace: float = 7.5, sigterm_grace: float = 2.5) -> RunResult:
         """What the runner does on cancel or step timeout: SIGINT, SIGTERM after 7.5 s, kill 2.5 s later."""
         for sig, grace in ((signal.SIGINT, sigint_grace), (signal.SIGTERM, sigterm_grace)):
             self.send_signal(sig)
-            try:
-                self.proc.wait(timeout=grace)
+            if self._wait_exit(grace) is not None:
                 break
-            except subprocess.TimeoutExpired:
-                continue
         else:
             self.kill()
         return self.wait(timeout=10)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
+        if self.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+            self._wait_exit(10)
 
     def __enter__(self) -> RunningAction:
         return self
@@ -572,12 +625,14 @@ def start(
     event_name: str | None = None,
     script: Path = ENTRYPOINT,
     state: Mapping[str, str] | None = None,
+    echo: bool = False,
 ) -> RunningAction:
     """Start ``script`` (entrypoint.py) as the runner would; returns at once.
 
     ``tmp_path`` holds the job's directories (workspace, home, runner temp, event), reused by later
     steps with the same ``tmp_path``; ``env`` adds or (with None) removes variables last; ``github``
-    overrides ``GITHUB_*``/``RUNNER_*`` values; ``event`` is the payload written to GITHUB_EVENT_PATH.
+    overrides ``GITHUB_*``/``RUNNER_*`` values; ``event`` is the payload written to GITHUB_EVENT_PATH;
+    ``echo`` sends the output to our own terminal instead of capturing it.
     """
     prepared = _prepare(
         script,
@@ -590,7 +645,7 @@ def start(
         event_name=event_name,
         state=state,
     )
-    return RunningAction(prepared)
+    return RunningAction(prepared, echo=echo)
 
 
 def run(
@@ -605,6 +660,7 @@ def run(
     timeout: float = DEFAULT_TIMEOUT,
     script: Path = ENTRYPOINT,
     state: Mapping[str, str] | None = None,
+    echo: bool = False,
 ) -> RunResult:
     """Run ``script`` (entrypoint.py) to completion as the runner would; see :func:`start`."""
     with start(
@@ -617,6 +673,7 @@ def run(
         event_name=event_name,
         script=script,
         state=state,
+        echo=echo,
     ) as running:
         return running.wait(timeout=timeout)
 
