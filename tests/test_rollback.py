@@ -373,7 +373,7 @@ def test_run_taken_over_during_its_last_bake_does_not_report_paused(
         image="sample/hello:v3",
         suffix="v3",
         steps="50",
-        step_interval="3s",
+        step_interval="12s",  # long enough for the other run to finish, even on a loaded machine
     )
     with harness.start(rollout, tmp_path=tmp_path / "a") as running:
         wait_output(running, r"::group::50%25")

@@ -174,8 +174,11 @@ def run_failing(emu: Emulator, project: str, failure: str) -> rollout.RolloutRes
 
 
 def unnamed(template: dict[str, Any]) -> dict[str, Any]:
+    """A template without its revision name (written back, it carries the name the server chose)."""
     out = copy.deepcopy(template)
     out.get("metadata", {}).pop("name", None)
+    if out.get("metadata") == {}:
+        del out["metadata"]
     return out
 
 
