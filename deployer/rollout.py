@@ -144,6 +144,7 @@ class Rollout:
         svc = self._wait_candidate()
         if self.config.allow_unauthenticated is not None:
             with self._phase("iam"):
+                self._check_ours(svc)  # as just read while waiting: still ours before another write
                 self._set_public(self.config.allow_unauthenticated)
         with self._phase("smoke") as phase:
             phase.detail = self._smoke(svc)
