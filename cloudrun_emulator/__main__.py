@@ -41,6 +41,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="how long a revision may take to listen on PORT before it fails (default 10)",
     )
+    parser.add_argument(
+        "--metric-sampling",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="Cloud Monitoring sampling window of request metrics (default 60, as Cloud Run)",
+    )
+    parser.add_argument(
+        "--metric-lag",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="how long after its window a metric point becomes visible (default 180, Google's maximum)",
+    )
     return parser.parse_args(argv)
 
 
@@ -52,9 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.ready_delay < 0:
-        print("error: --ready-delay must not be negative", file=sys.stderr)
-        return 2
+    for flag, value in (
+        ("--ready-delay", args.ready_delay),
+        ("--metric-sampling", args.metric_sampling),
+        ("--metric-lag", args.metric_lag),
+    ):
+        if value < 0:
+            print(f"error: {flag} must not be negative", file=sys.stderr)
+            return 2
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -69,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             images=images,
             ready_delay=args.ready_delay,
             start_timeout=args.start_timeout,
+            metric_sampling=args.metric_sampling,
+            metric_lag=args.metric_lag,
         )
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

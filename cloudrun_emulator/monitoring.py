@@ -5,18 +5,26 @@ from Cloud Monitoring; to test it end to end the emulator answers the same query
 labels, aggregation semantics and JSON shapes (int64 as strings, RFC 3339 times) as Google's API,
 computed from the ``RequestSample`` list. The function is pure so it can be tested without a server.
 
-Raw data are the individual requests (Google samples every 60 s; here there is no lag at all).
-Aligned periods end at ``interval.endTime`` and go back ``alignmentPeriod`` at a time; only requests
-inside ``[startTime, endTime]`` are counted, and periods without data produce no point.
+Ingestion is modelled as Google documents it for Cloud Run metrics: requests are sampled in
+``sampling``-second windows (60 s) aligned on the epoch, and a window's point becomes visible
+``lag`` seconds after the window closes (Google: "up to 180 seconds"; the emulator uses the worst
+case, deterministically). Requests not yet visible are not counted. Tests scale both down through
+``POST /_emulator/config`` (``metric_sampling``, ``metric_lag``).
+
+Unaligned output (``ALIGN_NONE``) has one point per sampling window; aligned periods end at
+``interval.endTime`` and go back ``alignmentPeriod`` at a time. Only requests inside
+``[startTime, endTime]`` are counted, and periods without data produce no point. Results are paged
+with ``pageSize``/``pageToken`` and ``nextPageToken`` as the v3 API does.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +33,9 @@ from cloudrun_emulator.dataplane import RequestSample
 REQUEST_COUNT = "run.googleapis.com/request_count"
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"
 RESOURCE_TYPE = "cloud_run_revision"
-METRIC_LAG_SECONDS = 0.0  # Google's data lags up to ~3 min; the emulator's is immediate
+SAMPLING_SECONDS = 60.0  # "sampled every 60 seconds" (Google Cloud metrics list, run.googleapis.com)
+METRIC_LAG_SECONDS = 180.0  # "After sampling, data is not visible for up to 180 seconds."
+MAX_PAGE_SIZE = 100_000  # "If empty or more than 100,000 results, the effective page size is 100000"
 MIN_ALIGNMENT_SECONDS = 60.0  # "The value must be at least 60 seconds" (monitoring.v3.json)
 RAW_PERIOD_SECONDS = 60.0  # Cloud Run writes one point a minute: the period of unaligned output
 MAX_POINTS = 100_000  # guards against a tiny period over a huge interval
@@ -153,6 +163,32 @@ class Query:
     reducer: str
     group_by: tuple[str, ...]
     headers_only: bool
+    page_size: int = MAX_PAGE_SIZE
+    page_token: str = ""
+
+    @property
+    def raw(self) -> bool:
+        """Unaligned: one point per sampling window."""
+        return self.aligner == "ALIGN_NONE"
+
+
+@dataclass(frozen=True)
+class Ingestion:
+    """When a served request shows up in Cloud Monitoring: sampling window, then ingestion lag."""
+
+    sampling: float = SAMPLING_SECONDS
+    lag: float = METRIC_LAG_SECONDS
+
+    def window(self, when: float) -> tuple[float, float]:
+        """The sampling window holding a request made at ``when``."""
+        if self.sampling <= 0:
+            return when, when
+        start = math.floor(when / self.sampling) * self.sampling
+        return start, start + self.sampling
+
+    def visible(self, when: float, now: float) -> bool:
+        """Whether a request made at ``when`` has been ingested by ``now``."""
+        return self.window(when)[1] + self.lag <= now
 
 
 def _unquote(text: str) -> str:
@@ -297,7 +333,25 @@ def parse_query(query: Mapping[str, Sequence[str]]) -> Query:
         )
     if (end - start) / period > MAX_POINTS:
         raise _invalid("The interval holds too many alignment periods; use a longer alignmentPeriod.")
-    return Query(metric, conditions, start, end, period, aligner, reducer, group_by, view == "HEADERS")
+    size_text = _one(query, "pageSize") or "0"
+    if not re.fullmatch(r"\d{1,9}", size_text):
+        raise _bad_value("pageSize", "TYPE_INT32", size_text)
+    size = int(size_text)
+    page_size = MAX_PAGE_SIZE if size <= 0 or size > MAX_PAGE_SIZE else size
+    token = _one(query, "pageToken") or ""
+    return Query(
+        metric,
+        conditions,
+        start,
+        end,
+        period,
+        aligner,
+        reducer,
+        group_by,
+        view == "HEADERS",
+        page_size,
+        token,
+    )
 
 
 # ---- raw series --------------------------------------------------------------------------------
@@ -341,12 +395,13 @@ def _filter_view(metric: str, resource: Mapping[str, str], labels: Mapping[str, 
 
 
 def _raw_series(
-    q: Query, samples: Sequence[RequestSample], project: str, location: str, now: float
+    q: Query, samples: Sequence[RequestSample], project: str, location: str, now: float, ingestion: Ingestion
 ) -> dict[Labels, tuple[dict[str, str], dict[str, str], dict[int, list[RequestSample]]]]:
-    """Matching requests inside the interval, by series and by period (0 = the newest)."""
+    """Ingested requests inside the interval, by series and by period (0 = the newest aligned
+    period; for unaligned output the sampling window's number)."""
     series: dict[Labels, tuple[dict[str, str], dict[str, str], dict[int, list[RequestSample]]]] = {}
     for sample in samples:
-        if not q.start <= sample.time <= min(q.end, now):
+        if not q.start <= sample.time <= min(q.end, now) or not ingestion.visible(sample.time, now):
             continue
         resource, metric = _labels(sample, project, location)
         view = _filter_view(q.metric, resource, metric)
@@ -355,8 +410,12 @@ def _raw_series(
         key = _key(resource, metric)
         entry = series.setdefault(key, (resource, metric, {}))
         # A request exactly at startTime on a period boundary belongs to the oldest period.
-        index = min(
-            int((q.end - sample.time) // q.period), max(0, math.ceil((q.end - q.start) / q.period) - 1)
+        index = (
+            _window_number(ingestion, sample.time)
+            if q.raw
+            else min(
+                int((q.end - sample.time) // q.period), max(0, math.ceil((q.end - q.start) / q.period) - 1)
+            )
         )
         entry[2].setdefault(index, []).append(sample)
     return series
@@ -482,15 +541,24 @@ def _unit(q: Query, value_type: str) -> str:
     return "1" if value_type == "INT64" else "ms"
 
 
+def _window_number(ingestion: Ingestion, when: float) -> int:
+    """Which sampling window a request falls in (a key for unaligned points)."""
+    return int(ingestion.window(when)[0] * 1000)
+
+
 def _render(q: Query, series: Series) -> dict[str, Any] | None:
     """A TimeSeries, newest point first; None when it has no point."""
     if not series.points:
         return None
     points, value_type = [], "INT64"
-    for index in sorted(series.points):
-        end = q.end - index * q.period
+    for index in sorted(series.points, reverse=q.raw):
         value_type, value = _typed(series.points[index])
-        start = end if value_type == "DOUBLE" else end - q.period  # GAUGE points are instants
+        if q.raw:  # index is the sampling window's start in ms
+            start = index / 1000
+            end = start + q.period
+        else:
+            end = q.end - index * q.period
+            start = end if value_type == "DOUBLE" else end - q.period  # GAUGE points are instants
         interval = {"startTime": format_timestamp(start), "endTime": format_timestamp(end)}
         points.append({"interval": interval, "value": value})
     kind = "GAUGE" if value_type == "DOUBLE" else "DELTA"
@@ -515,15 +583,18 @@ def time_series(
     project: str,
     location: str,
     now: float,
+    ingestion: Ingestion = Ingestion(),
 ) -> tuple[int, dict[str, Any]]:
     """``GET /v3/projects/{project}/timeSeries``: (HTTP status, JSON body) from served requests.
 
     ``query`` is ``urllib.parse.parse_qs`` output (``aggregation.groupByFields`` repeats). Requests
-    after ``now`` are ignored: Cloud Monitoring never holds data from the future.
+    after ``now``, or not yet ingested at ``now``, are left out: Cloud Monitoring shows neither.
     """
     try:
         q = parse_query(query)
-        raw = _raw_series(q, samples, project, location, now)
+        if q.raw:
+            q = replace(q, period=ingestion.sampling or RAW_PERIOD_SECONDS)
+        raw = _raw_series(q, samples, project, location, now, ingestion)
         series = [
             Series(
                 resource,
@@ -533,9 +604,36 @@ def time_series(
             for resource, metric, periods in raw.values()
         ]
         rendered = [r for r in (_render(q, s) for s in _cross_reduce(q, series)) if r is not None]
+        rendered.sort(
+            key=lambda s: (
+                sorted(s["resource"]["labels"].items()),
+                sorted(s["metric"].get("labels", {}).items()),
+            )
+        )
+        return 200, _page(q, rendered)
     except QueryError as error:
         return error.status, error.body()
-    rendered.sort(
-        key=lambda s: (sorted(s["resource"]["labels"].items()), sorted(s["metric"].get("labels", {}).items()))
-    )
-    return 200, ({"timeSeries": rendered} if rendered else {})
+
+
+def _page(q: Query, rendered: list[dict[str, Any]]) -> dict[str, Any]:
+    """One page of series; ``nextPageToken`` when more follow (an opaque offset, tied to the query)."""
+    start = _decode_page_token(q.page_token, len(rendered))
+    end = start + q.page_size
+    body: dict[str, Any] = {"timeSeries": rendered[start:end]} if rendered[start:end] else {}
+    if end < len(rendered):
+        body["nextPageToken"] = base64.urlsafe_b64encode(f"ts:{end}".encode()).decode("ascii")
+    return body
+
+
+def _decode_page_token(token: str, total: int) -> int:
+    """The offset in a page token we issued; 400 as Google answers a token it does not know."""
+    if not token:
+        return 0
+    try:
+        kind, _, offset = base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii").partition(":")
+        value = int(offset)
+    except (ValueError, UnicodeError):
+        value, kind = -1, ""
+    if kind != "ts" or not 0 <= value <= total:
+        raise _invalid("The page token is invalid.")
+    return value

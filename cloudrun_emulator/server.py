@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import os
 import re
 import secrets
@@ -25,7 +26,13 @@ from urllib.parse import parse_qs, urlsplit
 from cloudrun_emulator.dataplane import DataPlane
 from cloudrun_emulator.faults import FaultRule, Faults, RequestLog
 from cloudrun_emulator.images import ImageCatalogue
-from cloudrun_emulator.monitoring import time_series
+from cloudrun_emulator.monitoring import (
+    MAX_PAGE_SIZE,
+    METRIC_LAG_SECONDS,
+    SAMPLING_SECONDS,
+    Ingestion,
+    time_series,
+)
 from cloudrun_emulator.schema import SchemaError, Violation, validate
 from cloudrun_emulator.store import (
     DEFAULT_REGION,
@@ -129,7 +136,7 @@ class Api:
         """Route one API request; ``region`` is where a created service lives."""
         match = IAM.match(path)
         if match:
-            return self._iam(method, match, body)
+            return self._iam(method, match, query, body)
         match = LOCATIONS.match(path)
         if match and method == "GET":
             return Reply(200, locations(match["ns"]))
@@ -193,17 +200,34 @@ class Api:
         service = _parse(body, "Service", "service")
         return self.store.replace_service(ns, name, service, _dry_run(query))
 
-    def _iam(self, method: str, match: re.Match[str], body: Any) -> Reply:
+    def _iam(self, method: str, match: re.Match[str], query: Mapping[str, str], body: Any) -> Reply:
         """getIamPolicy (GET, or POST like the gRPC transcoding allows), setIamPolicy, testIamPermissions."""
         ns, name = match["ns"], match["name"]
         if match["verb"] == "getIamPolicy" and method in ("GET", "POST"):
-            return Reply(200, self.store.get_iam_policy(ns, name))
+            options = (body or {}).get("options") if isinstance(body, dict) else None
+            version = query.get("options.requestedPolicyVersion") or str(
+                (options or {}).get("requestedPolicyVersion", 0)
+            )
+            return Reply(200, self.store.get_iam_policy(ns, name, requested_version(version)))
         if match["verb"] == "setIamPolicy" and method == "POST":
             return Reply(200, self.store.set_iam_policy(ns, name, _parse(body, "SetIamPolicyRequest", "")))
         if match["verb"] == "testIamPermissions" and method == "POST":
             request = _parse(body, "TestIamPermissionsRequest", "")
             return Reply(200, test_iam_permissions(request.get("permissions", [])))
         raise ApiError(405, "UNIMPLEMENTED", f"Method {method} is not supported for {match['verb']}.")
+
+
+def requested_version(text: str) -> int:
+    """``options.requestedPolicyVersion``: 0, 1 or 3 ("Requests specifying an invalid value will be
+    rejected")."""
+    if text not in ("0", "1", "3"):
+        message = (
+            f"Invalid value at 'options.requested_policy_version' ({text!r}): valid values are 0, 1 and 3."
+        )
+        raise ApiError(
+            400, "INVALID_ARGUMENT", message, [Violation("options.requestedPolicyVersion", message)]
+        )
+    return int(text)
 
 
 def test_iam_permissions(permissions: list[str]) -> dict[str, Any]:
@@ -453,7 +477,11 @@ class Emulator:
         images: Mapping[str, Sequence[str]] | None = None,
         ready_delay: float = 0.5,
         start_timeout: float = 10.0,
+        metric_sampling: float = SAMPLING_SECONDS,
+        metric_lag: float = METRIC_LAG_SECONDS,
     ) -> None:
+        self.ingestion = Ingestion(metric_sampling, metric_lag)
+        self.monitoring_page_size = MAX_PAGE_SIZE  # the most series one timeSeries page holds
         self.dataplane = DataPlane(ImageCatalogue(images), host=host, start_timeout=start_timeout)
         self.store = Store(self.dataplane, ready_delay=ready_delay)
         self.api = Api(self.store)
@@ -519,6 +547,10 @@ class Emulator:
     def time_series(self, project: str, raw_query: str) -> Reply:
         """Cloud Monitoring v3 ``timeSeries.list`` over the requests the data plane really served."""
         query = parse_qs(raw_query, keep_blank_values=True)  # lists: groupByFields repeats
+        asked = (query.get("pageSize") or ["0"])[-1]
+        smaller = asked.isdigit() and 0 < int(asked) < self.monitoring_page_size
+        if self.monitoring_page_size < MAX_PAGE_SIZE and not smaller:
+            query["pageSize"] = [str(self.monitoring_page_size)]  # the server may page sooner than asked
         location = LOCATION_FILTER.search(" ".join(query.get("filter", [])))
         status, payload = time_series(
             query,
@@ -526,8 +558,36 @@ class Emulator:
             project=project,
             location=location[1] if location else "us-central1",
             now=time.time(),
+            ingestion=self.ingestion,
         )
         return Reply(status, payload)
+
+    def configure(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply ``POST /_emulator/config`` settings; every one is checked before any is applied."""
+        numbers = {}
+        for key in ("ready_delay", "metric_sampling", "metric_lag", "monitoring_page_size"):
+            if key in data:
+                value = float(data[key])
+                low = 1 if key == "monitoring_page_size" else 0
+                if not math.isfinite(value) or value < low:
+                    raise ValueError(f"{key} must be a finite number >= {low}")
+                numbers[key] = value
+        if "ready_delay" in numbers:
+            self.set_ready_delay(numbers["ready_delay"])
+        sampling = numbers.get("metric_sampling", self.ingestion.sampling)
+        self.ingestion = Ingestion(sampling, numbers.get("metric_lag", self.ingestion.lag))
+        if "monitoring_page_size" in numbers:
+            self.monitoring_page_size = int(numbers["monitoring_page_size"])
+        return self.settings()
+
+    def settings(self) -> dict[str, Any]:
+        """What ``GET /_emulator/config`` shows."""
+        return {
+            "ready_delay": self.store.ready_delay,
+            "metric_sampling": self.ingestion.sampling,
+            "metric_lag": self.ingestion.lag,
+            "monitoring_page_size": self.monitoring_page_size,
+        }
 
     def api_call(
         self, method: str, path: str, query: Mapping[str, str], raw: bytes, region: str = DEFAULT_REGION
@@ -567,11 +627,9 @@ class Emulator:
             self.log.clear()
             return Reply(200, {})
         if path == "/_emulator/config" and method == "POST":
-            if "ready_delay" in data:
-                self.set_ready_delay(float(data["ready_delay"]))
-            return Reply(200, {"ready_delay": self.store.ready_delay})
+            return Reply(200, self.configure(data))
         if path == "/_emulator/config" and method == "GET":
-            return Reply(200, {"ready_delay": self.store.ready_delay})
+            return Reply(200, self.settings())
         raise ApiError(404, "NOT_FOUND", f"No control endpoint {method} {path}.")
 
 

@@ -461,7 +461,10 @@ class Store:
         health = self.dataplane.health(instance_key(revision.namespace, revision.name))
         if health.status == "Unknown":
             return
-        if health.status == "True":
+        probe_failure = probe_problem(revision.template) if health.status == "True" else None
+        if probe_failure:
+            revision.ready.set("False", "HealthCheckContainerError", probe_failure)
+        elif health.status == "True":
             revision.ready.set("True")
         else:
             reason = health.reason or "HealthCheckContainerError"
@@ -473,9 +476,14 @@ class Store:
         conditions = service.conditions
         if latest is None:
             conditions["ConfigurationsReady"].set("True")
-        else:
+        elif latest.ready.status == "False":
             ready = latest.ready
-            conditions["ConfigurationsReady"].set(ready.status, ready.reason, ready.message)
+            message = f"Revision '{latest.name}' is not ready and cannot serve traffic. {ready.message or ''}"
+            conditions["ConfigurationsReady"].set("False", ready.reason, message.strip())
+        else:
+            conditions["ConfigurationsReady"].set(
+                latest.ready.status, latest.ready.reason, latest.ready.message
+            )
         problem = self._route(service)
         if problem:
             conditions["RoutesReady"].set("False", *problem)
@@ -740,16 +748,34 @@ class Store:
 
     # ---- IAM -------------------------------------------------------------------------------
 
-    def get_iam_policy(self, ns: str, name: str) -> dict[str, Any]:
-        """getIamPolicy: bindings plus the etag to send back on set."""
+    def get_iam_policy(self, ns: str, name: str, version: int = 0) -> dict[str, Any]:
+        """getIamPolicy: bindings plus the etag to send back on set.
+
+        A policy with conditional bindings is only shown whole as version 3; asked for less, IAM
+        answers version 1 with each conditional binding's role renamed ``<role>_withcond_<hash>`` and
+        its condition left out (https://cloud.google.com/iam/docs/policies#versions).
+        """
         with self.lock:
             service = self._service(ns, name)
-            return prune({**copy.deepcopy(service.policy), "etag": service.etag})
+            policy = copy.deepcopy(service.policy)
+            conditional = any("condition" in b for b in policy["bindings"])
+            policy["version"] = 3 if conditional else 1
+            if conditional and version < 3:
+                policy = {"version": 1, "bindings": [_without_condition(b) for b in policy["bindings"]]}
+            return prune({**policy, "etag": service.etag})
 
     def set_iam_policy(self, ns: str, name: str, request: dict[str, Any]) -> dict[str, Any]:
-        """setIamPolicy: whole-policy replace, refused when the etag is stale."""
+        """setIamPolicy: whole-policy replace, refused when the etag is stale or when conditions
+        would be written or overwritten by a policy older than version 3."""
         policy = request.get("policy", {})
-        problems = check_bindings(policy.get("bindings", []))
+        bindings = policy.get("bindings", [])
+        problems = check_bindings(bindings)
+        version = int(policy.get("version", 0) or 0)
+        if version not in (0, 1, 3):
+            problems.append(Violation("policy.version", f"policy.version: invalid policy version {version}"))
+        elif version < 3 and any("condition" in b for b in bindings):
+            text = "policy.version: conditional role bindings require policy version 3"
+            problems.append(Violation("policy.version", text))
         if problems:
             raise invalid(problems)
         with self.lock:
@@ -762,10 +788,17 @@ class Store:
                     "There were concurrent policy changes. Please retry the whole read-modify-write "
                     "with exponential backoff.",
                 )
-            service.policy = {
-                "version": policy.get("version", 1),
-                "bindings": copy.deepcopy(policy.get("bindings", [])),
-            }
+            if version < 3 and any("condition" in b for b in service.policy["bindings"]):
+                raise invalid(
+                    [
+                        Violation(
+                            "policy.version",
+                            "policy.version: the policy has conditional role bindings; "
+                            "set it with version 3 (read it with options.requestedPolicyVersion=3)",
+                        )
+                    ]
+                )
+            service.policy = {"version": version or 1, "bindings": copy.deepcopy(bindings)}
             service.etag = new_etag()
             return prune({**copy.deepcopy(service.policy), "etag": service.etag})
 
@@ -781,13 +814,27 @@ class Store:
 MEMBER = re.compile(r"^(allUsers|allAuthenticatedUsers|(user|serviceAccount|group|domain|principal\w*):.+)$")
 
 
+def _without_condition(binding: Mapping[str, Any]) -> dict[str, Any]:
+    """How a version 1 view shows a conditional binding: a marked role, no condition."""
+    if "condition" not in binding:
+        return dict(binding)
+    digest = hashlib.sha256(json.dumps(binding["condition"], sort_keys=True).encode()).hexdigest()[:20]
+    return {"role": f"{binding['role']}_withcond_{digest}", "members": list(binding.get("members", []))}
+
+
 def check_bindings(bindings: list[dict[str, Any]]) -> list[Violation]:
-    """IAM bindings need a role under roles/ and well-formed members."""
+    """IAM bindings need a role under roles/ (not a v1 ``_withcond_`` alias), well-formed members,
+    and a condition, when there is one, with an expression."""
     problems = []
     for i, binding in enumerate(bindings):
         where = f"policy.bindings[{i}]"
-        if not str(binding.get("role", "")).startswith("roles/"):
-            problems.append(Violation(f"{where}.role", f"{where}.role: role must start with 'roles/'"))
+        role = str(binding.get("role", ""))
+        if not role.startswith("roles/") or "_withcond_" in role:
+            problems.append(Violation(f"{where}.role", f"{where}.role: invalid role '{role}'"))
+        condition = binding.get("condition")
+        if condition is not None and not str(condition.get("expression", "")).strip():
+            text = f"{where}.condition.expression: a condition needs an expression"
+            problems.append(Violation(f"{where}.condition.expression", text))
         for j, member in enumerate(binding.get("members", [])):
             if not MEMBER.match(member):
                 text = f"{where}.members[{j}]: Invalid member '{member}'"
@@ -840,6 +887,38 @@ def ingress_container(template: Mapping[str, Any]) -> dict[str, Any]:
     """The container that receives requests: the one declaring ``ports`` (the only one otherwise)."""
     containers: list[dict[str, Any]] = template.get("spec", {}).get("containers", [])
     return next((c for c in containers if c.get("ports")), containers[0])
+
+
+PROBE_ACTIONS = ("tcpSocket", "httpGet", "grpc")
+LISTEN_FAILED = (
+    "The user-provided container failed to start and listen on the port defined provided by the "
+    "PORT={port} environment variable within the allocated timeout. This can happen when the container "
+    "port is misconfigured or if the timeout is too short. The health check timeout can be extended. "
+    "Logs for this revision might contain more information."
+)
+PROBE_FAILED = (
+    "The user-provided container failed the configured {kind} probe checks. "
+    "Logs for this revision might contain more information."
+)
+
+
+def probe_problem(template: Mapping[str, Any]) -> str | None:
+    """Why the ingress container's startup or liveness probe can never pass, in Cloud Run's words.
+
+    The container listens on its ``containerPort`` (the PORT it is given); a probe aimed at any other
+    port finds nothing listening there. A probe action without a port checks the container port.
+    """
+    container = ingress_container(template)
+    port = ((container.get("ports") or [{}])[0]).get("containerPort", 8080)
+    for kind in ("startupProbe", "livenessProbe"):
+        probe = container.get(kind) or {}
+        for action in PROBE_ACTIONS:
+            target = probe.get(action)
+            if isinstance(target, dict) and target.get("port", port) != port:
+                if kind == "startupProbe" and action == "tcpSocket":
+                    return LISTEN_FAILED.format(port=port)
+                return PROBE_FAILED.format(kind=kind.removesuffix("Probe"))
+    return None
 
 
 def strip_name(template: Mapping[str, Any]) -> dict[str, Any]:

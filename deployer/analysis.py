@@ -10,11 +10,16 @@ a broken monitoring call must not crash a rollout half way through.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
+import shlex
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ from typing import Any
 
 import requests
 
+from deployer.redact import scrub, url_origin
 from deployer.result import StepInfo, Verdict
 from deployer.retry import RETRYABLE_STATUSES, Retrier, Retry, RetryPolicy, never, parse_retry_after
 from deployer.settings import AnalysisSettings
@@ -30,10 +36,14 @@ from deployer.settings import AnalysisSettings
 MONITORING_ENDPOINT = "https://monitoring.googleapis.com"
 REQUEST_COUNT = "run.googleapis.com/request_count"
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"
-# Google documents that Cloud Run metrics can take up to ~3 min to appear. Windows still end now
-# (a step cannot wait that long per round), so the detail says the data may lag. Set it to 0 against
-# the emulator, whose data is immediate.
+# Google: Cloud Run metrics are "sampled every 60 seconds. After sampling, data is not visible for up
+# to 180 seconds." A request made at the end of a bake can therefore show up SAMPLING + LAG seconds
+# later. Rounds during a bake judge what has arrived (enough to fail early on errors); the final
+# verdict of a step waits until Cloud Monitoring holds a point past the bake's end (at most
+# SAMPLING + LAG), then judges exactly [bake start, bake end].
+METRIC_SAMPLING_SECONDS = 60.0
 METRIC_LAG_SECONDS = 180.0
+MAX_PAGES = 100  # nextPageToken is followed; a runaway token loop stops here
 MIN_ALIGNMENT_SECONDS = 60  # Cloud Monitoring refuses shorter alignment periods
 MONITORING_TIMEOUT_SECONDS = 30.0
 # Three attempts, 1 s then 2 s apart (no jitter: one caller, no herd), Retry-After honoured.
@@ -166,15 +176,54 @@ def judge(settings: AnalysisSettings, metrics: Metrics, lag: float) -> Verdict:
 
 
 def check_env(step: StepInfo) -> dict[str, str]:
-    """What check_command sees on top of the action's own environment."""
-    return {
-        "CANARY_TAG_URL": step.tag_url,
-        "CANARY_SERVICE_URL": step.url,
-        "CANARY_REVISION": step.candidate,
-        "CANARY_PREVIOUS_REVISION": step.previous or "",
-        "CANARY_STEP": str(step.percent),
-        "CANARY_ROUND": str(step.round),
+    """What check_command sees on top of the action's environment: the step, plain and prefixed."""
+    facts = {
+        "TAG_URL": step.tag_url,
+        "SERVICE_URL": step.url,
+        "REVISION": step.candidate,
+        "PREVIOUS_REVISION": step.previous or "",
+        "STEP": str(step.percent),
+        "ROUND": str(step.round),
     }
+    return {**facts, **{f"CANARY_{name}": value for name, value in facts.items()}}
+
+
+HELPER = "run-canary-http"
+_helper_dir: str | None = None
+
+
+def helper_dir() -> str:
+    """A directory holding ``run-canary-http`` (made once per process), to put first on PATH.
+
+    A shim that runs :mod:`deployer.httpcheck` with this very interpreter, so it works wherever the
+    action runs (the image, a checkout, a test) without relying on file modes or another Python.
+    """
+    global _helper_dir
+    if _helper_dir is None or not os.path.isfile(os.path.join(_helper_dir, HELPER)):
+        directory = tempfile.mkdtemp(prefix="run-canary-bin-")
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        shim = os.path.join(directory, HELPER)
+        with open(shim, "w", encoding="utf-8") as handle:
+            handle.write(
+                "#!/bin/sh\n"
+                f"PYTHONPATH={shlex.quote(package_root)}${{PYTHONPATH:+:$PYTHONPATH}}\n"
+                "export PYTHONPATH\n"
+                f'exec {shlex.quote(sys.executable)} -m deployer.httpcheck "$@"\n'
+            )
+        os.chmod(shim, 0o755)  # noqa: S103 - a shim that must be executable by the command
+        atexit.register(shutil.rmtree, directory, True)
+        _helper_dir = directory
+    return _helper_dir
+
+
+def command_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The command's environment: the action's, without its inputs and saved state (INPUT_* hold
+    the GitHub token, env var values and the webhook URL: a check that prints its environment
+    must not print them), plus ``extra``, with ``run-canary-http`` first on PATH."""
+    env = {k: v for k, v in base.items() if not k.startswith(("INPUT_", "STATE_"))}
+    env.update(extra)
+    env["PATH"] = os.pathsep.join(p for p in (helper_dir(), env.get("PATH", os.defpath)) if p)
+    return env
 
 
 def run_command(command: str, env: Mapping[str, str], timeout: float) -> Verdict:
@@ -182,7 +231,7 @@ def run_command(command: str, env: Mapping[str, str], timeout: float) -> Verdict
     try:
         process = subprocess.Popen(
             ["bash", "-c", command],
-            env={**os.environ, **env},
+            env=command_environment(os.environ, env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -218,11 +267,13 @@ def post_webhook(url: str, payload: Mapping[str, Any], timeout: float) -> Verdic
         with requests.Session() as plain:
             resp = plain.post(url, json=payload, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
-        return Verdict("webhook", False, f"check_webhook request failed: {type(exc).__name__}: {exc}")
+        # requests quotes the URL (or its path and query) in its messages: the URL is a secret.
+        reason = scrub(f"{type(exc).__name__}: {exc}", url)
+        return Verdict("webhook", False, f"check_webhook request to {url_origin(url)} failed: {reason}")
     figures = {"status": float(resp.status_code)}
     if 200 <= resp.status_code < 300:
         return Verdict("webhook", True, f"check_webhook answered {resp.status_code}", figures)
-    excerpt = " ".join(resp.text[:BODY_EXCERPT].split())
+    excerpt = " ".join(scrub(resp.text[: BODY_EXCERPT * 4], url).split())[:BODY_EXCERPT]
     detail = f"check_webhook answered {resp.status_code}" + (f": {excerpt}" if excerpt else "")
     return Verdict("webhook", False, detail, figures)
 
@@ -288,16 +339,36 @@ class Analysis:
             self.log(f"{verdict.name}: {_word(verdict.ok)}: {verdict.detail}")
         return verdicts
 
+    def ingested(self, revision: str, since: float) -> bool:
+        """Whether Cloud Monitoring already holds a point of ``revision`` ending at or after ``since``.
+
+        Cloud Run writes one point per sampling window and series, in order; once a window ending
+        after the bake is visible, every earlier one is too. Errors count as "not yet".
+        """
+        try:
+            start = since - METRIC_SAMPLING_SECONDS
+            series = self._series(REQUEST_COUNT, revision, start, self.clock(), "", [])
+        except (MonitoringError, ValueError, TypeError, KeyError, AttributeError):
+            return False
+        ends = [
+            parse_rfc3339(str(p.get("interval", {}).get("endTime", "")))
+            for one in series
+            for p in one.get("points", [])
+        ]
+        return any(end is not None and end >= since for end in ends)
+
     def check_metrics(self, step: StepInfo) -> Verdict:
         """Query the candidate's metrics over the step window and judge them."""
         try:
-            metrics = self.fetch_metrics(step.candidate, step.started, self.clock())
+            end = step.ended if step.ended is not None else self.clock()
+            metrics = self.fetch_metrics(step.candidate, step.started, end)
         except MonitoringError as exc:
             return Verdict("metrics", None, f"Cloud Monitoring query failed: {exc}: inconclusive")
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a body not shaped as documented
             detail = f"Cloud Monitoring answered an unexpected body ({type(exc).__name__}): inconclusive"
             return Verdict("metrics", None, detail)
-        return judge(self.settings, metrics, METRIC_LAG_SECONDS)
+        # The final verdict of a step comes after the lag was waited out; rounds during the bake may lag.
+        return judge(self.settings, metrics, 0.0 if step.ended is not None else METRIC_LAG_SECONDS)
 
     def fetch_metrics(self, revision: str, start: float, end: float) -> Metrics:
         """Counts by response class and p95/p99 latency of one revision between start and end."""
@@ -314,23 +385,29 @@ class Analysis:
     def _series(
         self, metric: str, revision: str, start: float, end: float, reducer: str, group_by: list[str]
     ) -> list[dict[str, Any]]:
-        """One ``timeSeries.list`` call, ALIGN_DELTA over one period covering the whole window."""
-        period = max(MIN_ALIGNMENT_SECONDS, math.ceil(end - start))
+        """``timeSeries.list``, every page: ALIGN_DELTA over one period covering the whole window,
+        or the raw points when ``reducer`` is empty."""
         params: dict[str, str | list[str]] = {
             "filter": self._filter(metric, revision),
             "interval.startTime": rfc3339(start),
             "interval.endTime": rfc3339(end),
-            "aggregation.alignmentPeriod": f"{period}s",
-            "aggregation.perSeriesAligner": "ALIGN_DELTA",
-            "aggregation.crossSeriesReducer": reducer,
         }
+        if reducer:
+            period = max(MIN_ALIGNMENT_SECONDS, math.ceil(end - start))
+            params["aggregation.alignmentPeriod"] = f"{period}s"
+            params["aggregation.perSeriesAligner"] = "ALIGN_DELTA"
+            params["aggregation.crossSeriesReducer"] = reducer
         if group_by:
             params["aggregation.groupByFields"] = group_by
-        body = self._get(f"{self.endpoint}/v3/projects/{self.project}/timeSeries", params)
-        series = body.get("timeSeries", [])
-        if not isinstance(series, list):
-            raise MonitoringError("the response has no timeSeries list")
-        return series
+        url = f"{self.endpoint}/v3/projects/{self.project}/timeSeries"
+        found: list[dict[str, Any]] = []
+        for _ in range(MAX_PAGES):
+            page = series_page(self._get(url, params))
+            found += page.series
+            if not page.next_token:
+                return found
+            params = {**params, "pageToken": page.next_token}
+        raise MonitoringError(f"more than {MAX_PAGES} pages of time series")
 
     def _filter(self, metric: str, revision: str) -> str:
         terms = [
@@ -361,6 +438,33 @@ class Analysis:
 
         retrier = Retrier(policy, sleep=self.sleep, should_stop=self.should_stop)
         return retrier.run(attempt, cancelled="Cloud Monitoring query cancelled")
+
+
+@dataclass(frozen=True)
+class SeriesPage:
+    """One ``ListTimeSeriesResponse``: its series and the token of the next page ("" on the last)."""
+
+    series: list[dict[str, Any]]
+    next_token: str
+
+
+def series_page(body: Mapping[str, Any]) -> SeriesPage:
+    """Read a ``ListTimeSeriesResponse`` as documented (both fields may be absent)."""
+    series = body.get("timeSeries", [])
+    token = body.get("nextPageToken", "")
+    if not isinstance(series, list) or not all(isinstance(s, dict) for s in series):
+        raise MonitoringError("the response has no timeSeries list")
+    if not isinstance(token, str):
+        raise MonitoringError("the response's nextPageToken is not a string")
+    return SeriesPage(series, token)
+
+
+def parse_rfc3339(text: str) -> float | None:
+    """Epoch seconds of an RFC 3339 timestamp as Google writes them (``Z``, 0-9 fraction digits)."""
+    try:
+        return datetime.fromisoformat(text.replace("z", "Z")).timestamp()
+    except ValueError:
+        return None
 
 
 def _json_object(resp: requests.Response) -> dict[str, Any]:

@@ -180,11 +180,25 @@ def write_landed(sent: Mapping[str, Any], current: Mapping[str, Any] | None) -> 
     return all(cur_tpl.get(k) == v for k, v in sent_tpl.items())
 
 
-def _bindings(policy: Mapping[str, Any] | None) -> list[tuple[str, tuple[str, ...]]]:
+def _bindings(policy: Mapping[str, Any] | None) -> list[tuple[str, tuple[str, ...], str]]:
+    """Bindings in a comparable form: role, members and condition (conditional bindings differ)."""
     return sorted(
-        (str(b.get("role")), tuple(sorted(b.get("members") or [])))
+        (
+            str(b.get("role")),
+            tuple(sorted(b.get("members") or [])),
+            json.dumps(b.get("condition") or {}, sort_keys=True),
+        )
         for b in (policy or {}).get("bindings") or []
     )
+
+
+# IAM policy version 3 is the only one that carries conditional role bindings: read with
+# options.requestedPolicyVersion=3 and write back version 3 with the etag, or conditions are lost
+# (https://cloud.google.com/iam/docs/policies#versions).
+IAM_POLICY_VERSION = 3
+
+
+_POLICY_V3 = {"options.requestedPolicyVersion": str(IAM_POLICY_VERSION)}
 
 
 class CloudRun:
@@ -301,15 +315,17 @@ class CloudRun:
         return self._write("PUT", url, body, verify=verify, on_conflict=on_conflict)
 
     def get_iam_policy(self, service: str) -> dict[str, Any]:
-        """The service's IAM policy (with its etag)."""
-        return self._call("GET", self._iam(service, "getIamPolicy"))
+        """The service's IAM policy as version 3 (conditional bindings intact), with its etag."""
+        return self._call("GET", self._iam(service, "getIamPolicy"), params=_POLICY_V3)
 
     def set_iam_policy(self, service: str, policy: dict[str, Any]) -> dict[str, Any]:
-        """Replace the IAM policy; the etag in ``policy`` makes a concurrent change a Conflict."""
+        """Replace the IAM policy, written as version 3; the etag in ``policy`` makes a concurrent
+        change a Conflict (without it IAM would let a v1 write drop every condition)."""
         url = self._iam(service, "setIamPolicy")
+        policy = {**policy, "version": IAM_POLICY_VERSION}
 
         def verify() -> dict[str, Any] | None:
-            current = self._attempt("GET", self._iam(service, "getIamPolicy"))
+            current = self._attempt("GET", self._iam(service, "getIamPolicy"), params=_POLICY_V3)
             return current if _bindings(current) == _bindings(policy) else None
 
         def on_conflict(err: Conflict) -> dict[str, Any] | None:

@@ -155,6 +155,10 @@ HELP: dict[str, tuple[str, str]] = {
         "Revision settings",
         "true adds `allUsers` as `roles/run.invoker`, false removes it. Default (empty): IAM is not touched.",
     ),
+    "container": (
+        "Revision settings",
+        "Name of the container that image, env_vars, secrets, cpu, memory and port apply to, in a service with sidecars. Default: the ingress container (the one that declares ports).",
+    ),
     "metadata": (
         "Revision settings",
         "Path (in the workspace) to a Knative Service YAML used as the base; the other inputs are applied on top of it.",
@@ -179,6 +183,10 @@ HELP: dict[str, tuple[str, str]] = {
         "Endpoints and GitHub",
         "GitHub deployment environment name.",
     ),
+    "production_environment": (
+        "Endpoints and GitHub",
+        "Mark the GitHub deployment as a production deployment (true or false). Default: true only when `environment` is named production or prod (any case).",
+    ),
     "takeover": (
         "Rollout",
         "Take over another run's unfinished rollout of this service (undo it and continue) instead of failing.",
@@ -201,15 +209,15 @@ HELP: dict[str, tuple[str, str]] = {
     ),
     "on_inconclusive": (
         "Canary analysis",
-        "What to do when a step has fewer than `min_requests` requests: pass, fail or extend (bake another interval).",
+        "What to do when a step's analysis has too little data (fewer than `min_requests` requests, or Cloud Monitoring had none): pass, fail or extend (bake another interval). Default: fail when a metric threshold is set, else pass.",
     ),
     "check_command": (
         "Canary analysis",
-        "Command run at each step (in the workspace); a non-zero exit fails the step. Default: none.",
+        "Command run with bash at each step (in the workspace, inside the action's container: no curl, jq or gcloud; use `run-canary-http GET $TAG_URL/health` or python3); a non-zero exit fails the step. It gets TAG_URL, SERVICE_URL, STEP, REVISION, PREVIOUS_REVISION and ROUND. Default: none.",
     ),
     "check_webhook": (
         "Canary analysis",
-        "URL POSTed a JSON description of each step; a non-2xx answer fails the step. Default: none.",
+        "URL POSTed a JSON description of each step; a non-2xx answer fails the step. Treated as a secret: only its origin is ever printed. Default: none.",
     ),
     "failure_threshold": (
         "Canary analysis",

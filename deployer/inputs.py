@@ -26,6 +26,7 @@ from deployer.parsers import (
     int_in,
     optional,
     parse_bool,
+    parse_container,
     parse_cpu,
     parse_duration,
     parse_endpoint,
@@ -131,11 +132,13 @@ DEFAULTS: dict[str, str] = {
     "github_token": "",
     "environment": "",
     "takeover": "false",
+    "container": "",
+    "production_environment": "",
     "max_error_rate": "",
     "max_latency_p99": "",
     "max_latency_p95": "",
     "min_requests": "0",
-    "on_inconclusive": "pass",
+    "on_inconclusive": "",
     "check_command": "",
     "check_webhook": "",
     "failure_threshold": "1",
@@ -240,7 +243,8 @@ def _analysis(inputs: _Inputs) -> AnalysisSettings:
             "max_latency_p95", optional(float_in(0, None, " (ms)", exclusive_low=True)), None
         ),
         min_requests=inputs.get("min_requests", int_in(0), 0),
-        on_inconclusive=inputs.get("on_inconclusive", choice(["pass", "fail", "extend"]), "pass"),
+        on_inconclusive=inputs.get("on_inconclusive", optional(choice(["pass", "fail", "extend"])), None)
+        or "",
         check_command=inputs.raw("check_command") or None,
         check_webhook=inputs.get("check_webhook", optional(parse_webhook), None),
         failure_threshold=inputs.get("failure_threshold", int_in(1), 1),
@@ -312,6 +316,8 @@ def load(env: Mapping[str, str]) -> tuple[Config, RunContext]:
         environment=inputs.get("environment", optional(free_text(255)), None),
         takeover=inputs.get("takeover", parse_bool, False),
         analysis=_analysis(inputs),
+        container=inputs.get("container", optional(parse_container), None),
+        production_environment=inputs.get("production_environment", optional(parse_bool), None),
     )
     if inputs.problems:
         raise ConfigError(inputs.problems)

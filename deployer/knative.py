@@ -85,7 +85,11 @@ def template_name(service: Obj) -> str | None:
 
 
 def new_template(base: Obj | None, config: Config, revision_name: str) -> Obj:
-    """The revision template: ``base`` (current service, or the metadata file) plus every input."""
+    """The revision template: ``base`` (current service, or the metadata file) plus every input.
+
+    Image, env, resources and port go to the target container (``container`` input, else the ingress
+    container); sidecars are left as they are. Raises TemplateError when that container is not there.
+    """
     tpl = copy.deepcopy(base or {})
     meta = tpl.setdefault("metadata", {})
     meta["name"] = revision_name
@@ -93,14 +97,48 @@ def new_template(base: Obj | None, config: Config, revision_name: str) -> Obj:
     containers = spec.setdefault("containers", [{}])
     if not containers:
         containers.append({})
-    container = containers[0]
+    container = target_container(containers, config.container)
     if config.image:
         container["image"] = config.image
     container["env"] = _env(container.get("env") or [], config)
     if not container["env"]:
         del container["env"]
-    _apply_revision_settings(tpl, config.revision)
+    _apply_revision_settings(tpl, container, config.revision)
+    _client_annotations(tpl, container)
     return tpl
+
+
+class TemplateError(ValueError):
+    """The template cannot take the inputs (no such container, no ingress container)."""
+
+
+def _names(containers: list[Obj]) -> str:
+    return ", ".join(repr(c.get("name") or "(unnamed)") for c in containers)
+
+
+def target_container(containers: list[Obj], name: str | None = None) -> Obj:
+    """The container the inputs apply to: the one named ``name``, else the ingress container.
+
+    As gcloud's ``container`` property: a lone container is it; among several, the ingress container
+    is the one that declares ``ports`` (it need not be first).
+    """
+    if name:
+        found = next((c for c in containers if c.get("name") == name), None)
+        if found is None:
+            raise TemplateError(
+                f"input container: no container named {name!r}; the service has {_names(containers)}"
+            )
+        return found
+    if len(containers) == 1:
+        return containers[0]
+    ingress = [c for c in containers if c.get("ports")]
+    if len(ingress) != 1:
+        raise TemplateError(
+            f"the service has {len(containers)} containers ({_names(containers)}) and "
+            f"{len(ingress)} of them declare ports; exactly one (the ingress container) must, "
+            "or name the one to deploy with the input container"
+        )
+    return ingress[0]
 
 
 def _env(current: list[Obj], config: Config) -> list[Obj]:
@@ -123,17 +161,15 @@ def _env(current: list[Obj], config: Config) -> list[Obj]:
     return out
 
 
-def _apply_revision_settings(tpl: Obj, rs: RevisionSettings) -> None:
+def _apply_revision_settings(tpl: Obj, container: Obj, rs: RevisionSettings) -> None:
     spec = tpl["spec"]
-    container = spec["containers"][0]
     annotations = tpl["metadata"].setdefault("annotations", {})
     limits = {"cpu": rs.cpu, "memory": rs.memory}
     for key, value in limits.items():
         if value is not None:
             container.setdefault("resources", {}).setdefault("limits", {})[key] = value
     if rs.port is not None:
-        name = ((container.get("ports") or [{}])[0]).get("name") or "http1"
-        container["ports"] = [{"name": name, "containerPort": rs.port}]
+        set_port(container, rs.port)
     if rs.concurrency is not None:
         spec["containerConcurrency"] = rs.concurrency
     if rs.request_timeout is not None:
@@ -155,6 +191,53 @@ def _apply_revision_settings(tpl: Obj, rs: RevisionSettings) -> None:
             annotations[key] = str(setting)
     if not annotations:
         del tpl["metadata"]["annotations"]
+
+
+DEFAULT_PORT = 8080  # what Cloud Run uses when ports[0].containerPort is unset
+PROBES = ("startupProbe", "livenessProbe")
+PROBE_ACTIONS = ("tcpSocket", "httpGet", "grpc")
+
+
+def set_port(container: Obj, port: int) -> None:
+    """Set the container port and move the probes that pointed at the old one along with it.
+
+    Cloud Run stores a default TCP startup probe on the container port in every template; a probe
+    left on the old port fails the new revision (HealthCheckContainerError). gcloud moves the TCP
+    startup probe (``ContainerPortChange``); we move every startup and liveness probe action
+    (tcpSocket, httpGet, grpc) whose port was the old container port. Probes on other ports (a
+    separate health port) and probes without a port (they follow the container port) are kept.
+    """
+    ports = container.get("ports") or [{}]
+    old = ports[0].get("containerPort") or DEFAULT_PORT
+    name = ports[0].get("name") or "http1"
+    container["ports"] = [{"name": name, "containerPort": port}]
+    for probe_name in PROBES:
+        probe = container.get(probe_name) or {}
+        for action in PROBE_ACTIONS:
+            target = probe.get(action)
+            if isinstance(target, dict) and target.get("port") == old:
+                target["port"] = port
+
+
+USER_IMAGE_ANNOTATION = "client.knative.dev/user-image"
+CLIENT_NAME_ANNOTATION = "run.googleapis.com/client-name"
+CLIENT_VERSION_ANNOTATION = "run.googleapis.com/client-version"
+
+
+def client_annotations() -> dict[str, str]:
+    """Who wrote the object: us (gcloud writes its own name and version the same way)."""
+    from deployer import __version__
+
+    return {CLIENT_NAME_ANNOTATION: CLIENT_NAME, CLIENT_VERSION_ANNOTATION: __version__}
+
+
+def _client_annotations(tpl: Obj, container: Obj) -> None:
+    """Our client name and version on the template (as gcloud sets its own there), and the image
+    the user asked for: values an earlier gcloud deploy left must not be copied onto our revision."""
+    annotations = tpl["metadata"].setdefault("annotations", {})
+    annotations.update(client_annotations())
+    if container.get("image"):
+        annotations[USER_IMAGE_ANNOTATION] = container["image"]
 
 
 def same_template(a: Obj | None, b: Obj | None) -> bool:
@@ -200,9 +283,14 @@ def service_body(
     *,
     labels: Mapping[str, str],
     annotations: Mapping[str, str | None],
+    namespace: str = "",
 ) -> Obj:
-    """The Service to PUT (or POST): current metadata kept, spec replaced, our labels and annotations set."""
-    base = current or config.metadata or {}
+    """The Service to PUT (or POST): current metadata kept, spec replaced, our labels and annotations set.
+
+    ``namespace`` (the project) is set on a create, where Cloud Run requires it; a PUT keeps the
+    server's own. A metadata file is first stripped of what ``--format export`` strips.
+    """
+    base = current or exported(config.metadata) or {}
     meta_src = base.get("metadata") or {}
     meta: Obj = {
         k: copy.deepcopy(v)
@@ -210,11 +298,10 @@ def service_body(
         if k in ("name", "namespace", "labels", "annotations", "resourceVersion", "uid", "generation")
     }
     meta["name"] = config.service
+    if namespace:
+        meta["namespace"] = namespace
     meta.setdefault("labels", {}).update(labels)
     meta_annotations = meta.setdefault("annotations", {})
-    if current is None:  # the metadata file may carry server-owned annotations from an export
-        for key in [k for k in meta_annotations if k.startswith(IMMUTABLE_PREFIX)]:
-            del meta_annotations[key]
     _apply(meta_annotations, annotations)
     if config.revision.ingress is not None:
         meta_annotations["run.googleapis.com/ingress"] = config.revision.ingress
@@ -227,6 +314,54 @@ def service_body(
         "metadata": meta,
         "spec": {"template": template, "traffic": traffic.to_spec(new_traffic)},
     }
+
+
+# What ``gcloud run services describe --format export`` drops (its ExportPrinter) plus what the
+# server sets and a later write must not send back as if it were the user's: identity, versions,
+# status, and server-owned annotations and labels.
+EXPORT_DROPPED_METADATA = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "selfLink",
+    "ownerReferences",
+    "managedFields",
+    "deletionTimestamp",
+)
+EXPORT_DROPPED_ANNOTATIONS = frozenset(
+    {
+        "serving.knative.dev/creator",
+        "serving.knative.dev/lastModifier",
+        "run.googleapis.com/client-name",
+        "run.googleapis.com/client-version",
+        "run.googleapis.com/creatorEmail",
+        "run.googleapis.com/lastModifierEmail",
+        "run.googleapis.com/operation-id",
+        "run.googleapis.com/urls",
+        "run.googleapis.com/ingress-status",
+        "client.knative.dev/user-image",
+    }
+)
+EXPORT_DROPPED_LABELS = frozenset({"cloud.googleapis.com/location"})
+
+
+def exported(service: Mapping[str, Any] | None) -> Obj | None:
+    """A Service as ``--format export`` would write it: no status, no server-owned metadata."""
+    if service is None:
+        return None
+    out: Obj = {k: copy.deepcopy(v) for k, v in service.items() if k != "status"}
+    for meta in (out.get("metadata"), ((out.get("spec") or {}).get("template") or {}).get("metadata")):
+        if not isinstance(meta, dict):
+            continue
+        for key in EXPORT_DROPPED_METADATA:
+            meta.pop(key, None)
+        for key, dropped in (("annotations", EXPORT_DROPPED_ANNOTATIONS), ("labels", EXPORT_DROPPED_LABELS)):
+            values = meta.get(key)
+            if isinstance(values, dict):
+                for name in [n for n in values if n in dropped or n.startswith(IMMUTABLE_PREFIX)]:
+                    del values[name]
+    return out
 
 
 def with_traffic(current: Obj, new_traffic: Traffic, annotations: Mapping[str, str | None]) -> Obj:

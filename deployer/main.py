@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from deployer import auth, github, inputs, rollout, settings, smoke
-from deployer.analysis import METRIC_LAG_SECONDS, Analysis
+from deployer.analysis import METRIC_LAG_SECONDS, METRIC_SAMPLING_SECONDS, Analysis
 from deployer.client import CloudRun, RetryPolicy
 from deployer.console import Console, PhaseReporter
 from deployer.github.files import outputs_for
@@ -118,8 +118,9 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
         cancelled=cancel.is_set,
         rollback_api=_fast(api),
         shield=cancel.shield,
-        checks=_analysis(config, api, console, cancel.is_set),
     )
+    hooks.checks, hooks.ingested = _analysis(config, api, console, cancel.is_set)
+    hooks.metric_wait = METRIC_SAMPLING_SECONDS + METRIC_LAG_SECONDS
     runner = rollout.Rollout(config, ctx, api, project, PhaseReporter(console), hooks)
     result = runner.run()
     if cancel.is_set():
@@ -156,8 +157,20 @@ def _print_json(output: str, outputs: Mapping[str, str]) -> None:
 def post(env: Mapping[str, str] | None = None) -> int:
     """The post step: if a rollout of this process is still on the service (the main step died, or a
     cancelled write landed after all), put the service back from the recorded state."""
+    # As PID 1 of its container, a signal without a handler is ignored: the runner's SIGINT and
+    # SIGTERM would go unheard until its SIGKILL. The first one stops the step unless it is restoring.
+    cancel = Cancellation()
+    cancel.install()
     env = os.environ if env is None else env
     console = make_console(env)
+    try:
+        return _post(env, console, cancel)
+    except KeyboardInterrupt:
+        console.error(f"The post step was cancelled ({cancel.signal_name}) before it restored the traffic.")
+        return 1
+
+
+def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int:
     token = env.get("STATE_token", "")
     if not token and env.get("STATE_finished") == "true":
         console.info("The main step finished: nothing to clean up.")
@@ -184,9 +197,24 @@ def post(env: Mapping[str, str] | None = None) -> int:
         f"The main step did not finish its rollout of {recorded.candidate}: "
         "restoring the traffic and template."
     )
-    hooks = rollout.Hooks(smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0), token=token)
+    hooks = rollout.Hooks(
+        smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0),
+        cancelled=cancel.is_set,  # the restoring write is shielded; waiting for its routes is not
+        shield=cancel.shield,
+        token=token,
+    )
     rollback = replace(config, mode=settings.Mode.ROLLBACK)
     result = rollout.run(rollback, ctx, _fast(api), project, PhaseReporter(console), hooks)
+    # Say what happened: nobody asked for a rollback; the main step ended mid-rollout.
+    result.mode = "post step"
+    what = (
+        f"the main step ended (killed, or timed out) during its rollout of {recorded.candidate} at "
+        f"{recorded.step}% without cleaning up"
+    )
+    if result.outcome is Outcome.ROLLED_BACK:
+        result.reason = f"{what}; the post step restored the traffic from before the run"
+    else:
+        result.reason = f"{what}; the post step could not restore the traffic: {result.reason}"
     github.append_summary(github.render_summary(result, rollback), env.get("GITHUB_STEP_SUMMARY"))
     return 0 if result.outcome is Outcome.ROLLED_BACK else 1
 
@@ -212,8 +240,9 @@ def _connect(
 
 def _analysis(
     config: settings.Config, api: CloudRun, console: Console, stop: Callable[[], bool]
-) -> Callable[[StepInfo], list[Verdict]]:
-    """The canary checks run at each bake round (metrics, command, webhook), if any is configured."""
+) -> tuple[Callable[[StepInfo], list[Verdict]], Callable[[str, float], bool] | None]:
+    """The canary checks run at each bake round (metrics, command, webhook), if any is configured,
+    and, with metric thresholds, how the rollout learns that a step's requests are in Cloud Monitoring."""
     endpoint = config.monitoring_endpoint
     if endpoint is None and auth.is_loopback(config.api_endpoint):
         endpoint = config.api_endpoint  # the emulator serves Cloud Monitoring too
@@ -227,13 +256,8 @@ def _analysis(
         log=console.debug,  # the rollout logs every verdict itself
         should_stop=stop,
     )
-    if found.metrics_enabled and not auth.is_loopback(endpoint) and config.step_interval < METRIC_LAG_SECONDS:
-        console.warning(
-            f"Cloud Monitoring data can lag up to {METRIC_LAG_SECONDS / 60:g} min behind requests: with "
-            f"step_interval {config.step_interval:g}s a step's metrics may miss its latest requests. "
-            "Consider a longer step_interval, or on_inconclusive: extend."
-        )
-    return found.run if found.enabled else (lambda step: [])
+    checks = found.run if found.enabled else (lambda step: [])
+    return checks, (found.ingested if found.metrics_enabled else None)
 
 
 def _fast(api: CloudRun) -> CloudRun:
@@ -280,7 +304,13 @@ def _tracker(
     if not (config.github_token and config.environment and ctx.repository):
         return None
     return github.DeploymentTracker(
-        config.github_token, ctx, config.environment, config.service, config.region, console=console
+        config.github_token,
+        ctx,
+        config.environment,
+        config.service,
+        config.region,
+        console=console,
+        production=config.production_environment,
     )
 
 

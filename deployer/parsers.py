@@ -236,6 +236,13 @@ _IMAGE = re.compile(
 )
 
 
+def parse_container(text: str) -> str:
+    """A container name as Cloud Run takes it: a DNS-1123 label."""
+    if len(text) > 63 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", text, re.ASCII):
+        raise Invalid(f"{show(text)} is not a container name (lowercase letters, digits, '-', at most 63)")
+    return text
+
+
 def parse_tag(text: str) -> str:
     if len(text) > 63 or not _DNS_LABEL.fullmatch(text):
         raise Invalid(
@@ -581,12 +588,20 @@ def _yaml_scalar(value: object) -> str | None:
     return None
 
 
+# PyYAML quotes what it found with %r: an alias name after `*`, a tag after `!`, a character. In an
+# env_vars or secrets value that text may be (part of) a secret.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+
+
 def _yaml_reason(exc: yaml.YAMLError) -> str:
-    """The parser's complaint and line, never the offending text (it may hold a secret)."""
-    problem = getattr(exc, "problem", None) or "syntax error"
+    """The parser's complaint and position, never the offending text (it may hold a secret)."""
+    problem = str(getattr(exc, "problem", None) or "syntax error")
+    problem = _QUOTED.sub("(not shown)", problem)
+    if "'" in problem or '"' in problem:  # an unbalanced quote: keep only the words before it
+        problem = re.split(r"['\"]", problem, maxsplit=1)[0].rstrip() or "syntax error"
     mark = getattr(exc, "problem_mark", None)
-    where = f", line {mark.line + 1}" if mark is not None else ""
-    return f"{_escape_text(str(problem))[:80]}{where}"
+    where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    return f"{_escape_text(problem)[:80]}{where}"
 
 
 def _escape_text(text: str) -> str:

@@ -81,6 +81,7 @@ class StepInfo:
     url: str  # the service URL
     started: float  # epoch seconds when this step's traffic became ready
     round: int  # 1 for the first check of the step
+    ended: float | None = None  # epoch seconds the bake ended: set for the final check of a step
 
 
 @dataclass(frozen=True)

@@ -86,10 +86,19 @@ class AnalysisSettings:
     max_latency_p99: float | None = None  # ms
     max_latency_p95: float | None = None  # ms
     min_requests: int = 0
-    on_inconclusive: str = "pass"  # pass | fail | extend
+    on_inconclusive: str = ""  # pass | fail | extend; "": fail when metric thresholds are set, else pass
     check_command: str | None = None
     check_webhook: str | None = None
     failure_threshold: int = 1
+
+    @property
+    def metric_thresholds(self) -> bool:
+        return any(v is not None for v in (self.max_error_rate, self.max_latency_p99, self.max_latency_p95))
+
+    @property
+    def inconclusive_action(self) -> str:
+        """on_inconclusive, or its default: a threshold with no data to judge it must not pass."""
+        return self.on_inconclusive or ("fail" if self.metric_thresholds else "pass")
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,8 @@ class Config:
     environment: str | None = None
     takeover: bool = False  # take over (undo) another run's unfinished rollout
     analysis: AnalysisSettings = AnalysisSettings()
+    container: str | None = None  # the container the inputs apply to; None: the ingress container
+    production_environment: bool | None = None  # GitHub Deployment flag; None: from the environment name
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,35 @@ from cloudrun_emulator import Emulator
 from tests import cloudrun
 
 _projects = itertools.count(1)
+# Cloud Monitoring's timing (60 s sampling, up to 180 s ingestion lag) scaled by 1/60 so suites stay
+# fast: 1 s windows, 3 s lag. The action does not know the scale: it waits for the data to arrive.
+METRIC_SCALE = 1 / 60
+METRIC_SAMPLING, METRIC_LAG = 60 * METRIC_SCALE, 180 * METRIC_SCALE
 
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """One emulator for the session; tests stay apart by project (namespaces isolate projects)."""
-    with Emulator(port=0, ready_delay=0.2, images=cloudrun.TEST_IMAGES) as emu:
+    with Emulator(
+        port=0,
+        ready_delay=0.2,
+        images=cloudrun.TEST_IMAGES,
+        metric_sampling=METRIC_SAMPLING,
+        metric_lag=METRIC_LAG,
+    ) as emu:
         yield emu
 
 
 @pytest.fixture
 def own_emulator() -> Iterator[Emulator]:
     """An emulator of the test's own, for fault injection that must not leak into other tests."""
-    with Emulator(port=0, ready_delay=0.2, images=cloudrun.TEST_IMAGES) as emu:
+    with Emulator(
+        port=0,
+        ready_delay=0.2,
+        images=cloudrun.TEST_IMAGES,
+        metric_sampling=METRIC_SAMPLING,
+        metric_lag=METRIC_LAG,
+    ) as emu:
         yield emu
 
 

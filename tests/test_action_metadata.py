@@ -33,6 +33,8 @@ EXTRA_INPUTS = {
     "check_command",
     "check_webhook",
     "failure_threshold",
+    "container",
+    "production_environment",
 }
 
 

@@ -18,7 +18,7 @@ import requests
 
 from cloudrun_emulator.dataplane import DataPlane, Health, RequestSample, RevisionRun
 from cloudrun_emulator.images import ImageCatalogue
-from cloudrun_emulator.monitoring import format_timestamp, parse_timestamp, time_series
+from cloudrun_emulator.monitoring import Ingestion, format_timestamp, parse_timestamp, time_series
 from deployer import analysis
 from deployer.analysis import Analysis
 from deployer.result import StepInfo, Verdict
@@ -190,7 +190,9 @@ def test_periods_end_at_end_time_newest_first_and_rate() -> None:
 
 def test_requests_after_now_are_not_reported_yet() -> None:
     q = query(aggregation_crossSeriesReducer="REDUCE_SUM")
-    status, body = time_series(q, samples(), project="proj", location="us-central1", now=T0 + 9.5)
+    status, body = time_series(
+        q, samples(), project="proj", location="us-central1", now=T0 + 9.5, ingestion=Ingestion(0, 0)
+    )
 
     assert status == 200 and body["timeSeries"][0]["points"][0]["value"] == {"int64Value": "10"}
 
@@ -355,6 +357,7 @@ class Monitoring:
     calls: list[dict[str, list[str]]] = field(default_factory=list)
     retry_after: str | None = None  # sent with injected 429s
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ingestion: Ingestion = field(default_factory=lambda: Ingestion(0, 0))  # data at once: figures only
 
     def answer(self, path: str, raw_query: str) -> tuple[int, dict[str, Any]]:
         q = parse_qs(raw_query, keep_blank_values=True)
@@ -368,7 +371,14 @@ class Monitoring:
         parts = path.strip("/").split("/")
         if len(parts) != 4 or parts[:2] != ["v3", "projects"] or parts[3] != "timeSeries":
             return 404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}
-        return time_series(q, self.plane.samples(), project=parts[2], location="us-central1", now=time.time())
+        return time_series(
+            q,
+            self.plane.samples(),
+            project=parts[2],
+            location="us-central1",
+            now=time.time(),
+            ingestion=self.ingestion,
+        )
 
 
 def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
@@ -712,3 +722,62 @@ def test_monitoring_honours_retry_after(world: World) -> None:
     assert analyse(world, "web-error", max_error_rate=5).ok is False  # one 429, then served
     assert time.monotonic() - began >= 0.4
     world.monitoring.retry_after = None
+
+
+# ---- ingestion lag and pages --------------------------------------------------------------------
+
+
+def test_requests_show_up_a_sampling_window_plus_the_lag_later() -> None:
+    """Google's Cloud Run metrics: sampled every 60 s, visible up to 180 s after sampling."""
+    window_start = 1_700_000_040.0  # a multiple of 60
+    data = [RequestSample("web-a", "web", window_start + 10, 200, 5.0)]
+    q = query(aggregation_crossSeriesReducer="REDUCE_SUM")
+    q["interval.startTime"] = [format_timestamp(window_start)]
+    q["interval.endTime"] = [format_timestamp(window_start + 600)]
+
+    def seen(now: float) -> bool:
+        status, body = time_series(q, data, project="proj", location="us-central1", now=now)
+        assert status == 200
+        return bool(body)
+
+    assert not seen(window_start + 60 + 179.9)  # the window closed, the point is not visible yet
+    assert seen(window_start + 60 + 180)
+    assert Ingestion().window(window_start + 10) == (window_start, window_start + 60)
+    assert Ingestion(0, 0).visible(window_start + 10, window_start + 10)
+
+
+def test_raw_points_are_one_per_sampling_window_newest_first() -> None:
+    data = [RequestSample("web-a", "web", T0 + t, 200, 5.0) for t in (1, 2, 61, 62, 63)]
+    q = query()
+    del q["aggregation.alignmentPeriod"], q["aggregation.perSeriesAligner"]
+    q["interval.endTime"] = [format_timestamp(T0 + 120)]
+    status, body = time_series(q, data, project="proj", location="us-central1", now=T0 + 3600)
+    assert status == 200
+    (series,) = body["timeSeries"]
+    window = Ingestion().window(T0 + 61)
+    assert series["points"][0]["interval"] == {
+        "startTime": format_timestamp(window[0]),
+        "endTime": format_timestamp(window[1]),
+    }
+    assert sum(int(p["value"]["int64Value"]) for p in series["points"]) == 5
+
+
+def test_pages_follow_next_page_token_and_a_foreign_token_is_refused() -> None:
+    q = query(
+        aggregation_crossSeriesReducer="REDUCE_SUM", aggregation_groupByFields=["metric.labels.response_code"]
+    )
+    q["pageSize"] = ["1"]
+    seen: list[str] = []
+    while True:
+        status, body = call(q)
+        assert status == 200
+        seen += [s["metric"]["labels"]["response_code"] for s in body["timeSeries"]]
+        if "nextPageToken" not in body:
+            break
+        q["pageToken"] = [body["nextPageToken"]]
+    assert seen == ["200", "503"]
+    q["pageToken"] = ["bm90LW91cnM="]
+    status, body = call(q)
+    assert status == 400 and body["error"]["message"] == "The page token is invalid."
+    q["pageSize"] = ["many"]
+    assert call(q)[0] == 400

@@ -23,6 +23,7 @@ KEYS = {
     "overhead_s",
     "first_request_s",
     "reads",
+    "reads_per_s",
     "writes",
     "errors",
     "by_call",
@@ -53,6 +54,7 @@ def test_quick_benchmark_writes_sane_json(tmp_path):
     assert abs(r["overhead_s"] - (r["wall_s"] - r["ideal_s"])) < 0.01
     assert r["first_request_s"] is not None and 0 < r["first_request_s"] < r["wall_s"]
     assert r["reads"] > 0
+    assert abs(r["reads_per_s"] - r["reads"] / r["wall_s"]) < 0.01
     assert r["writes"] >= 4  # deploy, three steps (the promote write makes five)
     assert r["peak_rss_mb"] > 0
     assert r["results"] == ["promoted"]
@@ -92,11 +94,12 @@ def test_request_log_is_attributed_to_its_service():
 
 def test_targets_pass_and_fail():
     scn = bench.Scenario("latency", "", 1.0, 2.0, api_latency=0.1)
-    figures = {"overhead_s": 3.5, "first_request_s": 0.2, "peak_rss_mb": 90.0}
+    figures = {"overhead_s": 3.5, "first_request_s": 0.2, "peak_rss_mb": 90.0, "reads_per_s": 2.5}
     verdicts = {t["target"]: t["pass"] for t in bench.targets(scn, figures)}
     assert verdicts == {
         "overhead <= 4.5 s": True,
         "first API request <= 0.5 s": True,
         "peak RSS < 80 MB": False,
+        "reads/s <= 2": False,
         "overhead < 3 s": False,
     }

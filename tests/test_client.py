@@ -354,11 +354,12 @@ def test_explicit_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen[1]["url"] == (
         "https://run.googleapis.com/v1/projects/proj/locations/us-central1/services/svc:getIamPolicy"
     )
+    assert seen[1]["params"] == {"options.requestedPolicyVersion": "3"}  # conditions come back whole
     assert (seen[2]["method"], seen[2]["url"]) == (
         "POST",
         "https://run.googleapis.com/v1/projects/proj/locations/us-central1/services/svc:setIamPolicy",
     )
-    assert seen[2]["json"] == {"policy": {"bindings": [], "etag": "x"}}
+    assert seen[2]["json"] == {"policy": {"bindings": [], "etag": "x", "version": 3}}
 
 
 # ---- uncertain writes ----------------------------------------------------------------------
@@ -544,7 +545,8 @@ def test_iam_paths_on_endpoint(server: ScriptedServer) -> None:
         ("GET", f"{base}:getIamPolicy"),
         ("POST", f"{base}:setIamPolicy"),
     ]
-    assert server.requests[1].body == {"policy": policy}
+    assert server.requests[0].query == {"options.requestedPolicyVersion": ["3"]}
+    assert server.requests[1].body == {"policy": {**policy, "version": 3}}
     assert api.request_count == {"read": 1, "write": 1}
 
 

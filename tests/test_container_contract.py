@@ -54,9 +54,19 @@ def test_action_yml_is_valid_per_schema() -> None:
 
 
 def test_base_image_is_pinned_by_digest() -> None:
-    froms = [args for kw, args in _instructions() if kw == "FROM"]
-    assert len(froms) == 1
-    assert re.fullmatch(r"python:3\.11-slim(-bookworm)?@sha256:[0-9a-f]{64}", froms[0]), froms[0]
+    """FROM the build argument BASE_IMAGE, whose default (what the runner builds) is pinned."""
+    instructions = _instructions()
+    froms = [args for kw, args in instructions if kw == "FROM"]
+    assert froms == ["${BASE_IMAGE}"]
+    assert instructions[0][0] == "ARG", "BASE_IMAGE must be declared before FROM"
+    name, _, default = instructions[0][1].partition("=")
+    assert name == "BASE_IMAGE"
+    assert re.fullmatch(r"python:3\.11-slim(-bookworm)?@sha256:[0-9a-f]{64}", default), default
+
+
+def test_app_is_byte_compiled() -> None:
+    runs = " ".join(args for kw, args in _instructions() if kw == "RUN")
+    assert re.search(r"python -m compileall \S.* /app/deployer", runs), runs
 
 
 def test_entrypoint_is_absolute_exec_form() -> None:

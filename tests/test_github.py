@@ -443,7 +443,7 @@ def test_summary_contents() -> None:
     assert "| smoke | 0.0 | — | — |" in md
     assert "| Revision | Percent | Tag |" in md
     assert "| `svc-old` | 100% | `stable` |" in md
-    assert "```mermaid\nxychart-beta\n" in md
+    assert "```mermaid\n---\nconfig:\n" in md and "\n---\nxychart-beta\n" in md
     assert 'x-axis ["before", "deployed", "10%", "promoted"]' in md
     assert 'y-axis "traffic %" 0 --> 100' in md
     assert 'line "svc-old" [100, 100, 90, 0]' in md
@@ -474,7 +474,7 @@ def test_summary_escapes_hostile_names() -> None:
     for line in mermaid.splitlines():
         assert line.count('"') % 2 == 0
         assert "%%" not in line
-    assert re.search(r'line "evil_[A-Za-z0-9 ._:/+%\-]*" \[100\]', mermaid)
+    assert re.search(r'line "evil_[A-Za-z0-9 ._:/+%\-]*" \[0, 100\]', mermaid)
 
 
 def test_summary_code_spans_survive_backticks() -> None:
@@ -552,10 +552,75 @@ def test_deployment_lifecycle(fake: FakeGitHub, capsys) -> None:
     assert second["state"] == "success"
     assert second["environment_url"] == "https://svc-xyz.a.run.app"
     assert all(r["path"].startswith("/api/v3/") for r in fake.requests)
-    assert not any(r["method"] == "GET" for r in fake.requests)  # lazy: no extra calls
+    # lazy: the only read is the look-up of a deployment GitHub made for the job
+    assert [r["path"] for r in fake.requests if r["method"] == "GET"] == [
+        "/api/v3/repos/octo/app/deployments"
+    ]
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"::add-mask::{TOKEN}"
     assert out.count(TOKEN) == 1
+
+
+@pytest.mark.parametrize(
+    ("environment", "flag", "production"),
+    [
+        ("production", None, True),
+        ("Prod", None, True),
+        ("staging", None, False),
+        ("svc-us-central1", None, False),
+        ("staging", True, True),
+        ("production", False, False),
+    ],
+)
+def test_production_environment_only_where_the_user_says_so(
+    fake: FakeGitHub, environment: str, flag: bool | None, production: bool
+) -> None:
+    ctx = _ctx(fake)
+    tracker = DeploymentTracker(
+        TOKEN,
+        ctx,
+        environment,
+        "svc",
+        "us-central1",
+        console=Console(io.StringIO()),
+        write_interval=None,
+        production=flag,
+    )
+    assert tracker.start(ctx.ref, ctx.sha)
+    (body,) = _posts(fake, "/deployments")
+    assert body["production_environment"] is production
+
+
+def test_the_deployment_github_made_for_the_job_is_used_not_duplicated(fake: FakeGitHub) -> None:
+    ctx = _ctx(fake)
+    runs = "https://github.com/octo/app/actions/runs"
+    fake.job_deployment("octo/app", "0123abcd", "production", f"{runs}/41/job/6")  # another run
+    job = fake.job_deployment("octo/app", "0123abcd", "production", f"{runs}/42/job/7")
+    fake.job_deployment("octo/app", "0123abcd", "staging", f"{runs}/42/job/8")  # another environment
+    out = io.StringIO()
+    tracker = DeploymentTracker(
+        TOKEN, ctx, "production", "svc", "us-central1", console=Console(out), write_interval=None
+    )
+    assert tracker.start(ctx.ref, ctx.sha)
+    assert tracker.finish(_result())
+    assert tracker.adopted and _posts(fake, "/deployments") == []  # no duplicate
+    states = [s["state"] for s in fake.statuses[job]]
+    assert states == ["success", "in_progress", "in_progress"]  # newest first: ours on GitHub's
+    assert fake.statuses[job][0]["environment_url"] == "https://svc-xyz.a.run.app"
+    assert f"already has a deployment from GitHub (id {job})" in out.getvalue()
+
+
+def test_a_finished_job_deployment_of_an_earlier_attempt_is_not_reused(fake: FakeGitHub) -> None:
+    ctx = _ctx(fake)
+    old = fake.job_deployment(
+        "octo/app", "0123abcd", "production", "https://github.com/octo/app/actions/runs/42/job/5"
+    )
+    fake.statuses[old][0]["state"] = "failure"
+    tracker = DeploymentTracker(
+        TOKEN, ctx, "production", "svc", "us-central1", console=Console(io.StringIO()), write_interval=None
+    )
+    assert tracker.start(ctx.ref, ctx.sha)
+    assert not tracker.adopted and len(_posts(fake, "/deployments")) == 1
 
 
 def test_pull_request_preview_uses_tag_url(fake: FakeGitHub) -> None:

@@ -62,7 +62,7 @@ def test_defaults_cover_the_contract_and_extensions() -> None:
     assert DEFAULTS["wait_timeout"] == "10m"
     assert DEFAULTS["failure_threshold"] == "1"
     assert DEFAULTS["service"] == "" and DEFAULTS["image"] == ""
-    assert len(DEFAULTS) == 51
+    assert len(DEFAULTS) == 53
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in DEFAULTS)
 
 
@@ -77,6 +77,18 @@ def test_defaults_round_trip_to_typed_values() -> None:
     assert config_.allow_unauthenticated is None and config_.revision.cpu_throttling is None
     assert config_.analysis == AnalysisSettings()
     assert ctx == RunContext()
+
+
+def test_container_production_environment_and_inconclusive_default() -> None:
+    assert cfg().container is None and cfg(container="collector").container == "collector"
+    assert cfg().production_environment is None
+    assert cfg(production_environment="false").production_environment is False
+    assert problems(container="Web_1") == [
+        """input 'container': "Web_1" is not a container name (lowercase letters, digits, '-', at most 63)"""
+    ]
+    assert cfg().analysis.inconclusive_action == "pass"  # nothing to judge: nothing to fail
+    assert cfg(max_error_rate="5").analysis.inconclusive_action == "fail"  # no data must not pass
+    assert cfg(max_error_rate="5", on_inconclusive="pass").analysis.inconclusive_action == "pass"
 
 
 def test_empty_and_blank_inputs_mean_default() -> None:

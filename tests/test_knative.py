@@ -52,6 +52,8 @@ def test_new_template_merges_env_and_applies_settings() -> None:
         "autoscaling.knative.dev/maxScale": "100",
         "autoscaling.knative.dev/minScale": "1",
         "run.googleapis.com/cpu-throttling": "false",
+        **knative.client_annotations(),
+        knative.USER_IMAGE_ANNOTATION: "new:2",
     }
     assert tpl["spec"]["containerConcurrency"] == 80  # unset input: kept
     assert CURRENT["spec"]["containers"][0]["image"] == "old:1"  # the input object is untouched
@@ -71,11 +73,9 @@ def test_overwrite_strategies_drop_what_the_inputs_do_not_name() -> None:
 
 def test_same_inputs_give_the_same_template_so_the_revision_is_reused() -> None:
     config = Config(service="svc", image="old:1")
-    tpl = knative.new_template(CURRENT, config, "svc-other-name")
-    assert knative.same_template(tpl, CURRENT)
-    assert not knative.same_template(
-        knative.new_template(CURRENT, Config(service="svc", image="x"), "n"), CURRENT
-    )
+    ours = knative.new_template(CURRENT, config, "svc-00002-us")  # what our last deploy wrote
+    assert knative.same_template(knative.new_template(ours, config, "svc-other-name"), ours)
+    assert not knative.same_template(knative.new_template(ours, Config(service="svc", image="x"), "n"), ours)
 
 
 def test_template_diff_never_shows_env_values() -> None:

@@ -19,9 +19,13 @@ from deployer.settings import RunContext
 if TYPE_CHECKING:
     from github.Deployment import Deployment
     from github.MainClass import Github
+    from github.Repository import Repository
 
 
 DESCRIPTION_LIMIT = 140  # deployment status descriptions
+PRODUCTION_NAMES = frozenset({"production", "prod"})
+OPEN_STATES = frozenset({"queued", "pending", "in_progress"})
+JOB_LOOKUP = 5  # newest deployments of the commit and environment looked at for the job's own
 
 # GitHub API: Deployments and the PR comment
 # ---------------------------------------------------------------------------------------------
@@ -95,7 +99,10 @@ class DeploymentTracker:
         *,
         console: LogConsole | None = None,
         write_interval: float | None = 1.0,
+        production: bool | None = None,
     ):
+        self.production = production  # None: from the environment's name
+        self.adopted = False  # True: we report on the deployment GitHub made for the job
         self.console: LogConsole = console or Console()
         self.console.mask(token)  # before anything else can print it
         self._token = token
@@ -128,21 +135,56 @@ class DeploymentTracker:
         pr = is_pull_request(self.ctx)
         try:
             repo = self._github().get_repo(self.ctx.repository)
-            self.deployment = repo.create_deployment(
-                ref=target,
-                environment=self.environment,
-                auto_merge=False,
-                required_contexts=[],
-                transient_environment=pr,
-                production_environment=not pr,
-                description=truncate(description or f"Cloud Run {self.service} ({self.region})", 140),
-                payload={"service": self.service, "region": self.region},
-            )
+            self.deployment = self._job_deployment(repo, target)
+            if self.deployment is not None:
+                self.adopted = True
+                self.console.info(
+                    f"This job's environment {self.environment!r} already has a deployment from GitHub "
+                    f"(id {self.deployment.id}): reporting on it instead of creating another."
+                )
+            else:
+                self.deployment = repo.create_deployment(
+                    ref=target,
+                    environment=self.environment,
+                    auto_merge=False,
+                    required_contexts=[],
+                    transient_environment=pr,
+                    production_environment=self.is_production(pr),
+                    description=truncate(description or f"Cloud Run {self.service} ({self.region})", 140),
+                    payload={"service": self.service, "region": self.region},
+                )
             self._status("in_progress", "Rolling out to Cloud Run")
         except Exception as exc:  # best effort: GitHub must not break a rollout
             self._warn("could not create the GitHub deployment", exc)
             return False
         return True
+
+    def is_production(self, pull_request: bool) -> bool:
+        """``production_environment``: what the user said, else only an environment named
+        production or prod (a staging or preview environment is not production)."""
+        if self.production is not None:
+            return self.production
+        return not pull_request and self.environment.strip().lower() in PRODUCTION_NAMES
+
+    def _job_deployment(self, repo: Repository, target: str) -> Deployment | None:
+        """The deployment GitHub created for this job, when the job declares ``environment:`` with
+        the same name: same commit and environment, still in progress, its status linking to a job
+        of this run (``.../actions/runs/<run id>/job/<job id>``). None when there is none."""
+        if not self.ctx.run_id:
+            return None
+        marker = f"/actions/runs/{self.ctx.run_id}/job/"
+        try:
+            found: list[Deployment] = list(
+                repo.get_deployments(sha=target, environment=self.environment)[:JOB_LOOKUP]
+            )
+            for deployment in found:
+                latest = next(iter(deployment.get_statuses()), None)
+                urls = (latest.log_url or "", latest.target_url or "") if latest else ("", "")
+                if latest and latest.state in OPEN_STATES and any(marker in url for url in urls):
+                    return deployment
+        except Exception as exc:  # best effort: without it we create our own
+            self.console.debug(f"could not look for the job's deployment: {_describe_error(exc)}")
+        return None
 
     def _status(self, state: str, description: str, environment_url: str | None = None) -> None:
         """POST a status; via the requester because PyGithub's create_status has no ``log_url``."""

@@ -618,7 +618,14 @@ def test_fault_control_endpoints(api: Api, emu: Emulator) -> None:
     requests.delete(f"{base}/_emulator/requests", timeout=5)
     assert requests.get(f"{base}/_emulator/requests", timeout=5).json() == []
     config = requests.post(f"{base}/_emulator/config", json={"ready_delay": 0.05}, timeout=5).json()
-    assert config == {"ready_delay": 0.05} and emu.store.ready_delay == 0.05
+    assert config["ready_delay"] == 0.05 and emu.store.ready_delay == 0.05
+    # Cloud Monitoring's timing defaults to Google's (60 s sampling, 180 s lag) and can be scaled down.
+    assert (config["metric_sampling"], config["metric_lag"]) == (60.0, 180.0)
+    scaled = {"metric_sampling": 1, "metric_lag": 3, "monitoring_page_size": 2}
+    config = requests.post(f"{base}/_emulator/config", json=scaled, timeout=5).json()
+    assert (config["metric_sampling"], config["metric_lag"], config["monitoring_page_size"]) == (1, 3, 2)
+    refused = requests.post(f"{base}/_emulator/config", json={"metric_lag": -1, "ready_delay": 9}, timeout=5)
+    assert refused.status_code == 400 and "metric_lag" in refused.text and emu.store.ready_delay == 0.05
 
 
 def test_error_shape_for_bad_json(api: Api) -> None:

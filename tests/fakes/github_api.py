@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 
 @dataclass
@@ -89,6 +90,42 @@ class FakeGitHub:
     def add_comment(self, issue: int, body: str, login: str = "someone") -> dict[str, Any]:
         return self._new_comment("o/r", issue, body, login)
 
+    def job_deployment(self, repo: str, sha: str, environment: str, job_url: str) -> int:
+        """What GitHub does for a job with ``environment:``: a deployment of the job's commit, in
+        progress, its status linking to the job (``.../actions/runs/<run id>/job/<job id>``)."""
+        did, sid = self.next_id(), self.next_id()
+        base = f"{self.url}/repos/{repo}/deployments/{did}"
+        self.deployments[did] = {
+            "id": did,
+            "url": base,
+            "statuses_url": f"{base}/statuses",
+            "sha": sha,
+            "ref": sha,
+            "task": "deploy",
+            "payload": {},
+            "environment": environment,
+            "original_environment": environment,
+            "description": None,
+            "transient_environment": False,
+            "production_environment": False,
+            "creator": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        status = {
+            "id": sid,
+            "url": f"{base}/statuses/{sid}",
+            "state": "in_progress",
+            "environment": environment,
+            "target_url": job_url,
+            "log_url": job_url,
+            "environment_url": "",
+            "description": "",
+            "created_at": _now(),
+        }
+        self.statuses[did] = [status]
+        return did
+
     def comments_on(self, issue: int) -> list[dict[str, Any]]:
         return [c for c in self.comments.values() if c["_issue"] == issue]
 
@@ -123,6 +160,9 @@ class FakeGitHub:
         return None
 
 
+DEPLOYMENT_FILTERS = frozenset({"sha", "ref", "task", "environment"})
+
+
 def _public(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if not k.startswith("_")}
 
@@ -132,6 +172,7 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     routes: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", re.compile(repo + r"$"), "get_repo"),
         ("POST", re.compile(repo + r"/deployments$"), "create_deployment"),
+        ("GET", re.compile(repo + r"/deployments$"), "list_deployments"),
         ("GET", re.compile(repo + r"/deployments/(?P<id>\d+)$"), "get_deployment"),
         ("POST", re.compile(repo + r"/deployments/(?P<id>\d+)/statuses$"), "create_status"),
         ("GET", re.compile(repo + r"/deployments/(?P<id>\d+)/statuses$"), "list_statuses"),
@@ -162,7 +203,8 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = None
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
+            self.query = {k: v[-1] for k, v in parse_qs(query).items()}
             fake.requests.append(
                 {"method": method, "path": path, "json": body, "headers": dict(self.headers.items())}
             )
@@ -223,6 +265,15 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             fake.deployments[did] = deployment
             fake.statuses[did] = []
             return 201, deployment
+
+        def list_deployments(self, body: dict[str, Any], repo: str) -> tuple[int, Any]:
+            """Newest first, filtered by ``sha``, ``ref``, ``task`` and ``environment`` like GitHub."""
+            found = [
+                d
+                for d in sorted(fake.deployments.values(), key=lambda d: -d["id"])
+                if all(d.get(key) == value for key, value in self.query.items() if key in DEPLOYMENT_FILTERS)
+            ]
+            return 200, found[: int(self.query.get("per_page", 30))]
 
         def get_deployment(self, body: dict[str, Any], repo: str, id: str) -> tuple[int, Any]:
             deployment = fake.deployments.get(int(id))
