@@ -642,12 +642,19 @@ class Rollout:
             for note in plan.notes:
                 self.reporter.warning(note)
             phase.detail = plan.message
-            if plan.kind in ("theirs", "taken over"):
+            if plan.kind in ("theirs", "taken over") or written is None:
+                # Someone else's traffic, or ours never landed: report the traffic as it now is.
                 self.result.outcome = Outcome.FAILED
-                self.result.reason = f"{self.result.reason}; {plan.message}".lstrip("; ")
-                return
-            if written is None:  # our first write never landed: the service is as it was
-                self.result.outcome = Outcome.FAILED
+                if plan.kind != "nothing":
+                    self.result.reason = f"{self.result.reason}; {plan.message}".lstrip("; ")
+                if not self.hooks.cancelled():
+                    with contextlib.suppress(Exception, KeyboardInterrupt):
+                        svc = (
+                            self._wait(knative.generation(written), timeout=ROLLBACK_WAIT, api=api)
+                            if written is not None
+                            else self._require_service(api)
+                        )
+                        self.result.traffic_after = knative.status_traffic(svc)
                 return
             self.result.outcome = Outcome.ROLLED_BACK
             self._record("rolled back", plan.traffic)
