@@ -157,6 +157,7 @@ class Service:
     created: str = field(default_factory=now_iso)
     resource_version: str = ""
     latest_created: str | None = None
+    latest_ready: str | None = None  # moves forward only, or back to an explicitly named revision
     conditions: dict[str, StoredCondition] = field(
         default_factory=lambda: {t: StoredCondition(t) for t in CONDITION_TYPES}
     )
@@ -198,6 +199,7 @@ class Change:
     new_revision: str | None
     template_changed: bool
     bumped: bool
+    reused: str | None = None  # an existing revision the template names (a "BYO name" rollback)
 
 
 class Store:
@@ -299,13 +301,15 @@ class Store:
         spec["template"] = template
         spec["traffic"] = spec.get("traffic") or [{"latestRevision": True, "percent": 100}]
         new_revision, template_changed = self._decide_revision(service, template, creating)
+        wanted = template.get("metadata", {}).get("name")
+        reused = wanted if new_revision is None and wanted and wanted != service.latest_created else None
         self._check_traffic_targets(service, spec["traffic"], new_revision)
         annotations = {**meta.get("annotations", {}), IMMUTABLE_ANNOTATIONS[0]: PRINCIPAL}
         annotations[IMMUTABLE_ANNOTATIONS[1]] = PRINCIPAL
         labels = {**meta.get("labels", {}), LOCATION_LABEL: service.region}
         bumped = (spec, labels, annotations) != (service.spec, service.labels, service.annotations)
         service.spec, service.labels, service.annotations = spec, labels, annotations
-        return Change(service, new_revision, template_changed, bumped)
+        return Change(service, new_revision, template_changed, bumped, reused)
 
     def _decide_revision(
         self, service: Service, template: dict[str, Any], creating: bool
@@ -359,6 +363,11 @@ class Store:
         if change.new_revision:
             self._add_revision(service, change.new_revision, now)
             service.conditions["ConfigurationsReady"].set("Unknown", "Deploying", "Creating revision.")
+        elif change.reused:
+            # Knative: a template naming an existing, identical revision makes that revision the latest
+            # created (and, once Ready, the latest ready) again -- the "rollback to a BYO name" case.
+            service.latest_created = change.reused
+            service.conditions["ConfigurationsReady"].set("Unknown", "Deploying", "Updating configuration.")
         if creating or change.bumped:
             service.conditions["RoutesReady"].set("Unknown", "Deploying", "Configuring traffic.")
         service.resource_version = self._version()
@@ -431,6 +440,9 @@ class Store:
         now = self.clock()
         for revision in self._revisions_of(service):
             self._reconcile_revision(revision, now)
+        latest_created = self.revisions.get((service.namespace, service.latest_created or ""))
+        if latest_created is not None and latest_created.ready.status == "True":
+            service.latest_ready = latest_created.name
         if service.observed_generation == service.generation or now - service.changed_at < self.ready_delay:
             return
         latest = self.revisions.get((service.namespace, service.latest_created or ""))
@@ -534,7 +546,11 @@ class Store:
         return sorted(found, key=lambda r: r.seq, reverse=True)
 
     def _latest_ready(self, service: Service) -> str | None:
-        """The newest Ready revision."""
+        """Knative's latestReadyRevisionName: the latest created revision that became Ready. It only
+        moves forward (a failed new revision leaves it where it was), except to a revision the
+        template names explicitly; if that revision was deleted, the newest Ready one."""
+        if service.latest_ready and (service.namespace, service.latest_ready) in self.revisions:
+            return service.latest_ready
         return next((r.name for r in self._revisions_of(service) if r.ready.status == "True"), None)
 
     # ---- rendering -------------------------------------------------------------------------

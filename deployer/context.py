@@ -27,6 +27,7 @@ def load_context(env: Mapping[str, str]) -> RunContext:
         repository=var("GITHUB_REPOSITORY"),
         run_id=var("GITHUB_RUN_ID"),
         run_attempt=var("GITHUB_RUN_ATTEMPT", "1"),
+        job=var("GITHUB_JOB"),
         server_url=var("GITHUB_SERVER_URL", "https://github.com").rstrip("/"),
         api_url=var("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
         event_name=event_name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -110,6 +111,9 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
     target = f"job {config.job}" if config.mode is settings.Mode.JOB else config.service
     if tracker is not None:
         tracker.start(ctx.ref, ctx.sha, f"{config.mode} {target} in {config.region}")
+    token = secrets.token_hex(8)
+    # Saved before any write: whatever happens next, the post step can find this process's rollout.
+    github.save_state("token", token, env.get("GITHUB_STATE"))
     reporter = PhaseReporter(console)
     job_runner = JobRunner(
         config,
@@ -124,6 +128,7 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
         result, unfinished = run_mode(config, job_runner, project), False
     else:
         hooks = rollout.Hooks(
+            token=token,
             smoke=_smoke_check(config, credentials, console, cancel.is_set),
             cancelled=cancel.is_set,
             rollback_api=_fast(api),
@@ -168,7 +173,8 @@ def _print_json(output: str, outputs: Mapping[str, str]) -> None:
 
 
 def post(env: Mapping[str, str] | None = None) -> int:
-    """The post step: if the main step died mid-rollout, put the traffic back from the recorded state."""
+    """The post step: if a rollout of this process is still on the service (the main step died, or a
+    cancelled write landed after all), put the service back from the recorded state."""
     # As PID 1 of its container, a signal without a handler is ignored: the runner's SIGINT and
     # SIGTERM would go unheard until its SIGKILL. The first one stops the step unless it is restoring.
     cancel = Cancellation()
@@ -183,7 +189,8 @@ def post(env: Mapping[str, str] | None = None) -> int:
 
 
 def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int:
-    if env.get("STATE_finished") == "true":
+    token = env.get("STATE_token", "")
+    if not token and env.get("STATE_finished") == "true":
         console.info("The main step finished: nothing to clean up.")
         return 0
     try:
@@ -197,17 +204,27 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
     if config.mode is settings.Mode.JOB:
         console.info("Mode job changes no traffic: nothing else to clean up.")
         return 0
+    if config.dry_run:
+        console.info("Dry run: nothing was written, nothing to clean up.")
+        return 0
     recorded = RolloutState.from_service(api.get_service(config.service))
-    if recorded is None or (recorded.run_id, recorded.run_attempt) != (ctx.run_id, ctx.run_attempt):
+    ours = recorded is not None and (
+        recorded.token == token
+        if token
+        else (recorded.run_id, recorded.run_attempt) == (ctx.run_id, ctx.run_attempt)
+    )
+    if recorded is None or not ours:
         console.info(f"No unfinished rollout of this run on {config.service}: nothing to clean up.")
         return 0
     console.warning(
-        f"The main step did not finish its rollout of {recorded.candidate}: restoring the traffic."
+        f"The main step did not finish its rollout of {recorded.candidate}: "
+        "restoring the traffic and template."
     )
     hooks = rollout.Hooks(
         smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0),
         cancelled=cancel.is_set,  # the restoring write is shielded; waiting for its routes is not
         shield=cancel.shield,
+        token=token,
     )
     rollback = replace(config, mode=settings.Mode.ROLLBACK)
     result = rollout.run(rollback, ctx, _fast(api), project, PhaseReporter(console), hooks)

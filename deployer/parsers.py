@@ -19,6 +19,11 @@ from deployer.settings import SecretRef, StatusRanges
 RESERVED_ENV_NAMES = frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"})
 MAX_DURATION = 7 * 24 * 3600.0  # longer than any GitHub job may run
 MAX_METADATA_BYTES = 1 << 20
+# Bounds on every YAML document read (inputs and the metadata file): a few kB of aliases can stand for
+# billions of nodes ("billion laughs"), and deep nesting exhausts the stack of whatever walks it.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 20_000  # counted with every alias expanded
+MAX_YAML_DEPTH = 64
 
 T = TypeVar("T")
 
@@ -451,6 +456,69 @@ _StringLoader.add_implicit_resolver(
 )
 
 
+class YamlTooBig(yaml.YAMLError):
+    """A YAML document beyond the bounds: too large, too many nodes once aliases expand, too deep."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def load_yaml(text: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
+    """``yaml.load`` of one document within the bounds above, checked before anything is built.
+
+    The node graph is composed first (aliases are shared nodes there, so this is cheap), measured
+    with every alias expanded (memoised, so a bomb is measured in linear time), and only then
+    constructed. Raises ``YamlTooBig`` (a YAMLError) when a bound is passed.
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise YamlTooBig(f"longer than {MAX_YAML_BYTES // 1024} KiB")
+    instance = loader(text)
+    try:
+        node = instance.get_single_node()
+        if node is None:
+            return None
+        _measure(node)
+        return instance.construct_document(node)
+    finally:
+        instance.dispose()
+
+
+def _measure(root: yaml.Node) -> None:
+    """Raise YamlTooBig if ``root`` expands past MAX_YAML_NODES nodes or MAX_YAML_DEPTH levels."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, depth below)
+    active: set[int] = set()
+
+    def walk(node: yaml.Node, level: int) -> tuple[int, int]:
+        if level > MAX_YAML_DEPTH:
+            raise YamlTooBig(f"nested deeper than {MAX_YAML_DEPTH} levels")
+        key = id(node)
+        if key in sizes:
+            size, depth = sizes[key]
+            if level + depth > MAX_YAML_DEPTH:
+                raise YamlTooBig(f"nested deeper than {MAX_YAML_DEPTH} levels")
+            return size, depth
+        if key in active:
+            raise YamlTooBig("recursive (an alias refers to a node that contains it)")
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        active.add(key)
+        size, depth = 1, 0
+        for child in children:
+            child_size, child_depth = walk(child, level + 1)
+            size, depth = size + child_size, max(depth, child_depth + 1)
+            if size > MAX_YAML_NODES:
+                raise YamlTooBig(f"more than {MAX_YAML_NODES} values once its aliases are expanded")
+        active.discard(key)
+        sizes[key] = (size, depth)
+        return size, depth
+
+    walk(root, 0)
+
+
 def _looks_like_yaml(text: str) -> bool:
     for line in text.split("\n"):
         stripped = line.strip()
@@ -486,7 +554,9 @@ def split_pairs(text: str) -> tuple[dict[str, str], list[str]]:
 def _yaml_pairs(text: str) -> tuple[dict[str, str], list[str]]:
     hint = "write a YAML mapping of KEY: value, or KEY=VALUE lines"
     try:
-        data = yaml.load(text, Loader=_StringLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_yaml(text, _StringLoader)
+    except YamlTooBig as exc:
+        return {}, [f"is refused: its YAML is {exc.problem}; {hint}"]
     except yaml.YAMLError as exc:
         return {}, [f"is not valid YAML ({_yaml_reason(exc)}); {hint}"]
     if not isinstance(data, dict):
@@ -628,7 +698,9 @@ def parse_metadata(text: str, service: str) -> dict[str, Any]:
             f"{show(text)} cannot be read ({type(exc).__name__}); give a readable YAML file"
         ) from None
     try:
-        data = yaml.safe_load(content)
+        data = load_yaml(content)
+    except YamlTooBig as exc:
+        raise Invalid(f"{show(text)} is refused: its YAML is {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise Invalid(f"{show(text)} is not valid YAML ({_yaml_reason(exc)})") from None
     return _check_knative_service(data, text, service)

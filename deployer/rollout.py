@@ -8,9 +8,11 @@ It talks to Cloud Run only through ``client.CloudRun`` and to the outside world 
 from __future__ import annotations
 
 import contextlib
+import copy
+import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,8 +77,26 @@ class RevisionFailed(RolloutFailed):
     """The candidate revision will never become ready (bad image, crash at start-up...)."""
 
 
+class ForeignChange(RolloutFailed):
+    """Someone else changed the traffic this run last wrote: their change wins, the run stops."""
+
+
 class RolloutTakenOver(RolloutFailed):
-    """Another run ended or took over our rollout: its traffic is theirs now, we must not write."""
+    """Our rollout is no longer ours (another run, job or operator replaced or removed its record)."""
+
+
+LAST_MODIFIER = "serving.knative.dev/lastModifier"
+
+
+@dataclass
+class Restore:
+    """What undoing a rollout writes, decided on the service as it is now."""
+
+    kind: str  # "restored" | "theirs" (their traffic kept, only ours undone) | "nothing" | "taken over"
+    body: Obj | None = None
+    traffic: Traffic = ()
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +111,7 @@ class Hooks:
     cancelled: Callable[[], bool] = lambda: False
     rollback_api: CloudRun | None = None  # short timeouts for the way back
     shield: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext  # no cancel inside
+    token: str = field(default_factory=lambda: secrets.token_hex(8))  # this process's claim on a rollout
     # Metric thresholds: whether Cloud Monitoring holds the candidate's data up to an epoch time, and
     # how long to wait for it after a bake (sampling + ingestion lag). None: no metric analysis.
     ingested: Callable[[str, float], bool] | None = None
@@ -116,6 +137,9 @@ class Rollout:
             image=config.image,
         )
         self.state: RolloutState | None = None  # our unfinished rollout, once it is on the service
+        self.pending: RolloutState | None = None  # the first write, while it may or may not have landed
+        self.adopted: RolloutState | None = None  # the record of another run we finish or undo
+        self.promoting = False  # the promote write was sent: after a cancel, it may have landed
         self.keep_tag = True
         self.last: Obj | None = None  # the service as last read or written
         self.settled: dict[bool, float] = {}  # shortest wait so far, new revision (True) or traffic only
@@ -129,7 +153,7 @@ class Rollout:
             modes[self.config.mode]()
         except BaseException as exc:
             self.result.reason = describe(exc)
-            if self.state is not None:
+            if self.state is not None or (self.pending is not None and _may_have_landed(exc)):
                 # A failed rollback is in the result (FAILED, "ROLLBACK FAILED: ...") and its state stays
                 # on the service for the post step: report it, don't crash without outputs.
                 with contextlib.suppress(Exception, KeyboardInterrupt):
@@ -154,6 +178,7 @@ class Rollout:
         svc = self._wait_candidate()
         if self.config.allow_unauthenticated is not None:
             with self._phase("iam"):
+                self._check_ours(svc)  # as just read while waiting: still ours before another write
                 self._set_public(self.config.allow_unauthenticated)
         with self._phase("smoke") as phase:
             phase.detail = self._smoke(svc)
@@ -172,27 +197,33 @@ class Rollout:
         if current is None or recorded is None:
             return current
         same_run = bool(recorded.run_id) and recorded.run_id == self.ctx.run_id
-        if not (same_run or self.config.takeover):
+        earlier = same_run and _attempt(recorded.run_attempt) < _attempt(self.ctx.run_attempt)
+        if not (earlier or self.config.takeover):
+            sibling = same_run and recorded.run_attempt == self.ctx.run_attempt
+            who = f"another job of this workflow run ({recorded.owner()})" if sibling else recorded.owner()
             raise RolloutFailed(
                 f"service {self.name} has an unfinished rollout of {recorded.candidate} at {recorded.step}% "
-                f"started by {recorded.run_url or 'another run'}. Finish it with mode 'promote' or "
+                f"started by {who}. Finish it with mode 'promote' or "
                 "'rollback', or set 'takeover: true' to undo it and deploy."
             )
         self.reporter.warning(
             f"Undoing the unfinished rollout of {recorded.candidate} at {recorded.step}% "
-            f"(started by {recorded.run_url or 'an earlier attempt'}) before deploying."
+            f"(started by {recorded.owner()}) before deploying."
         )
         if self.config.dry_run:
             return current
-        restored = traffic.restore(
-            recorded.base_traffic, recorded.candidate, recorded.tag, keep_tag=recorded.keep_tag
-        )
         # The chart starts from the traffic as found, then the undo (not the other way round).
         self._record("before", knative.status_traffic(current) or knative.spec_traffic(current))
-        written = self._write(
-            lambda svc: knative.with_traffic(svc, restored, {STATE_ANNOTATION: None}), current
-        )
-        self._record("undone", restored)
+        self.adopted = recorded
+        written, plan = self._restore(recorded, self.api)
+        self.adopted = None
+        for note in plan.notes:
+            self.reporter.warning(note)
+        if plan.kind == "theirs":
+            self.reporter.warning(plan.message)
+        if written is None:
+            return self._require_service()
+        self._record("undone", plan.traffic)
         return written
 
     def _create(self, phase: Phase) -> None:
@@ -249,7 +280,7 @@ class Rollout:
             state = self._new_state(svc, candidate)
             planned[:] = [state]
             annotations = {**knative.client_annotations(), STATE_ANNOTATION: state.to_annotation()}
-            deployed = traffic.restore(state.base_traffic, candidate, state.tag)
+            deployed = traffic.deployed(state.base_traffic, candidate, state.tag)
             return knative.service_body(
                 svc, self.config, template, deployed, labels=self._labels(), annotations=annotations
             )
@@ -260,13 +291,22 @@ class Rollout:
             base = planned[0].base_traffic
             self._plan(current, template, traffic.plan(base, candidate, self.config.tag, self.config.steps))
             return
+        # From here on, any failure or cancel puts the service back: the write may land even if we
+        # never see its answer, so the undo verifies what is on the service.
+        self.pending = self._new_state(current, candidate)
         self._write(body, current)
-        self.state = planned[0]  # from here on, any failure puts traffic back
-        self._record("deployed", traffic.restore(self.state.base_traffic, candidate, self.state.tag))
+        self.state, self.pending = planned[0], None
+        self._record("deployed", self.state.written())
 
     def _new_state(self, svc: Obj, candidate: str) -> RolloutState:
         base = self._pinned_base(svc)
         return RolloutState(
+            before=traffic.to_spec(knative.spec_traffic(svc)),
+            template=_named_template(svc),
+            stable=knative.annotation(svc, STABLE_ANNOTATION) or "",
+            previous_stable=knative.annotation(svc, PREVIOUS_STABLE_ANNOTATION) or "",
+            job=self.ctx.job,
+            token=self.hooks.token,
             candidate=candidate,
             tag=self.config.tag,
             base=traffic.to_spec(base),
@@ -335,6 +375,7 @@ class Rollout:
                 phase.detail = f"{self.result.revision} deployed with no traffic at {self.result.tag_url}"
             self.result.traffic_after = knative.status_traffic(svc)
         else:
+            self._check_ours(self._require_service())  # still ours, as we left it, at the very end?
             self.result.outcome = Outcome.PAUSED
             self.result.traffic_after = knative.status_traffic(svc)
             self.reporter.info(
@@ -466,7 +507,15 @@ class Rollout:
             previous = self.result.previous_revision
             if previous and previous != candidate:
                 annotations[PREVIOUS_STABLE_ANNOTATION] = previous
-            self._annotate(annotations)
+            state = self.state
+            if state is None:  # a new service: nothing to undo, nothing kept for a rollback
+                self._annotate(annotations)
+            else:  # the 0 % entries that kept the old revisions from deletion can go now
+                final = traffic.promoted(state.base_traffic, state.candidate, state.tag)
+                self.promoting = True  # a cancel from here on undoes the promote too, if it landed
+                self._write(lambda s: knative.with_traffic(s, final, annotations))
+                if not traffic.same(final, state.written()):
+                    svc = self._wait(knative.generation(self.last or {}))
             self.state = None
             self.result.outcome = Outcome.PROMOTED
             self.result.traffic_after = knative.status_traffic(svc)
@@ -486,12 +535,27 @@ class Rollout:
             phase.detail = (
                 f"{recorded.candidate} at {recorded.step}% (from {recorded.run_url or 'an earlier run'})"
             )
+        if self.config.dry_run:
+            final = traffic.with_candidate(recorded.base_traffic, recorded.candidate, recorded.tag, 100)
+            self.api.replace_service(self.name, knative.with_traffic(svc, final, {}), dry_run=True)
+            self._plan(svc, svc["spec"].get("template") or {}, [final])
+            self.state = None
+            return
         with self._phase("smoke") as phase:
             phase.detail = self._smoke(svc)
         self._steps(svc, (100,))
 
     def _adopt(self, recorded: RolloutState, svc: Obj) -> None:
-        self.state = recorded
+        """Take over a recorded rollout to finish or undo it; from our first write on, it is ours."""
+        self.adopted = recorded
+        self.state = replace(
+            recorded,
+            run_id=self.ctx.run_id,
+            run_attempt=self.ctx.run_attempt,
+            run_url=self.ctx.run_url,
+            job=self.ctx.job,
+            token=self.hooks.token,
+        )
         self.result.revision = recorded.candidate
         self.result.previous_revision = recorded.previous_revision or None
         self.result.traffic_before = knative.status_traffic(svc)
@@ -507,6 +571,9 @@ class Rollout:
         if recorded is not None:
             self._adopt(recorded, svc)
             self.result.reason = f"manual rollback of the unfinished rollout of {recorded.candidate}"
+            if self.config.dry_run:
+                self._plan_restore(svc)
+                return
             self._undo()
             return
         with self._phase("rollback") as phase:
@@ -519,6 +586,12 @@ class Rollout:
             tagged = tuple(replace(t, percent=0) for t in knative.spec_traffic(svc) if t.tag)
             new = (Target(revision=target, percent=100), *tagged)
             annotations: dict[str, str | None] = {STABLE_ANNOTATION: target}
+            if self.config.dry_run:
+                self.api.replace_service(self.name, knative.with_traffic(svc, new, annotations), dry_run=True)
+                self.result.revision = target
+                self._plan(svc, svc["spec"].get("template") or {}, [new])
+                phase.detail = f"would send 100 % to {target}"
+                return
             self._write(lambda s: knative.with_traffic(s, new, annotations), svc)
             self._record("rolled back", new)
             svc = self._wait(knative.generation(self.last or {}))
@@ -545,25 +618,26 @@ class Rollout:
 
     # --- the way back ------------------------------------------------------------------------
 
-    def _undo(self) -> None:
-        """Restore the traffic from before the run; works even after a cancel (short timeouts)."""
+    def _plan_restore(self, svc: Obj) -> None:
+        """Dry run of mode rollback: what undoing the recorded rollout would write, checked by the server."""
         assert self.state is not None
+        plan = self._restore_plan(svc, self.state, self.api, named=True)
+        self.state = None
+        if plan.body is not None:
+            self.api.replace_service(self.name, plan.body, dry_run=True)
+        template = (plan.body or svc)["spec"].get("template") or {}
+        self._plan(svc, template, [plan.traffic] if plan.body is not None else [])
+        self.reporter.info(plan.message or "Would restore the service as it was before the rollout.")
+
+    def _undo(self) -> None:
+        """Put the service back as it was before the run: traffic, template, our annotations. Works
+        after a cancel (short timeouts); never overwrites what someone else changed since."""
+        state = self.state or self.pending
+        assert state is not None
         api = self.hooks.rollback_api or self.api
-        state = self.state
-        restored = traffic.restore(state.base_traffic, state.candidate, state.tag, keep_tag=self.keep_tag)
         with self.hooks.shield(), self._phase("rollback") as phase:
             try:
-                self._write(
-                    lambda svc: knative.with_traffic(svc, restored, {STATE_ANNOTATION: None}),
-                    api=api,
-                    fresh=True,
-                )
-            except RolloutTakenOver as exc:
-                # A promote, a rollback or another run already decided where traffic goes.
-                self.result.outcome = Outcome.FAILED
-                self.result.reason = f"{self.result.reason}; {exc}"
-                phase.detail = "nothing to undo: another run ended this rollout"
-                return
+                written, plan = self._restore(state, api)
             except BaseException as exc:
                 self.result.outcome = Outcome.FAILED
                 self.result.reason = (
@@ -571,15 +645,139 @@ class Rollout:
                     "the service lets a re-run, the post step, or mode 'rollback' restore the traffic."
                 )
                 raise
-            self.state = None
-            self._record("rolled back", restored)
+            self.state = self.pending = None
+            for note in plan.notes:
+                self.reporter.warning(note)
+            phase.detail = plan.message
+            if plan.kind in ("theirs", "taken over") or written is None:
+                # Someone else's traffic, or ours never landed: report the traffic as it now is.
+                self.result.outcome = Outcome.FAILED
+                if plan.kind != "nothing":
+                    self.result.reason = f"{self.result.reason}; {plan.message}".lstrip("; ")
+                if not self.hooks.cancelled():
+                    with contextlib.suppress(Exception, KeyboardInterrupt):
+                        svc = (
+                            self._wait(knative.generation(written), timeout=ROLLBACK_WAIT, api=api)
+                            if written is not None
+                            else self._require_service(api)
+                        )
+                        self.result.traffic_after = knative.status_traffic(svc)
+                return
             self.result.outcome = Outcome.ROLLED_BACK
-            self.result.traffic_after = restored
-            phase.detail = "traffic restored to where it was before the run"
+            self._record("rolled back", plan.traffic)
+            self.result.traffic_after = plan.traffic
             if not self.hooks.cancelled():
                 with contextlib.suppress(Exception, KeyboardInterrupt):
                     svc = self._wait(knative.generation(self.last or {}), timeout=ROLLBACK_WAIT, api=api)
                     self.result.traffic_after = knative.status_traffic(svc)
+
+    def _restore(self, state: RolloutState, api: CloudRun) -> tuple[Obj | None, Restore]:
+        """Write the undo of ``state``'s rollout, re-deciding it on every re-read (409, a revision
+        deleted meanwhile); returns the service written (None: nothing to write) and the decision."""
+        named = True
+        for attempt in range(CONFLICT_RETRIES + 1):
+            svc = self._require_service(api)
+            plan = self._restore_plan(svc, state, api, named=named)
+            if plan.body is None:
+                return None, plan
+            try:
+                self.last = api.replace_service(self.name, plan.body)
+                return self.last, plan
+            except Conflict as exc:
+                if exc.reason == "ALREADY_EXISTS" and named:
+                    # The template we recorded names a revision whose settings differ: write it unnamed
+                    # (Cloud Run makes a new revision with the settings from before the run).
+                    named = False
+                    continue
+                if attempt == CONFLICT_RETRIES:
+                    raise
+            except ApiError as exc:
+                if exc.status != 400 or attempt == CONFLICT_RETRIES:
+                    raise  # a 400 may be a revision deleted since we listed them: decide again
+        raise AssertionError("unreachable")
+
+    def _restore_plan(self, svc: Obj, state: RolloutState, api: CloudRun, *, named: bool) -> Restore:
+        """Decide the undo on the service as it is now.
+
+        - Our record is gone or another's: the first write never landed (nothing to do), the promote
+          landed (undo it too), or someone else owns the service now (leave it).
+        - The traffic is not what we last wrote: someone else changed it. Keep their traffic; remove
+          our record and put the template back (when it is still ours and no entry follows latest).
+        - Otherwise: traffic exactly as before the run (revisions deleted since: their share to the
+          remaining ones), the template as before, our tag left on a healthy candidate if free.
+        """
+        recorded = RolloutState.from_service(svc)
+        promote_landed = False
+        if recorded is not None:
+            if not (recorded.same_owner(state) or recorded == self.adopted):
+                return Restore("taken over", message=self._taken_over_message(recorded))
+            expected = recorded.written()
+        elif self.promoting and knative.annotation(svc, STABLE_ANNOTATION) == state.candidate:
+            promote_landed = True
+            expected = traffic.promoted(state.base_traffic, state.candidate, state.tag)
+        elif self.pending is not None:
+            return Restore("nothing", message="the first write never reached the service: nothing to undo")
+        else:
+            return Restore("taken over", message=self._taken_over_message(None))
+        annotations: dict[str, str | None] = {STATE_ANNOTATION: None}
+        if promote_landed:
+            annotations[STABLE_ANNOTATION] = state.stable or None
+            annotations[PREVIOUS_STABLE_ANNOTATION] = state.previous_stable or None
+        now = knative.spec_traffic(svc)
+        if not traffic.same(now, expected):
+            body = knative.with_traffic(svc, now, annotations)
+            ours = knative.template_name(svc) == state.candidate and not any(t.latest for t in now)
+            if ours and state.template is not None:
+                body["spec"]["template"] = _template(state.template, named)
+            message = (
+                f"{self._change_message(svc, expected)} Their traffic is kept; only this run's record"
+                + (" and template were" if ours and state.template is not None else " was")
+                + " removed."
+            )
+            return Restore("theirs", body, now, message)
+        names, ready = self._revisions(api)
+        before = state.before_traffic
+        gone = {t.revision for t in before if t.revision and t.revision not in names}
+        notes = []
+        if gone:
+            before = traffic.without(before, gone)
+            notes.append(
+                f"Revision(s) {', '.join(sorted(gone))} no longer exist: their share went to the remaining "
+                f"revisions from before the run ({', '.join(t.describe() for t in before)})."
+            )
+        keep = state.keep_tag and self.keep_tag and ready.get(state.candidate, False)
+        restored = traffic.restore(before, state.candidate, state.tag, keep_tag=keep)
+        body = knative.with_traffic(svc, restored, annotations)
+        what = "traffic restored to where it was before the run"
+        if state.template is not None and knative.template_name(svc) == state.candidate:
+            body["spec"]["template"] = _template(state.template, named)
+            what = "traffic and template restored to where they were before the run"
+        elif state.template is not None:
+            notes.append(
+                f"The template of {self.name} was changed by someone else since this run deployed "
+                f"{state.candidate}: it is kept."
+            )
+        return Restore("restored", body, restored, what, notes)
+
+    def _revisions(self, api: CloudRun) -> tuple[set[str], dict[str, bool]]:
+        """The service's revisions, and which are Ready."""
+        found = api.list_revisions(self.name)
+        ready = {r["metadata"]["name"]: knative.condition(r, "Ready").status == "True" for r in found}
+        return set(ready), ready
+
+    def _taken_over_message(self, recorded: RolloutState | None) -> str:
+        who = f"another run ({recorded.owner()})" if recorded else "another run or an operator"
+        return f"{who} took over service {self.name}; this run leaves it as it is"
+
+    def _change_message(self, svc: Obj, expected: Traffic) -> str:
+        who = knative.annotation(svc, LAST_MODIFIER) or "someone else"
+        had = ", ".join(t.describe() for t in expected)
+        now = ", ".join(t.describe() for t in knative.spec_traffic(svc))
+        return (
+            f"the traffic of service {self.name} was changed by {who} while this run was rolling out "
+            f"{self.result.revision or 'its revision'}: this run had written [{had}], the service now has "
+            f"[{now}]."
+        )
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -597,9 +795,9 @@ class Rollout:
         for attempt in range(CONFLICT_RETRIES + 1):
             if svc is None:
                 svc = self._require_service(api)
-            # Every write, not only after a 409: a promote or rollback may have ended our rollout
-            # before our last read, and writing on top would silently undo what it did.
-            self._check_ownership(svc)
+            # Every write, not only after a 409: a promote, a rollback, another run or an operator may
+            # have changed the service since our last read, and writing on top would undo what they did.
+            self._check_ours(svc)
             try:
                 self.last = api.replace_service(self.name, change(svc))
                 return self.last
@@ -614,24 +812,16 @@ class Rollout:
         """Change only our annotations (the traffic stays as it is)."""
         return self._write(lambda svc: knative.with_traffic(svc, knative.spec_traffic(svc), annotations))
 
-    def _check_ownership(self, svc: Obj) -> None:
-        """Refuse to write once our rollout's record is gone or another run's: that run (a promote,
-        a rollback, a takeover) has decided where traffic goes, and it is not ours to change."""
+    def _check_ours(self, svc: Obj) -> None:
+        """Before every write: the rollout is still ours and the traffic is what we last wrote."""
         if self.state is None:
             return
         recorded = RolloutState.from_service(svc)
-        if recorded is not None and recorded.run_id == self.state.run_id:
-            return
-        candidate = self.state.candidate
-        self.state = None  # theirs now: undoing it is not ours to do
-        if recorded is None:
-            raise RolloutTakenOver(
-                f"the rollout of {candidate} on service {self.name} was ended by another run (a promote "
-                "or rollback): this run leaves the traffic as that run set it"
-            )
-        raise RolloutTakenOver(
-            f"another run ({recorded.run_url or recorded.run_id}) took over service {self.name}"
-        )
+        if recorded is None or not (recorded.same_owner(self.state) or recorded == self.adopted):
+            self.state = None  # not ours (any more): undoing it is not ours to do
+            raise RolloutTakenOver(self._taken_over_message(recorded))
+        if not traffic.same(knative.spec_traffic(svc), recorded.written()):
+            raise ForeignChange(self._change_message(svc, recorded.written()))
 
     def _wait(
         self,
@@ -812,6 +1002,35 @@ class Rollout:
         finally:
             phase.ended = self._now()
             self.reporter.phase_finished(phase)
+
+
+def _may_have_landed(exc: BaseException) -> bool:
+    """Whether a failed write may still have reached the service (anything but a clear 4xx refusal)."""
+    return not (isinstance(exc, ApiError) and 400 <= exc.status < 500)
+
+
+def _attempt(text: str) -> int:
+    return int(text) if text.isdigit() else 0
+
+
+def _named_template(svc: Obj) -> Obj | None:
+    """The service's template, named after the revision it made (Knative leaves the name empty when
+    the server chose it): written back, it makes that revision the latest again instead of a new one."""
+    template = (svc.get("spec") or {}).get("template")
+    if template is None:
+        return None
+    named = copy.deepcopy(template)
+    latest = (svc.get("status") or {}).get("latestCreatedRevisionName")
+    if not knative.template_name(svc) and latest and knative.is_fresh(svc, knative.generation(svc)):
+        named.setdefault("metadata", {})["name"] = latest
+    return named
+
+
+def _template(template: Obj, named: bool) -> Obj:
+    out = copy.deepcopy(template)
+    if not named:
+        out.get("metadata", {}).pop("name", None)
+    return out
 
 
 def describe(exc: BaseException) -> str:

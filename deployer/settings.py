@@ -177,6 +177,7 @@ class RunContext:
     repository: str = ""
     run_id: str = ""
     run_attempt: str = "1"
+    job: str = ""  # GITHUB_JOB: the job's id in the workflow (matrix jobs share it)
     server_url: str = "https://github.com"
     api_url: str = "https://api.github.com"
     event_name: str = ""

@@ -22,11 +22,18 @@ PREVIOUS_STABLE_ANNOTATION = "run-canary.dev/previous-stable"
 
 @dataclass(frozen=True)
 class RolloutState:
-    """What a later run (post step, re-run, promote, rollback) needs to finish or undo this rollout."""
+    """What a later run (post step, re-run, promote, rollback) needs to finish or undo this rollout.
+
+    The service before the run is recorded whole where a rollback needs it: ``before`` is its
+    ``spec.traffic`` as it was (``latestRevision`` entries included), ``template`` its revision
+    template named after the revision it had created (writing it back makes that revision the
+    latest again, without creating one), ``stable``/``previous_stable`` its annotations. Who owns
+    the rollout is one process: run id, attempt, job and a random ``token``.
+    """
 
     candidate: str
     tag: str
-    base: list[dict[str, Any]]  # spec.traffic before the run, pinned
+    base: list[dict[str, Any]]  # spec.traffic before the run, pinned: what the steps scale down
     steps: list[int]
     step: int = 0  # the candidate's current share
     keep_tag: bool = True  # whether a rollback leaves our tag on the candidate
@@ -37,10 +44,36 @@ class RolloutState:
     image: str = ""
     previous_revision: str = ""
     started: str = ""
+    before: list[dict[str, Any]] | None = None  # spec.traffic before the run, as it was
+    template: dict[str, Any] | None = None  # spec.template before the run, named
+    stable: str = ""
+    previous_stable: str = ""
+    job: str = ""
+    token: str = ""
 
     @property
     def base_traffic(self) -> Traffic:
         return traffic.from_spec(self.base)
+
+    @property
+    def before_traffic(self) -> Traffic:
+        """The traffic to restore (older records have only the pinned base)."""
+        return traffic.from_spec(self.before) if self.before is not None else self.base_traffic
+
+    def written(self) -> Traffic:
+        """The traffic this rollout wrote last, together with this record (its ``step``)."""
+        return traffic.at_step(self.base_traffic, self.candidate, self.tag, self.step)
+
+    def same_owner(self, other: RolloutState) -> bool:
+        """Whether both records come from one process (older records: one run attempt)."""
+        if self.token or other.token:
+            return self.token == other.token
+        return (self.run_id, self.run_attempt) == (other.run_id, other.run_attempt)
+
+    def owner(self) -> str:
+        """Who started this rollout, for messages."""
+        job = f" (job {self.job})" if self.job else ""
+        return (self.run_url or f"run {self.run_id or '?'} attempt {self.run_attempt or '?'}") + job
 
     def to_annotation(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)

@@ -122,7 +122,9 @@ def with_candidate(base: Traffic, candidate: str, tag: str, percent: int) -> Tra
     """``base`` with ``candidate`` at ``percent`` under ``tag``; the others scaled down proportionally.
 
     Every tag but ours stays where it was (at 0 % if its revision no longer serves); our tag moves to
-    the candidate; untagged entries that drop to 0 % disappear. Percents always sum to 100.
+    the candidate. Entries that drop to 0 % stay, untagged, at 0 %: a revision the traffic block
+    names cannot be deleted, so a rollback always finds every revision it must restore (see
+    ``promoted`` for the block that finally lets them go). Percents always sum to 100.
     """
     if not 0 <= percent <= 100:
         raise TrafficError(f"percent {percent} is not between 0 and 100")
@@ -131,40 +133,66 @@ def with_candidate(base: Traffic, candidate: str, tag: str, percent: int) -> Tra
     if sum(t.percent for t in others) == 0:
         percent = 100  # nothing else serves: the candidate must take it all
     scaled = apportion([t.percent for t in others], 100 - percent)
-    out = [replace(t, percent=p) for t, p in zip(others, scaled, strict=True) if p > 0 or t.tag]
+    out = [replace(t, percent=p) for t, p in zip(others, scaled, strict=True)]
     return (*out, *kept_tags, Target(revision=candidate, percent=percent, tag=tag))
 
 
-def restore(base: Traffic, candidate: str, tag: str, *, keep_tag: bool = True) -> Traffic:
-    """Traffic exactly as ``base``, but with our tag on ``candidate`` at 0 % (if ``keep_tag``).
+def deployed(base: Traffic, candidate: str, tag: str) -> Traffic:
+    """The first write: ``base`` unchanged but for our tag, which moves to ``candidate`` at 0 %."""
+    out = [replace(t, tag=None) if t.tag == tag and t.revision != candidate else t for t in base]
+    if any(t.revision == candidate and t.tag == tag for t in out):
+        return tuple(out)  # the candidate is a revision from before (same settings), already ours
+    return (*out, Target(revision=candidate, percent=0, tag=tag))
 
-    Used for the first write (no traffic moves) and for every rollback: each revision serves what it
-    served before the run and every foreign tag points where it pointed.
-    """
-    out = []
-    for t in base:
-        if t.tag == tag and (t.revision != candidate or not keep_tag):
-            if t.percent == 0:
-                continue
-            t = replace(t, tag=None)
-        out.append(t)
-    if keep_tag and not any(t.revision == candidate and t.tag == tag for t in out):
-        out.append(Target(revision=candidate, percent=0, tag=tag))
-    return tuple(out)
+
+def at_step(base: Traffic, candidate: str, tag: str, percent: int) -> Traffic:
+    """What the rollout writes at ``percent`` (0: the first write)."""
+    return deployed(base, candidate, tag) if percent == 0 else with_candidate(base, candidate, tag, percent)
+
+
+def promoted(base: Traffic, candidate: str, tag: str) -> Traffic:
+    """The promoted block: 100 % to the candidate, foreign tags kept, untagged 0 % entries dropped."""
+    return tuple(t for t in with_candidate(base, candidate, tag, 100) if t.percent or t.tag)
+
+
+def restore(before: Traffic, candidate: str, tag: str, *, keep_tag: bool = True) -> Traffic:
+    """Traffic exactly as ``before`` (shares, tags -- ours included, if another revision had it --
+    and ``latestRevision`` entries), plus our tag on ``candidate`` at 0 % when ``keep_tag`` and no
+    entry of ``before`` uses that tag: the failed candidate stays reachable for debugging only under
+    a tag nobody else had."""
+    if keep_tag and tag not in tags(before):
+        return (*before, Target(revision=candidate, percent=0, tag=tag))
+    return before
+
+
+def without(block: Traffic, gone: set[str]) -> Traffic:
+    """``block`` without the entries of revisions that no longer exist, their share given to the
+    remaining entries in proportion to theirs (equally if those all serve 0 %); with nothing left,
+    the latest revision gets everything."""
+    kept = [t for t in block if t.latest or t.revision not in gone]
+    if not kept:
+        return (Target(latest=True, percent=100),)
+    weights = [t.percent for t in kept]
+    if sum(weights) == 0:
+        weights = [1] * len(kept)
+    extra = apportion(weights, 100 - sum(t.percent for t in kept))
+    return tuple(replace(t, percent=t.percent + e) for t, e in zip(kept, extra, strict=True))
+
+
+def same(a: Traffic, b: Traffic) -> bool:
+    """Whether two blocks route the same (entry order and URLs aside)."""
+
+    def key(block: Traffic) -> list[tuple[str, int, str, bool]]:
+        return sorted((t.revision or "", t.percent, t.tag or "", t.latest) for t in block)
+
+    return key(a) == key(b)
 
 
 def plan(base: Traffic, candidate: str, tag: str, steps: tuple[int, ...]) -> list[Traffic]:
     """Traffic after the first write and after each step."""
-    return [restore(base, candidate, tag), *(with_candidate(base, candidate, tag, p) for p in steps if p)]
+    return [deployed(base, candidate, tag), *(with_candidate(base, candidate, tag, p) for p in steps if p)]
 
 
 def _untagged(traffic: Traffic, tag: str) -> list[Target]:
-    """``traffic`` with our tag removed, dropping entries left doing nothing (0 %, no tag)."""
-    out = []
-    for t in traffic:
-        if t.tag == tag:
-            if t.percent == 0:
-                continue
-            t = replace(t, tag=None)
-        out.append(t)
-    return out
+    """``traffic`` with our tag removed (the entry stays, untagged, so its revision stays named)."""
+    return [replace(t, tag=None) if t.tag == tag else t for t in traffic]

@@ -118,11 +118,6 @@ def test_failed_rollout_reads_the_same_through_gcloud(
     assert {e["revisionName"] for e in svc["status"]["traffic"] if e.get("percent")} == {first}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: the action overwrites an operator's traffic change made during a bake and "
-    "reports promoted",
-)
 def test_operator_update_traffic_during_a_bake_is_kept(
     gc: gcloud.Gcloud, emulator: Emulator, project: str, tmp_path: Path
 ) -> None:

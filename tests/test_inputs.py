@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deployer import parsers
 from deployer.context import load_context
 from deployer.inputs import DEFAULTS, ConfigError, load
 from deployer.parsers import MAX_DURATION, Invalid, parse_duration, parse_steps
@@ -632,3 +634,52 @@ def test_image_must_be_a_reference_cloud_run_accepts() -> None:
             assert "input 'image'" in str(exc) and "is not an image reference" in str(exc)
         else:
             raise AssertionError(f"{image!r} accepted")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded YAML: aliases, depth, size
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """ "Billion laughs": 9 levels of 9 aliases each stand for 9**9 strings in a few hundred bytes."""
+    lines = ["apiVersion: serving.knative.dev/v1", "kind: Service", 'l0: &l0 ["lol", "lol", "lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_metadata_alias_bomb_is_a_quick_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    message = only_problem("metadata", _write(tmp_path / "bomb.yaml", _alias_bomb()))
+    assert time.monotonic() - started < 2.0
+    assert "aliases are expanded" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: " + "[" * 100 + "]" * 100, "nested deeper than"),
+        ("a: &a [*a]", "recursive"),
+    ],
+)
+def test_metadata_deep_or_recursive_yaml_is_an_input_error(
+    text: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert expected in only_problem("metadata", _write(tmp_path / "deep.yaml", text))
+
+
+@pytest.mark.parametrize("name", ["env_vars", "secrets", "labels"])
+def test_yaml_pairs_inputs_are_bounded(name: str) -> None:
+    bomb = "A: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"B{i}: &b{i} [" + ", ".join([f"*{'a' if i == 0 else f'b{i - 1}'}"] * 10) + "]\n" for i in range(6)
+    )
+    message = only_problem(name, bomb)
+    assert "aliases are expanded" in message
+    assert "x" not in message.split(":", 1)[1].replace("expanded", "")  # no value quoted
+
+
+def test_yaml_within_the_bounds_still_loads() -> None:
+    assert parsers.load_yaml("a: &x [1, 2]\nb: *x") == {"a": [1, 2], "b": [1, 2]}
+    assert parsers.load_yaml("") is None

@@ -68,27 +68,59 @@ def test_others_scale_down_proportionally(base: traffic.Traffic, steps: list[int
 
 
 @given(starting_traffic(), steps_strategy)
-def test_rollback_restores_every_share_and_tag_exactly(base: traffic.Traffic, steps: list[int]) -> None:
+def test_rollback_restores_every_entry_exactly(base: traffic.Traffic, steps: list[int]) -> None:
     restored = traffic.restore(base, CANDIDATE, OUR_TAG)
     assert traffic.validate(restored) == []
-    base_shares = {r: p for r, p in traffic.shares(base).items() if p}
-    assert {r: p for r, p in traffic.shares(restored).items() if p} == base_shares
-    assert foreign_tags(restored) == foreign_tags(base)
-    assert traffic.tags(restored)[OUR_TAG] == CANDIDATE
-    # Whatever step the rollout had reached, the way back is that same write, and it loses no tag
-    # that the step carried (nor brings one that was not there before the run).
+    if OUR_TAG in traffic.tags(base):  # another revision had our tag: it gets it back, the candidate none
+        assert restored == base
+    else:  # the candidate stays reachable under our tag, which nobody else had
+        assert restored == (*base, Target(CANDIDATE, 0, OUR_TAG))
+    # Whatever step the rollout had reached, the way back loses no foreign tag that the step carried
+    # (nor brings one that was not there before the run).
     for p in steps:
         at_step = traffic.with_candidate(base, CANDIDATE, OUR_TAG, p)
         assert traffic.shares(at_step)[CANDIDATE] > 0
-        assert traffic.tags(at_step) == traffic.tags(restored), (p, at_step, restored)
+        assert foreign_tags(at_step) == foreign_tags(restored), (p, at_step, restored)
 
 
 @given(starting_traffic())
-def test_rollback_without_tag_leaves_no_trace_of_the_candidate(base: traffic.Traffic) -> None:
-    restored = traffic.restore(base, CANDIDATE, OUR_TAG, keep_tag=False)
-    assert CANDIDATE not in traffic.shares(restored)
-    assert OUR_TAG not in traffic.tags(restored)
-    assert traffic.validate(restored) == []
+def test_rollback_without_tag_is_the_traffic_before(base: traffic.Traffic) -> None:
+    assert traffic.restore(base, CANDIDATE, OUR_TAG, keep_tag=False) == base
+
+
+@given(starting_traffic(), steps_strategy)
+def test_every_step_keeps_every_revision_from_before_named(base: traffic.Traffic, steps: list[int]) -> None:
+    """No revision from before the run leaves the traffic block until the promote: none can be deleted."""
+    named = {t.revision for t in base}
+    for block in traffic.plan(base, CANDIDATE, OUR_TAG, tuple(steps)):
+        assert named <= {t.revision for t in block}
+    promoted = traffic.promoted(base, CANDIDATE, OUR_TAG)
+    assert traffic.validate(promoted) == []
+    assert all(t.percent or t.tag for t in promoted)
+
+
+@given(starting_traffic(), st.sets(revision_names, min_size=1))
+def test_shares_of_deleted_revisions_go_to_the_others_in_proportion(
+    base: traffic.Traffic, gone: set[str]
+) -> None:
+    out = traffic.without(base, gone)
+    assert traffic.validate(out) == [] or out == (Target(latest=True, percent=100),)
+    assert not gone & {t.revision for t in out}
+    kept = {t.revision for t in base} - gone
+    if not kept:
+        assert out == (Target(latest=True, percent=100),)
+        return
+    before = {r: p for r, p in traffic.shares(base).items() if r in kept}
+    if sum(before.values()):
+        for rev, share in before.items():
+            exact = share * 100 / sum(before.values())
+            assert abs(traffic.shares(out)[rev] - exact) < len(base) + 1e-9
+
+
+def test_same_ignores_order_and_urls() -> None:
+    a = (Target("a", 60, "x", url="https://x"), Target("b", 40))
+    assert traffic.same(a, (Target("b", 40), Target("a", 60, "x")))
+    assert not traffic.same(a, (Target("b", 40), Target("a", 60, "y")))
 
 
 @given(st.lists(st.integers(0, 1000), min_size=1, max_size=10), st.integers(0, 100))
@@ -121,6 +153,11 @@ def test_a_90_10_split_over_two_revisions_scales_to_the_step() -> None:
         Target(CANDIDATE, 50, OUR_TAG),
     )
     assert traffic.with_candidate(base, CANDIDATE, OUR_TAG, 100) == (
+        Target("svc-a", 0, "blue"),
+        Target("svc-b", 0),  # kept named until the promote, so that it cannot be deleted
+        Target(CANDIDATE, 100, OUR_TAG),
+    )
+    assert traffic.promoted(base, CANDIDATE, OUR_TAG) == (
         Target("svc-a", 0, "blue"),
         Target(CANDIDATE, 100, OUR_TAG),
     )

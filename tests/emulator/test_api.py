@@ -632,3 +632,47 @@ def test_error_shape_for_bad_json(api: Api) -> None:
     response = api.http.post(f"{api.ns}/services", data=b"{not json", timeout=5)
     assert response.status_code == 400
     assert error_of(response)["message"].startswith("Invalid JSON payload received.")
+
+
+def test_template_naming_an_existing_revision_makes_it_the_latest_again(api: Api) -> None:
+    """Knative's "rollback to a BYO revision name" (knative/serving e2e rollback_byo_test): writing
+    back the template of an older revision under its name creates nothing, makes that revision the
+    latest created and ready one again (latestRevision entries follow it) and the service Ready."""
+    service = api.deploy(
+        service_body("byo", revision="byo-good", traffic=[{"latestRevision": True, "percent": 100}])
+    )
+    good_template = copy.deepcopy(service["spec"]["template"])
+    service["spec"]["template"]["metadata"]["name"] = "byo-bad"
+    service["spec"]["template"]["spec"]["containers"][0]["image"] = "unknown/image"
+    api.put(service)
+    failed = api.wait("byo")
+    assert failed["status"]["latestCreatedRevisionName"] == "byo-bad"
+    assert condition(failed, "Ready")["status"] == "False"
+    failed["spec"]["template"] = good_template
+    assert api.put(failed).status_code == 200
+    back = api.wait("byo")
+    assert back["status"]["latestCreatedRevisionName"] == "byo-good"
+    assert back["status"]["latestReadyRevisionName"] == "byo-good"
+    assert condition(back, "Ready")["status"] == "True"
+    assert back["status"]["traffic"][0]["revisionName"] == "byo-good"
+    listed = api.http.get(f"{api.ns}/revisions", params={"labelSelector": "serving.knative.dev/service=byo"})
+    assert sorted(r["metadata"]["name"] for r in listed.json()["items"]) == ["byo-bad", "byo-good"]
+
+
+def test_latest_ready_goes_back_to_a_named_older_revision_even_if_a_newer_one_is_ready(api: Api) -> None:
+    """latestReadyRevisionName is not "the newest Ready revision": after the template names an older
+    revision again, latestRevision traffic follows that one, not the newer healthy revision."""
+    service = api.deploy(
+        service_body("back", revision="back-a", traffic=[{"latestRevision": True, "percent": 100}])
+    )
+    template_a = copy.deepcopy(service["spec"]["template"])
+    service["spec"]["template"]["metadata"]["name"] = "back-b"
+    service["spec"]["template"]["spec"]["containers"][0]["image"] = "sample/hello:b"
+    api.put(service)
+    newer = api.wait("back")
+    assert newer["status"]["latestReadyRevisionName"] == "back-b"
+    newer["spec"]["template"] = template_a
+    api.put(newer)
+    back = api.wait("back")
+    assert back["status"]["latestReadyRevisionName"] == "back-a"
+    assert fetch(back["status"]["url"])["revision"] == "back-a"
