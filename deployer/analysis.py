@@ -10,11 +10,16 @@ a broken monitoring call must not crash a rollout half way through.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
+import shlex
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ from typing import Any
 
 import requests
 
+from deployer.redact import scrub, url_origin
 from deployer.result import StepInfo, Verdict
 from deployer.retry import RETRYABLE_STATUSES, Retrier, Retry, RetryPolicy, never, parse_retry_after
 from deployer.settings import AnalysisSettings
@@ -170,15 +176,54 @@ def judge(settings: AnalysisSettings, metrics: Metrics, lag: float) -> Verdict:
 
 
 def check_env(step: StepInfo) -> dict[str, str]:
-    """What check_command sees on top of the action's own environment."""
-    return {
-        "CANARY_TAG_URL": step.tag_url,
-        "CANARY_SERVICE_URL": step.url,
-        "CANARY_REVISION": step.candidate,
-        "CANARY_PREVIOUS_REVISION": step.previous or "",
-        "CANARY_STEP": str(step.percent),
-        "CANARY_ROUND": str(step.round),
+    """What check_command sees on top of the action's environment: the step, plain and prefixed."""
+    facts = {
+        "TAG_URL": step.tag_url,
+        "SERVICE_URL": step.url,
+        "REVISION": step.candidate,
+        "PREVIOUS_REVISION": step.previous or "",
+        "STEP": str(step.percent),
+        "ROUND": str(step.round),
     }
+    return {**facts, **{f"CANARY_{name}": value for name, value in facts.items()}}
+
+
+HELPER = "run-canary-http"
+_helper_dir: str | None = None
+
+
+def helper_dir() -> str:
+    """A directory holding ``run-canary-http`` (made once per process), to put first on PATH.
+
+    A shim that runs :mod:`deployer.httpcheck` with this very interpreter, so it works wherever the
+    action runs (the image, a checkout, a test) without relying on file modes or another Python.
+    """
+    global _helper_dir
+    if _helper_dir is None or not os.path.isfile(os.path.join(_helper_dir, HELPER)):
+        directory = tempfile.mkdtemp(prefix="run-canary-bin-")
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        shim = os.path.join(directory, HELPER)
+        with open(shim, "w", encoding="utf-8") as handle:
+            handle.write(
+                "#!/bin/sh\n"
+                f"PYTHONPATH={shlex.quote(package_root)}${{PYTHONPATH:+:$PYTHONPATH}}\n"
+                "export PYTHONPATH\n"
+                f'exec {shlex.quote(sys.executable)} -m deployer.httpcheck "$@"\n'
+            )
+        os.chmod(shim, 0o755)  # noqa: S103 - a shim that must be executable by the command
+        atexit.register(shutil.rmtree, directory, True)
+        _helper_dir = directory
+    return _helper_dir
+
+
+def command_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The command's environment: the action's, without its inputs and saved state (INPUT_* hold
+    the GitHub token, env var values and the webhook URL: a check that prints its environment
+    must not print them), plus ``extra``, with ``run-canary-http`` first on PATH."""
+    env = {k: v for k, v in base.items() if not k.startswith(("INPUT_", "STATE_"))}
+    env.update(extra)
+    env["PATH"] = os.pathsep.join(p for p in (helper_dir(), env.get("PATH", os.defpath)) if p)
+    return env
 
 
 def run_command(command: str, env: Mapping[str, str], timeout: float) -> Verdict:
@@ -186,7 +231,7 @@ def run_command(command: str, env: Mapping[str, str], timeout: float) -> Verdict
     try:
         process = subprocess.Popen(
             ["bash", "-c", command],
-            env={**os.environ, **env},
+            env=command_environment(os.environ, env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -222,11 +267,13 @@ def post_webhook(url: str, payload: Mapping[str, Any], timeout: float) -> Verdic
         with requests.Session() as plain:
             resp = plain.post(url, json=payload, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
-        return Verdict("webhook", False, f"check_webhook request failed: {type(exc).__name__}: {exc}")
+        # requests quotes the URL (or its path and query) in its messages: the URL is a secret.
+        reason = scrub(f"{type(exc).__name__}: {exc}", url)
+        return Verdict("webhook", False, f"check_webhook request to {url_origin(url)} failed: {reason}")
     figures = {"status": float(resp.status_code)}
     if 200 <= resp.status_code < 300:
         return Verdict("webhook", True, f"check_webhook answered {resp.status_code}", figures)
-    excerpt = " ".join(resp.text[:BODY_EXCERPT].split())
+    excerpt = " ".join(scrub(resp.text[: BODY_EXCERPT * 4], url).split())[:BODY_EXCERPT]
     detail = f"check_webhook answered {resp.status_code}" + (f": {excerpt}" if excerpt else "")
     return Verdict("webhook", False, detail, figures)
 

@@ -213,11 +213,11 @@ HELP: dict[str, tuple[str, str]] = {
     ),
     "check_command": (
         "Canary analysis",
-        "Command run at each step (in the workspace); a non-zero exit fails the step. Default: none.",
+        "Command run with bash at each step (in the workspace, inside the action's container: no curl, jq or gcloud; use `run-canary-http GET $TAG_URL/health` or python3); a non-zero exit fails the step. It gets TAG_URL, SERVICE_URL, STEP, REVISION, PREVIOUS_REVISION and ROUND. Default: none.",
     ),
     "check_webhook": (
         "Canary analysis",
-        "URL POSTed a JSON description of each step; a non-2xx answer fails the step. Default: none.",
+        "URL POSTed a JSON description of each step; a non-2xx answer fails the step. Treated as a secret: only its origin is ever printed. Default: none.",
     ),
     "failure_threshold": (
         "Canary analysis",

@@ -188,6 +188,16 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
     )
     rollback = replace(config, mode=settings.Mode.ROLLBACK)
     result = rollout.run(rollback, ctx, _fast(api), project, PhaseReporter(console), hooks)
+    # Say what happened: nobody asked for a rollback; the main step ended mid-rollout.
+    result.mode = "post step"
+    what = (
+        f"the main step ended (killed, or timed out) during its rollout of {recorded.candidate} at "
+        f"{recorded.step}% without cleaning up"
+    )
+    if result.outcome is Outcome.ROLLED_BACK:
+        result.reason = f"{what}; the post step restored the traffic from before the run"
+    else:
+        result.reason = f"{what}; the post step could not restore the traffic: {result.reason}"
     github.append_summary(github.render_summary(result, rollback), env.get("GITHUB_STEP_SUMMARY"))
     return 0 if result.outcome is Outcome.ROLLED_BACK else 1
 

@@ -518,12 +518,20 @@ def _yaml_scalar(value: object) -> str | None:
     return None
 
 
+# PyYAML quotes what it found with %r: an alias name after `*`, a tag after `!`, a character. In an
+# env_vars or secrets value that text may be (part of) a secret.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+
+
 def _yaml_reason(exc: yaml.YAMLError) -> str:
-    """The parser's complaint and line, never the offending text (it may hold a secret)."""
-    problem = getattr(exc, "problem", None) or "syntax error"
+    """The parser's complaint and position, never the offending text (it may hold a secret)."""
+    problem = str(getattr(exc, "problem", None) or "syntax error")
+    problem = _QUOTED.sub("(not shown)", problem)
+    if "'" in problem or '"' in problem:  # an unbalanced quote: keep only the words before it
+        problem = re.split(r"['\"]", problem, maxsplit=1)[0].rstrip() or "syntax error"
     mark = getattr(exc, "problem_mark", None)
-    where = f", line {mark.line + 1}" if mark is not None else ""
-    return f"{_escape_text(str(problem))[:80]}{where}"
+    where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    return f"{_escape_text(problem)[:80]}{where}"
 
 
 def _escape_text(text: str) -> str:

@@ -75,6 +75,10 @@ class RevisionFailed(RolloutFailed):
     """The candidate revision will never become ready (bad image, crash at start-up...)."""
 
 
+class RolloutTakenOver(RolloutFailed):
+    """Another run ended or took over our rollout: its traffic is theirs now, we must not write."""
+
+
 @dataclass
 class Hooks:
     """What the rollout needs from its surroundings; tests and the benchmark swap these."""
@@ -179,6 +183,8 @@ class Rollout:
         restored = traffic.restore(
             recorded.base_traffic, recorded.candidate, recorded.tag, keep_tag=recorded.keep_tag
         )
+        # The chart starts from the traffic as found, then the undo (not the other way round).
+        self._record("before", knative.status_traffic(current) or knative.spec_traffic(current))
         written = self._write(
             lambda svc: knative.with_traffic(svc, restored, {STATE_ANNOTATION: None}), current
         )
@@ -215,7 +221,8 @@ class Rollout:
         self.result.traffic_before = before
         self.result.previous_revision = traffic.top_revision(before)
         self.result.url = knative.service_url(current)
-        self._record("before", before or knative.spec_traffic(current))
+        if not self.result.history:  # a takeover recorded the traffic as found already
+            self._record("before", before or knative.spec_traffic(current))
         template, candidate = self._candidate_template(current)
         for retry in range(2, NAME_RETRIES + 2):
             try:
@@ -544,6 +551,12 @@ class Rollout:
                     api=api,
                     fresh=True,
                 )
+            except RolloutTakenOver as exc:
+                # A promote, a rollback or another run already decided where traffic goes.
+                self.result.outcome = Outcome.FAILED
+                self.result.reason = f"{self.result.reason}; {exc}"
+                phase.detail = "nothing to undo: another run ended this rollout"
+                return
             except BaseException as exc:
                 self.result.outcome = Outcome.FAILED
                 self.result.reason = (
@@ -577,7 +590,9 @@ class Rollout:
         for attempt in range(CONFLICT_RETRIES + 1):
             if svc is None:
                 svc = self._require_service(api)
-                self._check_ownership(svc)
+            # Every write, not only after a 409: a promote or rollback may have ended our rollout
+            # before our last read, and writing on top would silently undo what it did.
+            self._check_ownership(svc)
             try:
                 self.last = api.replace_service(self.name, change(svc))
                 return self.last
@@ -593,15 +608,23 @@ class Rollout:
         return self._write(lambda svc: knative.with_traffic(svc, knative.spec_traffic(svc), annotations))
 
     def _check_ownership(self, svc: Obj) -> None:
-        """Refuse to write over a rollout another run has started since we last looked."""
+        """Refuse to write once our rollout's record is gone or another run's: that run (a promote,
+        a rollback, a takeover) has decided where traffic goes, and it is not ours to change."""
         if self.state is None:
             return
         recorded = RolloutState.from_service(svc)
-        if recorded is not None and recorded.run_id != self.state.run_id:
-            self.state = None  # theirs now: undoing it is not ours to do
-            raise RolloutFailed(
-                f"another run ({recorded.run_url or recorded.run_id}) took over service {self.name}"
+        if recorded is not None and recorded.run_id == self.state.run_id:
+            return
+        candidate = self.state.candidate
+        self.state = None  # theirs now: undoing it is not ours to do
+        if recorded is None:
+            raise RolloutTakenOver(
+                f"the rollout of {candidate} on service {self.name} was ended by another run (a promote "
+                "or rollback): this run leaves the traffic as that run set it"
             )
+        raise RolloutTakenOver(
+            f"another run ({recorded.run_url or recorded.run_id}) took over service {self.name}"
+        )
 
     def _wait(
         self,

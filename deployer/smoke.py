@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import requests
 
+from deployer.redact import redact_url
 from deployer.retry import UNLIMITED, Retrier, Retry, RetryPolicy, never
 from deployer.settings import SmokeAuth, SmokeSettings
 
@@ -21,7 +22,6 @@ MAX_DELAY = 5.0
 MAX_REQUEST_TIMEOUT = 10.0
 MIN_REQUEST_TIMEOUT = 0.2
 MAX_BODY = 1 << 20  # bytes of the body read for matching
-EXCERPT = 200
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,6 @@ def _read_body(resp: requests.Response) -> str:
         return b"".join(chunks)[:MAX_BODY].decode("utf-8", errors="replace")
 
 
-def _excerpt(text: str, secret: str | None) -> str:
-    """Short one-line excerpt with any token we sent blanked out (echo servers exist)."""
-    if secret:
-        text = text.replace(secret, "***")
-    flat = " ".join(text.split())
-    return flat[:EXCERPT] + ("..." if len(flat) > EXCERPT else "")
-
-
 class _Checker:
     """State of one smoke check: whether to send the ID token, and the last token sent."""
 
@@ -84,6 +76,7 @@ class _Checker:
         log: Callable[[str], None] | None,
     ) -> None:
         self.url = full_url
+        self.shown = redact_url(full_url)  # for messages: a smoke_path may carry a query
         self.settings = settings
         self.session = session
         self.id_token = id_token
@@ -118,11 +111,14 @@ class _Checker:
             body = _read_body(resp)
         if self.settings.body.search(body):
             return _Outcome(True, status, str(status))
+        # The body is not shown: an app that echoes its environment would print the revision's
+        # env values and the secrets Cloud Run resolved into it.
+        kind = resp.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
         return _Outcome(
             False,
             status,
-            f"{status} but body did not match {self.settings.body.pattern!r}: "
-            f"{_excerpt(body, self.last_token)!r}",
+            f"{status} but body did not match {self.settings.body.pattern!r} "
+            f"({len(body)} characters, {kind}; not shown)",
         )
 
     def maybe_switch_to_token(self, outcome: _Outcome) -> bool:
@@ -135,7 +131,7 @@ class _Checker:
         ):
             self.send_token = True
             if self.log:
-                self.log(f"GET {self.url} -> {outcome.status}; retrying with an ID token")
+                self.log(f"GET {self.shown} -> {outcome.status}; retrying with an ID token")
             return True
         return False
 
@@ -184,18 +180,19 @@ def check(
 
     def retrying(error: Exception, delay: float, n: int) -> None:
         if log:
-            log(f"GET {checker.url} -> {outcome.reason}; retrying in {delay:.1f} s")
+            log(f"GET {checker.shown} -> {outcome.reason}; retrying in {delay:.1f} s")
 
     try:
-        outcome = retrier.run(attempt, cancelled=f"smoke check of {checker.url} cancelled", on_retry=retrying)
+        cancelled = f"smoke check of {checker.shown} cancelled"
+        outcome = retrier.run(attempt, cancelled=cancelled, on_retry=retrying)
     except _Fatal as exc:
-        return _result(checker.url, outcome, attempts, start, str(exc))
+        return _result(checker.shown, outcome, attempts, start, str(exc))
     except _Failed:
         pass
     finally:
         if own:
             checker.session.close()
-    return _result(checker.url, outcome, attempts, start)
+    return _result(checker.shown, outcome, attempts, start)
 
 
 class _Failed(Exception):

@@ -443,7 +443,7 @@ def test_summary_contents() -> None:
     assert "| smoke | 0.0 | — | — |" in md
     assert "| Revision | Percent | Tag |" in md
     assert "| `svc-old` | 100% | `stable` |" in md
-    assert "```mermaid\nxychart-beta\n" in md
+    assert "```mermaid\n---\nconfig:\n" in md and "\n---\nxychart-beta\n" in md
     assert 'x-axis ["before", "deployed", "10%", "promoted"]' in md
     assert 'y-axis "traffic %" 0 --> 100' in md
     assert 'line "svc-old" [100, 100, 90, 0]' in md
@@ -474,7 +474,7 @@ def test_summary_escapes_hostile_names() -> None:
     for line in mermaid.splitlines():
         assert line.count('"') % 2 == 0
         assert "%%" not in line
-    assert re.search(r'line "evil_[A-Za-z0-9 ._:/+%\-]*" \[100\]', mermaid)
+    assert re.search(r'line "evil_[A-Za-z0-9 ._:/+%\-]*" \[0, 100\]', mermaid)
 
 
 def test_summary_code_spans_survive_backticks() -> None:

@@ -139,7 +139,7 @@ def test_hostile_values_that_are_valid_are_deployed_and_never_injected(
     env = {e["name"]: e["value"] for e in svc["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env == {f"V{i}": value for i, value in enumerate(INJECTIONS)}
 
-    # The same values, now failing the smoke check: the body (with the values) is printed, escaped.
+    # The same values, now failing the smoke check: the body (with the values) is not printed.
     failed = harness.run(
         base(emulator, project, env_vars=env_yaml, smoke_body=f"never{MARK}", suffix="v2"),
         tmp_path=tmp_path / "2",

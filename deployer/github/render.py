@@ -192,32 +192,71 @@ def mermaid_str(text: str, limit: int = 60) -> str:
     return f'"{s or "-"}"'
 
 
+# Line colours, in series order. GitHub draws Mermaid on white (light theme) or near-black (dark
+# theme, #0d1117); Mermaid's own xychart palette starts with a pale colour that vanishes on white.
+# Each of these has a contrast of at least 3:1 against both backgrounds and they differ clearly from
+# each other (tests/test_summary_chart.py checks both; scripts/render_summary.py renders them).
+PALETTE: tuple[tuple[str, str], ...] = (
+    ("#1f6feb", "blue"),
+    ("#e8590c", "orange"),
+    ("#2da44e", "green"),
+    ("#db61a2", "pink"),
+    ("#7048e8", "purple"),
+    ("#9a6700", "brown"),
+    ("#6e7781", "grey"),
+    ("#1b7c83", "teal"),
+)
+MAX_LINES = len(PALETTE)
+
+
 def traffic_series(result: RolloutResult) -> tuple[list[str], dict[str, list[int]]]:
-    """Per revision, its percent at each point of the history (labels, series in first-seen order)."""
-    labels = [change.label for change in result.history]
+    """Per revision, its percent at each point of the history (labels, series in first-seen order).
+
+    Revisions at 0 % all along get no series (a tag without traffic is not a line worth drawing);
+    a history of one point (a new service: created at 100 %) starts from an empty "before" point,
+    so the chart shows the change instead of a lone dot.
+    """
+    changes = list(result.history)
+    labels = [change.label for change in changes]
     series: dict[str, list[int]] = {}
-    for i, change in enumerate(result.history):
+    for i, change in enumerate(changes):
         for target in change.traffic:
             values = series.setdefault(_revision_label(target), [0] * len(labels))
             values[i] += target.percent
+    series = {name: values for name, values in series.items() if any(values)}
+    if len(labels) == 1:
+        labels = ["before", *labels]
+        series = {name: [0, *values] for name, values in series.items()}
     return labels, series
 
 
 def mermaid_chart(result: RolloutResult) -> str:
-    """An ``xychart-beta`` of traffic per revision over the rollout, one ``line`` per revision."""
+    """An ``xychart-beta`` of traffic per revision over the rollout, one ``line`` per revision, with
+    explicit line colours (front matter) and a legend naming each colour's revision."""
     labels, series = traffic_series(result)
+    shown = list(series.items())[:MAX_LINES]
+    palette = ", ".join(colour for colour, _ in PALETTE[: max(len(shown), 1)])
     lines = [
         "```mermaid",
+        "---",
+        "config:",
+        "  themeVariables:",
+        "    xyChart:",
+        f'      plotColorPalette: "{palette}"',
+        "---",
         "xychart-beta",
         '    title "Traffic per revision"',
         "    x-axis [" + ", ".join(mermaid_str(label, 30) for label in labels) + "]",
         '    y-axis "traffic %" 0 --> 100',
     ]
-    for name, values in list(series.items())[:20]:
+    for name, values in shown:
         lines.append(f"    line {mermaid_str(name)} [" + ", ".join(str(v) for v in values) + "]")
     lines.append("```")
-    legend = ", ".join(f"{i}: {md_code(name)}" for i, name in enumerate(list(series)[:20], start=1))
-    return "\n".join(lines) + f"\n\nLines, in order: {legend}"
+    legend = ", ".join(
+        f"{colour_name}: {md_code(name)}" for (_, colour_name), (name, _) in zip(PALETTE, shown, strict=False)
+    )
+    note = f" ({len(series) - len(shown)} more revisions not drawn)" if len(series) > len(shown) else ""
+    return "\n".join(lines) + f"\n\nLines: {legend or 'none (no revision served traffic)'}{note}"
 
 
 # ---------------------------------------------------------------------------------------------

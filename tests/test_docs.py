@@ -1,0 +1,84 @@
+"""The project documents a publisher needs are there and hold together: license, security policy,
+changelog, contributing guide, stability policy, and links between them that resolve."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from devtools import harness
+
+ROOT = harness.ROOT
+DOCUMENTS = [
+    ROOT / "README.md",
+    ROOT / "SECURITY.md",
+    ROOT / "CHANGELOG.md",
+    ROOT / "CONTRIBUTING.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+]
+
+
+def test_license_is_the_full_apache_2_text() -> None:
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.lstrip().startswith("Apache License\n")
+    assert "Version 2.0, January 2004" in text
+    sections = ("1. Definitions.", "4. Redistribution.", "9. Accepting Warranty or Additional Liability.")
+    for section in sections:
+        assert section in text, section
+    assert "END OF TERMS AND CONDITIONS" in text
+    assert len(text) > 10_000  # the whole text, not a pointer to it
+
+
+def test_changelog_keeps_a_changelog_with_an_unreleased_section() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert text.startswith("# Changelog\n")
+    assert "keepachangelog.com" in text and "semver.org" in text
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    assert headings and headings[0] == "[Unreleased]"
+    for version in headings[1:]:  # released sections: ## [X.Y.Z] - YYYY-MM-DD
+        assert re.fullmatch(r"\[\d+\.\d+\.\d+\] - \d{4}-\d{2}-\d{2}", version), version
+    unreleased = text.split("## [Unreleased]", 1)[1].split("\n## ", 1)[0]
+    kinds = set(re.findall(r"^### (\w+)$", unreleased, re.M))
+    assert kinds and kinds <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+
+
+def test_security_policy_says_how_to_report_and_what_is_needed() -> None:
+    text = (ROOT / "SECURITY.md").read_text(encoding="utf-8")
+    assert "Report a vulnerability" in text
+    for needed in (
+        "run.services.get",
+        "run.services.update",
+        "iam.serviceAccounts.actAs",
+        "roles/monitoring.viewer",
+        "id-token: write",
+        "deployments: write",
+        "pull-requests: write",
+    ):
+        assert needed in text, needed
+
+
+def test_contributing_describes_tests_emulator_benchmark_and_releases() -> None:
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    for needed in ("./scripts/test", "cloudrun_emulator", "benchmarks.run", "vX.Y.Z", "@sha256:<digest>"):
+        assert needed in text, needed
+    assert "post-entrypoint" in text  # the release's action.yml keeps the post step
+    assert "docs/stability.md" in text
+
+
+def test_stability_policy_covers_every_output_and_deprecations() -> None:
+    text = (ROOT / "docs" / "stability.md").read_text(encoding="utf-8")
+    for output in harness.action_metadata()["outputs"]:
+        assert f"`{output}`" in text, output
+    assert "## Deprecations" in text and "warning" in text
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(document: Path) -> None:
+    text = document.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = (document.parent / target.split("#", 1)[0]).resolve()
+        assert path.exists(), f"{document.name}: {target}"
