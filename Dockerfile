@@ -27,7 +27,7 @@ RUN pip install --no-cache-dir --require-hashes --no-deps -r /app/requirements.t
 # The action itself. entrypoint.py and post.py start with `#!/usr/bin/env python3`; chmod makes
 # them executable whatever mode the checkout gave them.
 COPY deployer/ /app/deployer/
-COPY entrypoint.py post.py /app/
+COPY entrypoint.py post.py LICENSE /app/
 # Byte-compiled here, once: PYTHONDONTWRITEBYTECODE keeps every fresh action container from writing
 # .pyc files nobody reuses, and without these each step would compile deployer/ again (importing
 # deployer.main takes ~0.4 s instead of ~0.15 s). unchecked-hash: no timestamp in the .pyc (a

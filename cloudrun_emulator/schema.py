@@ -192,6 +192,7 @@ DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME = 63
 MAX_TAG_PLUS_SERVICE = 46
 MAX_CONTAINERS = 10
+DEPENDENCIES = "run.googleapis.com/container-dependencies"
 INGRESS = ("all", "internal", "internal-and-cloud-load-balancing")
 SERVICE_ANNOTATIONS: dict[str, tuple[str, ...]] = {"run.googleapis.com/ingress": INGRESS}
 TEMPLATE_ANNOTATIONS: dict[str, tuple[str, ...]] = {
@@ -262,7 +263,51 @@ def _check_template(template: dict[str, Any], service: str) -> list[Violation]:
     problems += _check_containers(containers)
     for i, container in enumerate(containers):
         problems += _check_container(container, f"spec.template.spec.containers[{i}]")
+    dependencies = meta.get("annotations", {}).get(DEPENDENCIES)
+    if dependencies is not None:
+        problems += _check_dependencies(dependencies, [c.get("name", "") for c in containers])
     return problems
+
+
+def _check_dependencies(text: str, names: list[str]) -> list[Violation]:
+    """``run.googleapis.com/container-dependencies``: container startup order among named containers.
+
+    https://cloud.google.com/run/docs/configuring/services/containers#container-ordering: a JSON
+    object mapping a container name to the names it waits for (gcloud's ``--depends-on``); every
+    name must be a container of the template, and the order must not loop.
+    """
+    field = f"spec.template.metadata.annotations[{DEPENDENCIES}]"
+    try:
+        graph = json.loads(text)
+    except ValueError:
+        graph = None
+    if not isinstance(graph, dict) or not all(
+        isinstance(v, list) and all(isinstance(d, str) for d in v) for v in graph.values()
+    ):
+        return [Violation(field, f"{field}: must be a JSON object of container name to a list of names")]
+    unknown = sorted({n for k, v in graph.items() for n in [k, *v]} - {n for n in names if n})
+    if unknown:
+        return [Violation(field, f"{field}: no container named {', '.join(map(repr, unknown))}")]
+    if _has_cycle(graph):
+        return [Violation(field, f"{field}: container dependencies must not form a cycle")]
+    return []
+
+
+def _has_cycle(graph: dict[str, list[str]]) -> bool:
+    """Depth-first search for a loop in the dependency graph (a container waiting on itself too)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str) -> bool:
+        if state.get(node) == 1:
+            return True
+        if state.get(node) == 2:
+            return False
+        state[node] = 1
+        looped = any(visit(n) for n in graph.get(node, []))
+        state[node] = 2
+        return looped
+
+    return any(visit(node) for node in graph)
 
 
 def _check_containers(containers: list[dict[str, Any]]) -> list[Violation]:

@@ -117,7 +117,13 @@ def error_reply(error: ApiError) -> Reply:
     """Google's error body for an ApiError."""
     body: dict[str, Any] = {"code": error.code, "message": error.message, "status": error.status}
     if error.violations:
-        violations = [{"field": v.field, "description": v.description} for v in error.violations]
+        # google.rpc.BadRequest: the description says why the field is bad, without repeating the
+        # field (https://cloud.google.com/apis/design/errors#error_details); gcloud prints
+        # "{field}: {description}" (command_lib/run/exceptions.py), so a repeated field shows twice.
+        violations = [
+            {"field": v.field, "description": v.description.removeprefix(f"{v.field}: ")}
+            for v in error.violations
+        ]
         body["details"] = [
             {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": violations}
         ]

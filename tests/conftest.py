@@ -19,6 +19,13 @@ METRIC_SCALE = 1 / 60
 METRIC_SAMPLING, METRIC_LAG = 60 * METRIC_SCALE, 180 * METRIC_SCALE
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """gcloud tests: each gcloud call costs about a CPU second, so a loaded machine needs more time."""
+    for item in items:
+        if item.get_closest_marker("gcloud") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(600))
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """One emulator for the session; tests stay apart by project (namespaces isolate projects)."""

@@ -7,9 +7,10 @@
 
 gcloud reaches Cloud Run at ``<region>-<host of the endpoint override>``, a name that does not
 resolve. Each call therefore runs in a private mount namespace (``unshare -m``, needs root) whose
-``/etc/hosts`` maps ``localhost`` and ``<region>-localhost`` to the emulator's address; the machine's
-own hosts file is never touched. Every instance has its own throw-away ``CLOUDSDK_CONFIG``, so calls
-never read or write the user's gcloud configuration and instances can run in parallel.
+``/etc/hosts`` maps ``localhost`` and ``<region>-localhost`` (this region and a few others, for
+``--region``) to the emulator's address; the machine's own hosts file is never touched. Every
+instance has its own throw-away ``CLOUDSDK_CONFIG``, so calls never read or write the user's gcloud
+configuration and instances can run in parallel.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 
 TIMEOUT = 120.0
+OTHER_REGIONS = ("us-central1", "us-east1", "europe-west1", "europe-west4", "asia-northeast1")
 # The namespace's hosts file is bind-mounted over /etc/hosts, then gcloud is exec'd in it.
 IN_NAMESPACE = 'mount --bind "$0" /etc/hosts && exec gcloud "$@"'
 
@@ -88,7 +90,9 @@ class Gcloud:
         self._dir = Path(tempfile.mkdtemp(prefix="gcloud-emu-"))
         weakref.finalize(self, shutil.rmtree, self._dir, True)
         self.hosts = self._dir / "hosts"
-        self.hosts.write_text(f"{parts.hostname} localhost\n{parts.hostname} {region}-localhost\n")
+        regions = dict.fromkeys([region, *OTHER_REGIONS])  # `--region X` works for these too
+        names = ["localhost", *(f"{r}-localhost" for r in regions)]
+        self.hosts.write_text("".join(f"{parts.hostname} {name}\n" for name in names))
         self.config = self._dir / "config"
         self.config.mkdir()
         self.endpoint = f"http://localhost:{parts.port}/"

@@ -52,7 +52,9 @@ def test_runs_gcloud_with_its_own_config_and_a_private_hosts_file(fake_gcloud: P
     assert env["CLOUDSDK_CORE_PROJECT"] == "proj-x" and env["CLOUDSDK_RUN_REGION"] == "europe-west1"
     assert Path(env["CLOUDSDK_CONFIG"]) == gc.config and gc.config.is_dir()
     assert "CLOUDSDK_CORE_ACCOUNT" not in env
-    assert seen["hosts"].split("\n")[:2] == ["127.0.0.1 localhost", "127.0.0.1 europe-west1-localhost"]
+    hosts = seen["hosts"].splitlines()
+    assert hosts[:2] == ["127.0.0.1 localhost", "127.0.0.1 europe-west1-localhost"]
+    assert "127.0.0.1 us-central1-localhost" in hosts and len(hosts) == len(set(hosts))
     assert Path("/etc/hosts").read_text() == before  # the machine's own file is untouched
 
 

@@ -140,3 +140,4 @@ def test_operator_update_traffic_during_a_bake_is_kept(
     assert served == {old: 100}, svc["status"]["traffic"]
     assert result.returncode != 0, result.log
     assert result.outputs.get("result") != "promoted", result.log
+    assert_gcloud_agrees(gc, "bake", result.outputs)

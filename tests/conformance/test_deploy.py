@@ -7,6 +7,7 @@ https://cloud.google.com/run/docs/configuring/healthchecks (the default startup 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -99,6 +100,7 @@ def test_deploy_sidecars_with_one_ingress_container(gc: Gcloud) -> None:
     svc = gc.run(
         "run", "deploy", "side",
         "--container", "app", "--image", "sample/hello", "--port", "8080", "--set-env-vars", "ROLE=app",
+        "--depends-on", "agent",
         "--container", "agent", "--image", "sample/slow",
     )  # fmt: skip
     app, agent = svc["spec"]["template"]["spec"]["containers"]
@@ -106,4 +108,16 @@ def test_deploy_sidecars_with_one_ingress_container(gc: Gcloud) -> None:
     assert app["ports"] == [{"containerPort": 8080, "name": "http1"}]
     assert app["startupProbe"]["tcpSocket"] == {"port": 8080}
     assert "ports" not in agent and "startupProbe" not in agent  # sidecars get neither
+    dependencies = svc["spec"]["template"]["metadata"]["annotations"][
+        "run.googleapis.com/container-dependencies"
+    ]
+    assert json.loads(dependencies) == {"app": ["agent"]}
     assert requests.get(svc["status"]["url"], timeout=5).json()["env"] == {"ROLE": "app"}
+
+
+def test_deploy_to_another_region_is_labelled_with_it(gc: Gcloud) -> None:
+    """gcloud addresses europe-west1-<host>: the service lives in, and is labelled with, that region."""
+    svc = gc.run("run", "deploy", "eu", "--image", "sample/hello", "--region", "europe-west1")
+    assert svc["metadata"]["labels"]["cloud.googleapis.com/location"] == "europe-west1"
+    listed = gc.text("run", "services", "list", "--region", "europe-west1", "--format", "value(name,region)")
+    assert listed.split() == ["eu", "europe-west1"]

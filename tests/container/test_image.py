@@ -70,7 +70,7 @@ def test_image_holds_only_the_action_byte_compiled(image: Image) -> None:
     proc = _docker(image, "run", "--rm", "--workdir", "/", "--entrypoint", "python3", image.id, "-c", script)
     assert proc.returncode == 0, proc.stderr
     app, missing, dev = proc.stdout.splitlines()
-    assert app == str(["deployer", "entrypoint.py", "post.py", "requirements.txt"])
+    assert app == str(["LICENSE", "deployer", "entrypoint.py", "post.py", "requirements.txt"])
     assert missing == "[]", f"not byte-compiled: {missing}"
     assert dev == "[]", f"in the image: {dev}"
 
@@ -94,7 +94,7 @@ def test_build_context_holds_only_what_the_image_needs(image: Image) -> None:
         _docker(image, "rmi", context_image)
     assert listed.returncode == 0, listed.stderr
     files = sorted(path.removeprefix("/ctx/") for path in listed.stdout.split())
-    allowed = {"Dockerfile", ".dockerignore", "requirements.txt", "entrypoint.py", "post.py"}
+    allowed = {"Dockerfile", ".dockerignore", "requirements.txt", "entrypoint.py", "post.py", "LICENSE"}
     unexpected = [f for f in files if f not in allowed and not re.fullmatch(r"deployer/[\w/]+\.(py|json)", f)]
     assert unexpected == [], unexpected
     assert "deployer/main.py" in files and "requirements.txt" in files

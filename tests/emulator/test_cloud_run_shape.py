@@ -145,3 +145,36 @@ def test_project_lookup_for_gcloud_replace(emu: Emulator) -> None:
     assert project["projectId"] == "my-proj" and project["lifecycleState"] == "ACTIVE"
     assert project["projectNumber"].isdigit() and len(project["projectNumber"]) == 12
     assert requests.get(f"{emu.url}/v1/projects/my-proj", timeout=10).json() == project
+
+
+def test_field_violations_do_not_repeat_the_field(api: Api) -> None:
+    """google.rpc.BadRequest descriptions (https://cloud.google.com/apis/design/errors#error_details)."""
+    bad = service_body("viol", traffic=[{"revisionName": "viol-nope", "percent": 100}])
+    error = error_of(api.create(bad))
+    (violation,) = error["details"][0]["fieldViolations"]
+    assert violation == {
+        "field": "spec.traffic[0].revisionName",
+        "description": "Revision 'viol-nope' does not exist.",
+    }
+    assert error["message"] == "spec.traffic[0].revisionName: Revision 'viol-nope' does not exist."
+
+
+def test_container_dependencies_name_containers_without_loops(api: Api) -> None:
+    """https://cloud.google.com/run/docs/configuring/services/containers#container-ordering."""
+    body = service_body("order")
+    body["spec"]["template"]["spec"]["containers"] = [
+        {"name": "app", "image": "sample/hello", "ports": [{"containerPort": 8080}]},
+        {"name": "agent", "image": "sample/slow"},
+    ]
+    key = "run.googleapis.com/container-dependencies"
+    for value, problem in (
+        ('{"app": ["db"]}', "no container named 'db'"),
+        ('{"app": ["agent"], "agent": ["app"]}', "must not form a cycle"),
+        ('{"app": ["app"]}', "must not form a cycle"),
+        ('["app"]', "must be a JSON object"),
+    ):
+        body["spec"]["template"]["metadata"] = {"annotations": {key: value}}
+        refused = api.create(body)
+        assert refused.status_code == 400 and problem in error_of(refused)["message"], value
+    body["spec"]["template"]["metadata"] = {"annotations": {key: '{"app": ["agent"]}'}}
+    assert api.create(body).status_code == 200
