@@ -360,7 +360,10 @@ def test_the_analysis_follows_next_page_tokens(own_emulator: Emulator, project: 
 def test_a_manual_rollback_after_a_failed_configuration_succeeds(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
-    """The failed latest revision keeps ConfigurationsReady False; moving traffic still works."""
+    """A failed latest revision keeps ConfigurationsReady False; moving traffic still works.
+
+    The action's own failed deploy puts the template back (so the service is Ready again); a failed
+    revision someone else created stays latest, and a manual rollback must still succeed beside it."""
     api = Api(emulator.url, project)
     api.create_service("after", "sample/hello:v1", "after-v1")
     failed = harness.run(
@@ -370,6 +373,18 @@ def test_a_manual_rollback_after_a_failed_configuration_succeeds(
         tmp_path=tmp_path / "deploy",
     )
     assert failed.outputs["result"] == "rolled_back", failed.log
+    restored = next(
+        c for c in api.service("after")["status"]["conditions"] if c["type"] == "ConfigurationsReady"
+    )
+    assert restored["status"] == "True"  # the template is back on after-v1
+    # Another tool deploys a broken revision with the traffic pinned where it is.
+    svc = api.service("after")
+    svc.pop("status")
+    svc["spec"]["template"]["metadata"]["name"] = "after-v3"
+    svc["spec"]["template"]["spec"]["containers"][0]["image"] = "us-docker.pkg.dev/p/app/missing:3"
+    svc["spec"]["traffic"] = [{"revisionName": "after-v1", "percent": 100}]
+    assert api.put(svc).status_code == 200
+    api.wait_routes("after")
     back = harness.run(
         inputs(emulator, project, service="after", mode="rollback", rollback_to="after-v1", **FAST),
         tmp_path=tmp_path / "rollback",

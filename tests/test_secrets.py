@@ -187,7 +187,8 @@ def test_smoke_body_mismatch_never_shows_the_revisions_environment(
     assert result.outputs["result"] == "rolled_back"
     assert "body did not match" in result.stdout and "not shown" in result.stdout
     assert_nowhere(result)
-    # The secret really was there to leak: the revision's body carries it.
-    svc = Api(emulator.url, project).service("echo-env")
-    env = svc["spec"]["template"]["spec"]["containers"][0]["env"]
+    # The secret really was there to leak: the candidate revision's body carries it (the rollback put
+    # the service's template back as it was, so read the revision itself).
+    candidate = Api(emulator.url, project).revision(result.outputs["revision"]).json()
+    env = candidate["spec"]["containers"][0]["env"]
     assert {"name": "DB_PASSWORD", "value": SECRET} in env
