@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from deployer import traffic
-from deployer.settings import Config, RevisionSettings, UpdateStrategy
+from deployer.settings import Config, RevisionSettings, RunContext, UpdateStrategy
 from deployer.traffic import Traffic
 
 Obj = dict[str, Any]
@@ -386,3 +386,14 @@ def _apply(target: dict[str, str], annotations: Mapping[str, str | None]) -> Non
 
 def annotation(service: Obj | None, key: str) -> str | None:
     return (((service or {}).get("metadata") or {}).get("annotations") or {}).get(key)
+
+
+def labels_for(config: Config, ctx: RunContext) -> dict[str, str]:
+    """The labels every object we write gets: the user's, plus who deployed it and from which commit
+    (label values are at most 63 characters), unless ``skip_default_labels``."""
+    labels = dict(config.labels)
+    if not config.skip_default_labels:
+        labels.setdefault("managed-by", "github-actions")
+        if ctx.sha:
+            labels.setdefault("commit-sha", ctx.sha.lower()[:63])
+    return labels

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -143,3 +145,28 @@ def is_failure(result: RolloutResult) -> bool:
         or (result.outcome is Outcome.ROLLED_BACK and result.mode != "rollback")
         or any(job.fails_step for job in result.jobs)
     )
+
+
+@contextlib.contextmanager
+def recorded_phase(
+    result: RolloutResult,
+    reporter: Reporter,
+    name: str,
+    now: Callable[[], float],
+    describe: Callable[[BaseException], str],
+) -> Iterator[Phase]:
+    """A phase of a run: appended to ``result`` and reported when it starts and ends, failed (with
+    ``describe(exc)`` as its detail) by any exception, which goes on up."""
+    phase = Phase(name=name, started=now())
+    result.phases.append(phase)
+    reporter.phase_started(phase)
+    try:
+        yield phase
+        phase.ok = True
+    except BaseException as exc:
+        phase.ok = False
+        phase.detail = describe(exc)
+        raise
+    finally:
+        phase.ended = now()
+        reporter.phase_finished(phase)

@@ -19,7 +19,16 @@ from typing import Any
 from deployer import knative, traffic
 from deployer.client import ApiError, CloudRun, Conflict
 from deployer.knative import Obj
-from deployer.result import Outcome, Phase, Reporter, RolloutResult, StepInfo, TrafficChange, Verdict
+from deployer.result import (
+    Outcome,
+    Phase,
+    Reporter,
+    RolloutResult,
+    StepInfo,
+    TrafficChange,
+    Verdict,
+    recorded_phase,
+)
 from deployer.settings import Config, Mode, RunContext
 from deployer.smoke import SmokeResult
 from deployer.state import (
@@ -235,7 +244,7 @@ class Rollout:
             self.config,
             template,
             first,
-            labels=self._labels(),
+            labels=knative.labels_for(self.config, self.ctx),
             annotations=knative.client_annotations(),
             namespace=self.result.project,
         )
@@ -282,7 +291,12 @@ class Rollout:
             annotations = {**knative.client_annotations(), STATE_ANNOTATION: state.to_annotation()}
             deployed = traffic.deployed(state.base_traffic, candidate, state.tag)
             return knative.service_body(
-                svc, self.config, template, deployed, labels=self._labels(), annotations=annotations
+                svc,
+                self.config,
+                template,
+                deployed,
+                labels=knative.labels_for(self.config, self.ctx),
+                annotations=annotations,
             )
 
         phase.detail = f"revision {candidate} tagged {self.config.tag!r} with no traffic"
@@ -954,14 +968,6 @@ class Rollout:
     def _metadata_template(self) -> Obj | None:
         return ((knative.exported(self.config.metadata) or {}).get("spec") or {}).get("template")
 
-    def _labels(self) -> dict[str, str]:
-        labels = dict(self.config.labels)
-        if not self.config.skip_default_labels:
-            labels.setdefault("managed-by", "github-actions")
-            if self.ctx.sha:
-                labels.setdefault("commit-sha", self.ctx.sha.lower()[:63])
-        return labels
-
     def _plan(self, current: Obj | None, template: Obj, blocks: list[Traffic]) -> None:
         self.result.plan = blocks
         self.result.template_diff = knative.template_diff(
@@ -987,21 +993,8 @@ class Rollout:
     def _now(self) -> float:
         return self.hooks.clock() - self.t0
 
-    @contextlib.contextmanager
-    def _phase(self, name: str) -> Iterator[Phase]:
-        phase = Phase(name=name, started=self._now())
-        self.result.phases.append(phase)
-        self.reporter.phase_started(phase)
-        try:
-            yield phase
-            phase.ok = True
-        except BaseException as exc:
-            phase.ok = False
-            phase.detail = describe(exc)
-            raise
-        finally:
-            phase.ended = self._now()
-            self.reporter.phase_finished(phase)
+    def _phase(self, name: str) -> contextlib.AbstractContextManager[Phase]:
+        return recorded_phase(self.result, self.reporter, name, self._now, describe)
 
 
 def _may_have_landed(exc: BaseException) -> bool:

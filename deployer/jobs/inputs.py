@@ -69,6 +69,8 @@ class InputReader(Protocol):
     def add(self, name: str, message: str) -> None: ...
 
 
+# Alike in shape to the name parsers in deployer.parsers (match a grammar or raise Invalid with a
+# hint), deliberately: each names its own input and its own rule.
 def parse_job_name(text: str) -> str:
     """Job names follow the service name rule: a DNS label of at most 63 characters."""
     if len(text) > 63 or not _JOB_NAME.fullmatch(text):

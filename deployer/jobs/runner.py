@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from deployer import __version__, knative
 from deployer.client import ApiError, Cancelled, CloudRun
 from deployer.jobs import spec
 from deployer.knative import Obj
-from deployer.result import JobRun, Outcome, Phase, Reporter, RolloutResult
+from deployer.result import JobRun, Outcome, Phase, Reporter, RolloutResult, recorded_phase
 from deployer.rollout import RolloutFailed
 from deployer.settings import Config, JobFailurePolicy, RunContext
 
@@ -57,7 +57,12 @@ class JobRunner:
         """Create the job or update it to our settings, then wait until it is Ready."""
         current = self.api.get_job(name)
         body = spec.job_body(
-            current, name, self.settings, image, labels=self._labels(), annotations=self._annotations()
+            current,
+            name,
+            self.settings,
+            image,
+            labels=knative.labels_for(self.config, self.ctx),
+            annotations=self._annotations(),
         )
         if dry_run:
             if current is None:
@@ -184,14 +189,6 @@ class JobRunner:
         containers = ((found or {}).get("spec") or {}).get("containers") or [{}]
         return containers[0].get("image")
 
-    def _labels(self) -> dict[str, str]:
-        labels = dict(self.config.labels)
-        if not self.config.skip_default_labels:
-            labels.setdefault("managed-by", "github-actions")
-            if self.ctx.sha:
-                labels.setdefault("commit-sha", self.ctx.sha.lower()[:63])
-        return labels
-
     def _annotations(self) -> dict[str, str]:
         return {
             "run.googleapis.com/client-name": knative.CLIENT_NAME,
@@ -310,18 +307,13 @@ def run_mode(config: Config, runner: JobRunner, project: str) -> RolloutResult:
     return result
 
 
-@contextlib.contextmanager
-def _phase(result: RolloutResult, runner: JobRunner, name: str, start: float) -> Iterator[Phase]:
-    phase = Phase(name=name, started=runner.clock() - start)
-    result.phases.append(phase)
-    runner.reporter.phase_started(phase)
-    try:
-        yield phase
-        phase.ok = True
-    except BaseException as exc:
-        phase.ok = False
-        phase.detail = "cancelled" if isinstance(exc, KeyboardInterrupt) else str(exc)
-        raise
-    finally:
-        phase.ended = runner.clock() - start
-        runner.reporter.phase_finished(phase)
+def _phase(
+    result: RolloutResult, runner: JobRunner, name: str, start: float
+) -> contextlib.AbstractContextManager[Phase]:
+    return recorded_phase(
+        result,
+        runner.reporter,
+        name,
+        lambda: runner.clock() - start,
+        lambda exc: "cancelled" if isinstance(exc, KeyboardInterrupt) else str(exc),
+    )
