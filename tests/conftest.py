@@ -8,11 +8,16 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import settings
 
 from cloudrun_emulator import Emulator
 from tests import cloudrun
 
 _projects = itertools.count(1)
+# Hypothesis' per-example deadline is a speed check; on a shared 2-core machine running the suite
+# in parallel it fails examples for being slow, not wrong. Speed lives in the benchmark instead.
+settings.register_profile("run-canary", deadline=None)
+settings.load_profile("run-canary")
 # Cloud Monitoring's timing (60 s sampling, up to 180 s ingestion lag) scaled by 1/60 so suites stay
 # fast: 1 s windows, 3 s lag. The action does not know the scale: it waits for the data to arrive.
 METRIC_SCALE = 1 / 60
