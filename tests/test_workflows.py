@@ -374,25 +374,25 @@ def test_cleanup_refuses_a_tag_with_traffic_or_an_unfinished_rollout(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     api = Api(emulator.url, project)
-    api.create_service("shared", "sample/hello", "shared-base")
+    api.create_service("pr-shared-svc", "sample/hello", "pr-shared-svc-base")
     # A tag that serves traffic is not a preview's: refuse.
     api.replace_service(
-        "shared",
+        "pr-shared-svc",
         "sample/hello:v2",
-        "shared-two",
+        "pr-shared-svc-two",
         [
-            {"revisionName": "shared-base", "percent": 50},
-            {"revisionName": "shared-two", "percent": 50, "tag": "pr-3"},
+            {"revisionName": "pr-shared-svc-base", "percent": 50},
+            {"revisionName": "pr-shared-svc-two", "percent": 50, "tag": "pr-3"},
         ],
     )
-    served = run_cleanup(emulator, project, "shared", "pr-3")
+    served = run_cleanup(emulator, project, "pr-shared-svc", "pr-3")
     assert served.returncode == 1 and "serves traffic" in served.stderr, served.stdout + served.stderr
-    assert "pr-3" in _tags(api, "shared")
+    assert "pr-3" in _tags(api, "pr-shared-svc")
     # An unfinished rollout recorded on the service: its record would put the tag back; wait.
-    svc = api.service("shared")
+    svc = api.service("pr-shared-svc")
     svc["metadata"].setdefault("annotations", {})["run-canary.dev/rollout"] = json.dumps({"candidate": "x"})
     svc.pop("status", None)
-    resp = requests.put(f"{api.ns}/services/shared", json=svc, timeout=10)
+    resp = requests.put(f"{api.ns}/services/pr-shared-svc", json=svc, timeout=10)
     assert resp.status_code == 200, resp.text
-    busy = run_cleanup(emulator, project, "shared", "pr-3")
+    busy = run_cleanup(emulator, project, "pr-shared-svc", "pr-3")
     assert busy.returncode == 1 and "unfinished" in busy.stderr, busy.stdout + busy.stderr
