@@ -152,7 +152,13 @@ def at_step(base: Traffic, candidate: str, tag: str, percent: int) -> Traffic:
 
 def promoted(base: Traffic, candidate: str, tag: str) -> Traffic:
     """The promoted block: 100 % to the candidate, foreign tags kept, untagged 0 % entries dropped."""
-    return tuple(t for t in with_candidate(base, candidate, tag, 100) if t.percent or t.tag)
+    return routing(with_candidate(base, candidate, tag, 100))
+
+
+def routing(block: Traffic) -> Traffic:
+    """The entries that route something (a share or a tag): dropping the others changes no request's
+    destination, only which revisions the block keeps referenced."""
+    return tuple(t for t in block if t.percent or t.tag)
 
 
 def restore(before: Traffic, candidate: str, tag: str, *, keep_tag: bool = True) -> Traffic:

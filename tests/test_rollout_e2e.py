@@ -180,7 +180,7 @@ def test_paused_then_promoted(emulator: Emulator, project: str, tmp_path: Path) 
     assert promoted.returncode == 0, promoted.log
     assert promoted.outputs["result"] == "promoted"
     assert promoted.outputs["revision"] == "paws-v2"
-    assert routing(api.service("paws")) == [("paws-v2", 100, "canary")]
+    assert routing(api.wait_routes("paws")) == [("paws-v2", 100, "canary")]
 
 
 def test_manual_rollback_to_the_previous_stable_revision(
@@ -346,4 +346,4 @@ def test_steps_zero_deploys_a_tagged_preview_and_blocks_nothing(
         github={"GITHUB_RUN_ID": "222"},
     )
     assert main.outputs["result"] == "promoted", main.log
-    assert routing(api.service("prev")) == [("prev-pr7", 0, "pr-7"), ("prev-v2", 100, "canary")]
+    assert routing(api.wait_routes("prev")) == [("prev-pr7", 0, "pr-7"), ("prev-v2", 100, "canary")]
