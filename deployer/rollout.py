@@ -401,7 +401,7 @@ class Rollout:
         """Give the candidate ``percent`` (others scaled down), record it, and wait for the routes."""
         assert self.state is not None
         state = self.state.at_step(percent)
-        new = traffic.with_candidate(self.state.base_traffic, state.candidate, state.tag, percent)
+        new = traffic.at_step(self.state.base_traffic, state.candidate, state.tag, percent)
         self._write(lambda svc: knative.with_traffic(svc, new, {STATE_ANNOTATION: state.to_annotation()}))
         self.state = state
         self._record(f"{percent}%", new)

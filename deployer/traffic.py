@@ -146,8 +146,13 @@ def deployed(base: Traffic, candidate: str, tag: str) -> Traffic:
 
 
 def at_step(base: Traffic, candidate: str, tag: str, percent: int) -> Traffic:
-    """What the rollout writes at ``percent`` (0: the first write)."""
-    return deployed(base, candidate, tag) if percent == 0 else with_candidate(base, candidate, tag, percent)
+    """What the rollout writes at ``percent`` (0: the first write). Below 100 every pre-run revision
+    stays referenced (at 0 % if its share scaled to nothing), so cleanup cannot delete what a rollback
+    needs while the rollout bakes or pauses; at 100 the block is already the promoted one, so the
+    promote that follows changes no route."""
+    if percent == 0:
+        return deployed(base, candidate, tag)
+    return promoted(base, candidate, tag) if percent == 100 else with_candidate(base, candidate, tag, percent)
 
 
 def promoted(base: Traffic, candidate: str, tag: str) -> Traffic:
@@ -196,7 +201,7 @@ def same(a: Traffic, b: Traffic) -> bool:
 
 def plan(base: Traffic, candidate: str, tag: str, steps: tuple[int, ...]) -> list[Traffic]:
     """Traffic after the first write and after each step."""
-    return [deployed(base, candidate, tag), *(with_candidate(base, candidate, tag, p) for p in steps if p)]
+    return [at_step(base, candidate, tag, p) for p in (0, *(p for p in steps if p))]
 
 
 def _untagged(traffic: Traffic, tag: str) -> list[Target]:
