@@ -524,7 +524,7 @@ class Rollout:
             state = self.state
             if state is None:  # a new service: nothing to undo, nothing kept for a rollback
                 self._annotate(annotations)
-            else:  # the 0 % entries that kept the old revisions from deletion can go now
+            else:  # the promoted block (the 100 % step wrote it already: then no route moves)
                 final = traffic.promoted(state.base_traffic, state.candidate, state.tag)
                 self.promoting = True  # a cancel from here on undoes the promote too, if it landed
                 self._write(lambda s: knative.with_traffic(s, final, annotations))
