@@ -37,12 +37,14 @@ from cloudrun_emulator.store import (
     PRINCIPAL,
     ApiError,
     StoredCondition,
+    check_version,
     invalid,
     not_found,
     now_iso,
     page,
     prune,
     status_object,
+    url_name_mismatch,
 )
 
 API_VERSION = "run.googleapis.com/v1"
@@ -277,19 +279,10 @@ class JobStore:
             current = self._job(ns, name)
             problems = check_job(body, meta.get("name", "")) + _check_namespace(ns, meta)
             problems += _check_creator(meta, current)
-            if meta.get("name") and meta["name"] != name:
-                text = f"metadata.name: '{meta['name']}' does not match the name in the URL '{name}'"
-                problems.append(Violation("metadata.name", text))
+            problems += url_name_mismatch(meta, name)
             if problems:
                 raise invalid(problems)
-            version = meta.get("resourceVersion")
-            if version and version != current.resource_version:
-                raise ApiError(
-                    409,
-                    "ABORTED",
-                    f"Conflict for resource '{name}': version '{version}' was specified but current "
-                    f"version is '{current.resource_version}'.",
-                )
+            check_version(meta, name, current.resource_version)
             job = copy.deepcopy(current) if dry_run else current
             before = (copy.deepcopy(job.spec), dict(job.labels), dict(job.annotations))
             self._apply(job, body)

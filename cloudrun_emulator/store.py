@@ -63,6 +63,26 @@ def invalid(violations: list[Violation]) -> ApiError:
     return ApiError(400, "INVALID_ARGUMENT", "; ".join(v.description for v in violations), violations)
 
 
+def url_name_mismatch(meta: dict[str, Any], name: str) -> list[Violation]:
+    """A replace whose ``metadata.name`` is not the one in the URL (services and jobs alike)."""
+    if meta.get("name") and meta["name"] != name:
+        text = f"metadata.name: '{meta['name']}' does not match the name in the URL '{name}'"
+        return [Violation("metadata.name", text)]
+    return []
+
+
+def check_version(meta: dict[str, Any], name: str, current_version: str) -> None:
+    """Optimistic concurrency: a replace naming a stale ``resourceVersion`` is 409 ABORTED."""
+    version = meta.get("resourceVersion")
+    if version and version != current_version:
+        raise ApiError(
+            409,
+            "ABORTED",
+            f"Conflict for resource '{name}': version '{version}' was specified but current "
+            f"version is '{current_version}'.",
+        )
+
+
 def not_found(kind: str, name: str) -> ApiError:
     """404 in Cloud Run's wording."""
     return ApiError(404, "NOT_FOUND", f"{kind} '{name}' not found.")
@@ -255,20 +275,11 @@ class Store:
             self._reconcile(current)
             meta = body.get("metadata", {})
             problems = check_service(body, meta.get("name", "")) + self._check_namespace(ns, body)
-            if meta.get("name") and meta["name"] != name:
-                text = f"metadata.name: '{meta['name']}' does not match the name in the URL '{name}'"
-                problems.append(Violation("metadata.name", text))
+            problems += url_name_mismatch(meta, name)
             problems += self._check_annotations(body, current)
             if problems:
                 raise invalid(problems)
-            version = meta.get("resourceVersion")
-            if version and version != current.resource_version:
-                raise ApiError(
-                    409,
-                    "ABORTED",
-                    f"Conflict for resource '{name}': version '{version}' was specified but current "
-                    f"version is '{current.resource_version}'.",
-                )
+            check_version(meta, name, current.resource_version)
             change = self._plan(copy.deepcopy(current), body, creating=False)
             return self._commit(change, dry_run, creating=False)
 
