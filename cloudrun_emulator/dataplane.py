@@ -227,6 +227,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     server: _ProxyServer
     protocol_version = "HTTP/1.0"
+    disable_nagle_algorithm = True  # no delayed-ACK stall between headers and body (see server.Handler)
     server_version = "emulator-proxy/1"
 
     def log_message(self, format: str, *args: object) -> None:

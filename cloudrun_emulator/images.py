@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 BUILTIN_IMAGES: dict[str, str] = {
     "sample/hello": "hello",
@@ -31,8 +32,12 @@ def strip_reference(image: str) -> str:
 
 
 def builtin_argv(kind: str) -> list[str]:
-    """The argv that runs a built-in sample app with the current interpreter."""
-    return [sys.executable, "-m", "cloudrun_emulator.samples", kind]
+    """The argv that runs a built-in sample app with the current interpreter.
+
+    The file, not ``-m cloudrun_emulator.samples``: ``-m`` would import the package first (the whole
+    emulator), and a revision process would start in 70 ms of CPU instead of 30.
+    """
+    return [sys.executable, str(Path(__file__).with_name("samples.py")), kind]
 
 
 class ImageCatalogue:

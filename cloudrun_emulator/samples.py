@@ -1,8 +1,9 @@
 """Built-in sample apps that stand in for container images in the emulator.
 
-Run as ``python -m cloudrun_emulator.samples KIND``. Stdlib only and no imports from the rest of
-the emulator, so a revision starts in milliseconds. They follow Cloud Run's container contract:
-listen on ``$PORT`` and read ``K_SERVICE``, ``K_REVISION`` and ``K_CONFIGURATION``.
+Run as ``python cloudrun_emulator/samples.py KIND`` (or ``-m cloudrun_emulator.samples``). Stdlib
+only and no imports from the rest of the emulator, so a revision starts in milliseconds. They
+follow Cloud Run's container contract: listen on ``$PORT`` and read ``K_SERVICE``, ``K_REVISION``
+and ``K_CONFIGURATION``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def make_handler(budget: ErrorBudget, delay_s: float) -> type[BaseHTTPRequestHan
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "emulator-sample/1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: object) -> None:
             """Stay quiet: per-request logs would flood the revision log."""

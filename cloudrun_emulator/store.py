@@ -234,6 +234,9 @@ class Store:
         self.lock = threading.RLock()
         self.services: dict[tuple[str, str], Service] = {}
         self.revisions: dict[tuple[str, str], Revision] = {}
+        # (namespace, service) -> its revisions by name: the reconciler looks at every service 20
+        # times a second, and a scan of all revisions for each would grow with the whole store.
+        self._of_service: dict[tuple[str, str], dict[str, Revision]] = {}
         self._counter = 0
 
     def _next(self) -> int:
@@ -394,6 +397,7 @@ class Store:
         revision.resource_version = self._version()
         revision.ready.set("Unknown", "Deploying", "Starting the container.")
         self.revisions[(service.namespace, name)] = revision
+        self._of_service.setdefault((service.namespace, service.name), {})[name] = revision
         service.latest_created = name
         container = ingress_container(template)
         env = revision_env(container)
@@ -423,7 +427,7 @@ class Store:
         with self.lock:
             service = self._service(ns, name)
             del self.services[(ns, name)]
-            doomed = [r for r in self.revisions.values() if r.namespace == ns and r.service == name]
+            doomed = list(self._of_service.pop((ns, name), {}).values())
             for revision in doomed:
                 del self.revisions[(ns, revision.name)]
         self.dataplane.remove_route(f"{ns}/{name}")
@@ -441,9 +445,15 @@ class Store:
     # ---- reconciliation --------------------------------------------------------------------
 
     def reconcile_all(self) -> None:
-        """Move every service forward; called by the background reconciler."""
+        """Move every unsettled service forward; called by the background reconciler (20 times a
+        second, so settled services, most of a long-lived emulator's, are skipped cheaply)."""
         with self.lock:
-            for service in list(self.services.values()):
+            for key, service in list(self.services.items()):
+                revisions = self._of_service.get(key, {}).values()
+                if service.observed_generation == service.generation and all(
+                    r.ready.status != "Unknown" for r in revisions
+                ):
+                    continue  # _reconcile would change nothing
                 self._reconcile(service)
 
     def _reconcile(self, service: Service) -> None:
@@ -549,11 +559,7 @@ class Store:
 
     def _revisions_of(self, service: Service) -> list[Revision]:
         """The service's revisions, newest first."""
-        found = [
-            r
-            for r in self.revisions.values()
-            if r.namespace == service.namespace and r.service == service.name
-        ]
+        found = self._of_service.get((service.namespace, service.name), {}).values()
         return sorted(found, key=lambda r: r.seq, reverse=True)
 
     def _latest_ready(self, service: Service) -> str | None:
@@ -634,6 +640,7 @@ class Store:
                         f"service '{service.name}' and cannot be deleted.",
                     )
             del self.revisions[(ns, name)]
+            self._of_service.get((ns, revision.service), {}).pop(name, None)
         self.dataplane.stop_revision(instance_key(ns, name))
         return status_object(name, "revisions", revision.uid)
 
@@ -818,6 +825,7 @@ class Store:
         with self.lock:
             self.services.clear()
             self.revisions.clear()
+            self._of_service.clear()
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 Credentials come from Application Default Credentials, which is what google-github-actions/auth
 sets up (a service-account key or a Workload Identity Federation ``external_account`` file). Only a
-loopback endpoint (the emulator) may run without credentials.
+loopback endpoint (the emulator) may run without credentials: then the credentials are ``None``.
+
+google-auth (with cryptography under it) is imported where credentials are loaded, not at import:
+a run against the emulator, a dry input check or a post step with nothing to do never pays for it.
 """
 
 from __future__ import annotations
@@ -12,17 +15,15 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import google.auth
-import google.auth.transport.requests
 import requests
-from google.auth import credentials as ga_credentials
-from google.auth import exceptions as ga_exceptions
-from google.auth import impersonated_credentials
-from google.oauth2 import service_account
 
 from deployer.loopback import is_loopback
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+    from google.auth.transport.requests import Request
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 _REFRESH_MARGIN = 60.0  # seconds before expiry at which an ID token is replaced
@@ -46,12 +47,12 @@ def _adc_file_exists() -> bool:
 
 def authorized_session(
     api_endpoint: str | None, project_id: str | None
-) -> tuple[requests.Session, str | None, ga_credentials.Credentials]:
+) -> tuple[requests.Session, str | None, Credentials | None]:
     """Session that signs requests with ADC, the project to use, and the credentials.
 
     The project is the input if given, else the credentials' project. Against a loopback endpoint
-    with no credentials we fall back to anonymous requests; elsewhere missing credentials are an
-    error telling the user to run google-github-actions/auth first.
+    with no credentials we fall back to anonymous requests (credentials ``None``); elsewhere missing
+    credentials are an error telling the user to run google-github-actions/auth first.
     """
     loopback = is_loopback(api_endpoint)
     if loopback:
@@ -59,6 +60,10 @@ def authorized_session(
         os.environ.setdefault("NO_GCE_CHECK", "true")
         if not _adc_file_exists():
             return _anonymous(project_id)
+    import google.auth
+    import google.auth.transport.requests
+    from google.auth import exceptions as ga_exceptions
+
     try:
         creds, detected = google.auth.default(scopes=[CLOUD_PLATFORM])
     except ga_exceptions.DefaultCredentialsError as exc:
@@ -73,9 +78,9 @@ def authorized_session(
     return session, project_id or detected, creds
 
 
-def _anonymous(project_id: str | None) -> tuple[requests.Session, str | None, ga_credentials.Credentials]:
+def _anonymous(project_id: str | None) -> tuple[requests.Session, str | None, None]:
     project = project_id or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT")
-    return requests.Session(), project, ga_credentials.AnonymousCredentials()
+    return requests.Session(), project, None
 
 
 def jwt_expiry(token: str) -> float | None:
@@ -88,8 +93,11 @@ def jwt_expiry(token: str) -> float | None:
         return None
 
 
-def _id_token_credentials(creds: Any, audience: str) -> ga_credentials.Credentials | None:
+def _id_token_credentials(creds: Any, audience: str) -> Credentials | None:
     """Credentials that mint ID tokens for ``audience``, or None when only fetch_id_token may work."""
+    from google.auth import impersonated_credentials
+    from google.oauth2 import service_account
+
     if isinstance(creds, service_account.Credentials):
         return service_account.IDTokenCredentials(
             signer=creds.signer,
@@ -126,13 +134,15 @@ class IdTokenSource:
 
     def __init__(
         self,
-        credentials: ga_credentials.Credentials,
+        credentials: Credentials,
         audience: str,
         *,
         mask: Callable[[str], None] | None = None,
-        request: google.auth.transport.requests.Request | None = None,
+        request: Request | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        import google.auth.transport.requests
+
         self.audience = audience
         self._source = credentials
         self._mask = mask
@@ -152,6 +162,9 @@ class IdTokenSource:
         return self._token
 
     def _mint(self) -> str:
+        from google.auth import credentials as ga_credentials
+        from google.auth import exceptions as ga_exceptions
+
         try:
             if self._creds is not None:
                 self._creds.refresh(self._request)

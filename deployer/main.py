@@ -244,7 +244,7 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
 
 def _connect(
     config: settings.Config, console: Console, should_stop: Callable[[], bool]
-) -> tuple[CloudRun, str, auth.ga_credentials.Credentials]:
+) -> tuple[CloudRun, str, auth.Credentials | None]:
     session, project, credentials = auth.authorized_session(config.api_endpoint, config.project_id)
     if not project:
         raise ValueError(
@@ -290,18 +290,17 @@ def _fast(api: CloudRun) -> CloudRun:
 
 def _smoke_check(
     config: settings.Config,
-    credentials: auth.ga_credentials.Credentials,
+    credentials: auth.Credentials | None,  # None: anonymous (a loopback endpoint)
     console: Console,
     stop: Callable[[], bool],
 ) -> Callable[[str], smoke.SmokeResult]:
     """The smoke check the rollout runs on the tag URL, with an ID token when the service is private."""
     session = requests.Session()  # never the authorized one: our access token must not reach the service
     sources: dict[str, auth.IdTokenSource] = {}
-    anonymous = isinstance(credentials, auth.ga_credentials.AnonymousCredentials)
 
     def check(url: str) -> smoke.SmokeResult:
         id_token = None
-        if not anonymous and config.smoke.auth is not settings.SmokeAuth.NONE:
+        if credentials is not None and config.smoke.auth is not settings.SmokeAuth.NONE:
             audience = service_audience(url)
             source = sources.setdefault(
                 audience, auth.IdTokenSource(credentials, audience, mask=console.mask)

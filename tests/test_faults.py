@@ -51,10 +51,7 @@ ROLLOUT = {
     "wait_timeout": "20s",
     "smoke_timeout": "3s",
 }
-WORKERS = 5
-# Each test already runs WORKERS rollouts at once: under pytest-xdist the whole module goes to one
-# worker (scripts/test uses --dist loadgroup), so they never compete with each other for the CPU.
-pytestmark = pytest.mark.xdist_group("faults")
+WORKERS = 5  # rollouts of one test at once (under pytest-xdist, the tests spread over the workers)
 Routing = list[tuple[str, int, str]]
 BEFORE: Routing = [(f"{SERVICE}-v1", 0, "old"), (f"{SERVICE}-v1", 70, "blue"), (f"{SERVICE}-v2", 30, "green")]
 PROMOTED: Routing = [
@@ -265,9 +262,10 @@ def _run_case_once(emu: Emulator, case: Case, ref: Reference, tmp_path: Path) ->
             problems.append(f"not restored: traffic is {now}")
         if [t for t in served if t[0] != CANDIDATE] != BEFORE:
             problems.append(f"not restored: serving {served}")
-    if case.expect == "promoted" and outcome != "promoted":
+    # A fault whose call never came cannot decide how the run ends (the invariants above still hold).
+    if not absent and case.expect == "promoted" and outcome != "promoted":
         problems.append(f"expected promoted, got {outcome!r}")
-    if case.expect == "restored" and outcome not in ("rolled_back", "failed"):
+    if not absent and case.expect == "restored" and outcome not in ("rolled_back", "failed"):
         problems.append(f"expected a rollback, got {outcome!r}")
     if STATE_ANNOTATION in (svc["metadata"].get("annotations") or {}):
         problems.append("the rollout state annotation was left on the service")

@@ -17,6 +17,10 @@ from tests.cloudrun import Api, routing
 from tests.conftest import METRIC_LAG, METRIC_SAMPLING
 from tests.test_analysis_e2e import load
 
+# The 10 % steps here bake 1 s: busier users (up to 100 requests a second) give the candidate some ten
+# requests in a step, enough for a 30 % error rate to show even on a loaded machine.
+BUSY = 0.03
+
 DATA = Path(__file__).parent / "data"
 FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
 
@@ -206,7 +210,7 @@ def test_a_30_percent_5xx_canary_is_rolled_back_with_default_timing(
         max_error_rate="5",
         smoke_path="/healthz",  # healthy to a probe: only real traffic shows the errors
     )
-    with load(svc["status"]["url"]):
+    with load(svc["status"]["url"], BUSY):
         result = harness.run(args, tmp_path=tmp_path)
     assert result.returncode == 1
     assert result.outputs["result"] == "rolled_back", result.log
@@ -242,7 +246,7 @@ def test_a_30_percent_5xx_canary_is_rolled_back_when_the_bake_is_shorter_than_th
         smoke_path="/healthz",
         step_interval=f"{60 * METRIC_SAMPLING / 60:g}s",
     )
-    with load(svc["status"]["url"]):
+    with load(svc["status"]["url"], BUSY):
         result = harness.run(args, tmp_path=tmp_path)
     assert result.outputs["result"] == "rolled_back", result.log
     assert "10% round 1: metrics inconclusive: no requests to the candidate yet" in result.log
@@ -269,7 +273,7 @@ def test_a_step_is_judged_on_its_own_requests_after_the_ingestion_lag(
         min_requests="5",
         wait_timeout="30s",
     )
-    with load(svc["status"]["url"]):
+    with load(svc["status"]["url"], BUSY):
         result = harness.run(args, tmp_path=tmp_path)
     assert result.returncode == 0, result.log
     assert result.outputs["result"] == "promoted"

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from cloudrun_emulator import samples
 from cloudrun_emulator.dataplane import DataPlane, Health, RevisionRun
 from cloudrun_emulator.images import ImageCatalogue
 
@@ -302,7 +303,7 @@ def test_exact_mapping_and_registry_port_are_not_mistaken_for_tags() -> None:
 
 def test_builtins_resolve_with_tags_and_unknowns_do_not() -> None:
     images = ImageCatalogue()
-    expected = [sys.executable, "-m", "cloudrun_emulator.samples", "hello"]
+    expected = [sys.executable, str(Path(samples.__file__)), "hello"]
     assert images.resolve("sample/hello") == expected
     assert images.resolve("us-docker.pkg.dev/cloudrun/container/hello:latest") == expected
     assert images.resolve("sample/slow@sha256:" + "1" * 64) == [*expected[:-1], "slow"]
