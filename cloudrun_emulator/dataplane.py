@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import tempfile
 import threading
@@ -32,8 +33,9 @@ from typing import IO
 
 from cloudrun_emulator.images import ImageCatalogue
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]  # holds the cloudrun_emulator package
 POLL_SECONDS = 0.05
+SERVE_POLL_SECONDS = 1.0  # a listener's select timeout: only a safety net, close_server wakes it
 STOP_GRACE_SECONDS = 3.0
 UPSTREAM_TIMEOUT_SECONDS = 300.0  # Cloud Run's default request timeout
 MAX_SAMPLES = 200_000
@@ -183,7 +185,7 @@ class _ProxyServer(ThreadingHTTPServer):
         self.service = service
         self.split = split
         self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True
+            target=self.serve_forever, kwargs={"poll_interval": SERVE_POLL_SECONDS}, daemon=True
         )
         self._thread.start()
 
@@ -201,8 +203,23 @@ class _ProxyServer(ThreadingHTTPServer):
 
     def close(self) -> None:
         """Stop accepting and release the port."""
-        self.shutdown()
-        self.server_close()
+        close_server(self)
+
+
+def close_server(server: socketserver.TCPServer) -> None:
+    """Stop a ``serve_forever`` loop at once and release the port.
+
+    ``shutdown()`` only sets a flag the loop reads between selects, so alone it waits up to a poll
+    interval; shutting the listening socket down makes the select return now. So the hundreds of
+    idle listeners of a long-lived emulator (one per service and tag URL) can poll once a second
+    instead of twenty times, and still close in a millisecond.
+    """
+    stopper = threading.Thread(target=server.shutdown, daemon=True)
+    stopper.start()
+    with contextlib.suppress(OSError):
+        server.socket.shutdown(socket.SHUT_RDWR)
+    stopper.join()
+    server.server_close()
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cloudrun_emulator.dataplane import DataPlane
+from cloudrun_emulator.dataplane import SERVE_POLL_SECONDS, DataPlane, close_server
 from cloudrun_emulator.faults import FaultRule, Faults, RequestLog
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.jobs import JobStore
@@ -557,9 +557,8 @@ class Emulator:
 
     def start(self) -> Emulator:
         """Serve and reconcile in background threads."""
-        # A short poll interval: close() (shutdown) waits up to one interval, at every test's end.
         for target, kwargs, name in (
-            (self._httpd.serve_forever, {"poll_interval": 0.05}, "emulator-http"),
+            (self._httpd.serve_forever, {"poll_interval": SERVE_POLL_SECONDS}, "emulator-http"),
             (self._reconciler, {}, "emulator-rec"),
         ):
             thread = threading.Thread(target=target, kwargs=kwargs, name=name, daemon=True)
@@ -579,8 +578,7 @@ class Emulator:
             return
         self._closed = True
         self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        close_server(self._httpd)  # at once, whatever the poll interval
         for thread in self._threads:
             thread.join(timeout=5)
         self.store.close()

@@ -303,7 +303,7 @@ def test_exact_mapping_and_registry_port_are_not_mistaken_for_tags() -> None:
 
 def test_builtins_resolve_with_tags_and_unknowns_do_not() -> None:
     images = ImageCatalogue()
-    expected = [sys.executable, str(Path(samples.__file__)), "hello"]
+    expected = [sys.executable, "-S", str(Path(samples.__file__)), "hello"]
     assert images.resolve("sample/hello") == expected
     assert images.resolve("us-docker.pkg.dev/cloudrun/container/hello:latest") == expected
     assert images.resolve("sample/slow@sha256:" + "1" * 64) == [*expected[:-1], "slow"]
