@@ -40,16 +40,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def interleaved(items: list[pytest.Item]) -> list[pytest.Item]:
-    """One test of each module in turn (modules in file order, tests in their order within each)."""
+    """One test of each module in turn (modules in file order, tests in their order within each),
+    with the tests marked ``long`` taken early, every other one: started late they would be the
+    tail, and started side by side with the rest their waiting overlaps work that needs the CPU."""
+    long = [item for item in items if item.get_closest_marker("long")]
     modules: dict[str, list[pytest.Item]] = {}
     for item in items:
-        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+        if not item.get_closest_marker("long"):
+            modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
     queues = list(modules.values())
-    mixed: list[pytest.Item] = []
+    rest: list[pytest.Item] = []
     while queues:
-        mixed.extend(queue.pop(0) for queue in queues)
+        rest.extend(queue.pop(0) for queue in queues)
         queues = [queue for queue in queues if queue]
-    return mixed
+    mixed = [item for pair in zip(long, rest, strict=False) for item in pair]
+    return mixed + rest[len(long) :]
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from cloudrun_emulator import Emulator
@@ -119,6 +120,7 @@ def test_slow_candidate_is_rolled_back_on_latency(emulator: Emulator, project: s
     assert traffic == [("slow-v1", 100, ""), ("slow-v2", 0, "canary")]
 
 
+@pytest.mark.long
 def test_too_little_traffic_fails_or_passes_as_configured(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
@@ -192,6 +194,7 @@ def test_failing_webhook_rolls_back(emulator: Emulator, project: str, tmp_path: 
     assert traffic == [("hook-v1", 100, ""), ("hook-v2", 0, "canary")]
 
 
+@pytest.mark.long
 def test_inconclusive_step_is_extended_until_the_data_comes(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
@@ -218,6 +221,7 @@ def test_inconclusive_step_is_extended_until_the_data_comes(
     assert ("ext-v2", 100, "canary") in routing(api.wait_routes("ext"))
 
 
+@pytest.mark.long
 def test_step_that_stays_inconclusive_fails_after_the_extensions(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:

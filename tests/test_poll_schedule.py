@@ -54,6 +54,7 @@ def test_a_slower_change_than_expected_is_still_seen(settles: float) -> None:
     assert 0 <= lag <= rollout.POLL_MAX
 
 
+@pytest.mark.long
 @pytest.mark.timeout(120)
 def test_a_rollout_reads_at_most_twice_a_second(own_emulator: Emulator, project: str, tmp_path: Path) -> None:
     """1 s per change, 2 s bakes (the benchmark's single scenario) against the emulator."""

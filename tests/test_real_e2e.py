@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from cloudrun_emulator import Emulator
@@ -191,6 +192,7 @@ def test_a_configuration_failure_fails_within_seconds_with_cloud_runs_reason(
 # ---- metric lag -----------------------------------------------------------------------------
 
 
+@pytest.mark.long
 def test_a_30_percent_5xx_canary_is_rolled_back_with_default_timing(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:

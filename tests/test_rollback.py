@@ -361,6 +361,7 @@ def test_two_jobs_of_one_run_attempt_detect_each_other(
     )
 
 
+@pytest.mark.long
 def test_run_taken_over_during_its_last_bake_does_not_report_paused(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:

@@ -189,6 +189,7 @@ def spec_entries(svc: dict[str, Any]) -> list[tuple[str, int, str, bool]]:
     )
 
 
+@pytest.mark.long
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(services(), st.sampled_from(FAILURES))
 def test_rollback_restores_the_service_as_before_the_run(
