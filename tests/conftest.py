@@ -43,10 +43,12 @@ def interleaved(items: list[pytest.Item]) -> list[pytest.Item]:
     """One test of each module in turn (modules in file order, tests in their order within each),
     with the tests marked ``long`` taken early, every other one: started late they would be the
     tail, and started side by side with the rest their waiting overlaps work that needs the CPU."""
-    long = [item for item in items if item.get_closest_marker("long")]
+    long: list[pytest.Item] = []
     modules: dict[str, list[pytest.Item]] = {}
     for item in items:
-        if not item.get_closest_marker("long"):
+        if item.get_closest_marker("long"):
+            long.append(item)
+        else:
             modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
     queues = list(modules.values())
     rest: list[pytest.Item] = []
