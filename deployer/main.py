@@ -216,6 +216,12 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
     if recorded is None or not ours:
         console.info(f"No unfinished rollout of this run on {config.service}: nothing to clean up.")
         return 0
+    if recorded.paused:
+        console.info(
+            f"The rollout of {recorded.candidate} is paused at {recorded.step}% on purpose: it stays for "
+            "mode 'promote' (or 'rollback')."
+        )
+        return 0
     console.warning(
         f"The main step did not finish its rollout of {recorded.candidate}: "
         "restoring the traffic and template."

@@ -389,13 +389,22 @@ class Rollout:
                 phase.detail = f"{self.result.revision} deployed with no traffic at {self.result.tag_url}"
             self.result.traffic_after = knative.status_traffic(svc)
         else:
-            self._check_ours(self._require_service())  # still ours, as we left it, at the very end?
+            self._pause()
             self.result.outcome = Outcome.PAUSED
             self.result.traffic_after = knative.status_traffic(svc)
             self.reporter.info(
                 f"Paused at {steps[-1]} %: run this action with mode 'promote' to finish, "
                 "or 'rollback' to undo."
             )
+
+    def _pause(self) -> None:
+        """Hand the rollout on: mark the record paused (checking, as every write does, that it is still
+        ours and the traffic is what we wrote), so the post step that follows this step leaves it for
+        a later ``mode: promote`` or ``rollback``."""
+        assert self.state is not None
+        paused = replace(self.state, paused=True)
+        self._annotate({STATE_ANNOTATION: paused.to_annotation()})
+        self.state = None
 
     def _shift(self, percent: int) -> Obj:
         """Give the candidate ``percent`` (others scaled down), record it, and wait for the routes."""
@@ -564,6 +573,7 @@ class Rollout:
         self.adopted = recorded
         self.state = replace(
             recorded,
+            paused=False,
             run_id=self.ctx.run_id,
             run_attempt=self.ctx.run_attempt,
             run_url=self.ctx.run_url,

@@ -50,6 +50,9 @@ class RolloutState:
     previous_stable: str = ""
     job: str = ""
     token: str = ""
+    # Paused on purpose (``steps`` ended below 100): the run that wrote it is over and hands the
+    # rollout on to a later ``mode: promote`` or ``rollback``; its post step must leave it alone.
+    paused: bool = False
 
     @property
     def base_traffic(self) -> Traffic:
