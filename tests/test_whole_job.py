@@ -393,8 +393,15 @@ def test_an_operators_change_is_reported_once(emulator: Emulator, project: str, 
     args = inputs(emulator, project, service="once", image="sample/hello:v2", suffix="v2", steps="50,100")
     with harness.start({**args, "step_interval": "5s"}, tmp_path=tmp_path) as running:
         running.wait_for_output(r"::group::50%25", timeout=30)
-        as_operator(
-            api, "once", lambda svc: svc["spec"].update(traffic=[{"revisionName": "once-v1", "percent": 100}])
+        as_operator(  # everything back to v1; the candidate keeps its tag (the smoke check still passes)
+            api,
+            "once",
+            lambda svc: svc["spec"].update(
+                traffic=[
+                    {"revisionName": "once-v1", "percent": 100},
+                    {"revisionName": "once-v2", "percent": 0, "tag": "canary"},
+                ]
+            ),
         )
         result = running.wait()
     errors = [a.data for a in result.annotations("error")]
