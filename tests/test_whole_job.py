@@ -81,13 +81,16 @@ def share_of(body: dict[str, Any], revision: str) -> int:
 
 
 def as_operator(api: Api, service: str, change: Any) -> dict[str, Any]:
-    """A read-modify-write of the service, as gcloud or the console would do it."""
-    svc = api.service(service)
-    svc.pop("status", None)
-    change(svc)
-    resp = requests.put(f"{api.ns}/services/{service}", json=svc, timeout=10)
+    """A read-modify-write of the service, as gcloud or the console would do it (again on a 409)."""
+    for _ in range(5):
+        svc = api.service(service)
+        svc.pop("status", None)
+        change(svc)
+        resp = requests.put(f"{api.ns}/services/{service}", json=svc, timeout=10)
+        if resp.status_code != 409:
+            break
     assert resp.status_code == 200, resp.text
-    return resp.json()
+    return dict(resp.json())
 
 
 def latest_service(api: Api, service: str) -> dict[str, Any]:
