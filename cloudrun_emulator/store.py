@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudrun_emulator import secretrefs
 from cloudrun_emulator.dataplane import DataPlane, RevisionRun, instance_key
 from cloudrun_emulator.schema import Violation, check_service
 
@@ -400,7 +401,7 @@ class Store:
         self._of_service.setdefault((service.namespace, service.name), {})[name] = revision
         service.latest_created = name
         container = ingress_container(template)
-        env = revision_env(container)
+        env = revision_env(container, template.get("metadata", {}).get("annotations", {}))
         run = RevisionRun(name, service.name, service.name, container["image"], env, service.namespace)
         self.dataplane.start_revision(run)
 
@@ -865,7 +866,6 @@ def default_template(template: dict[str, Any]) -> dict[str, Any]:
     """Fill the defaults Cloud Run writes back: concurrency, timeout, port, resources, startup probe."""
     result = copy.deepcopy(template)
     spec = result.setdefault("spec", {})
-    spec.setdefault("containerConcurrency", 80)
     spec.setdefault("timeoutSeconds", 300)
     containers = spec.get("containers", [])
     for container in containers:
@@ -879,7 +879,24 @@ def default_template(template: dict[str, Any]) -> dict[str, Any]:
         limits.setdefault("memory", "512Mi")
         if container.get("ports"):
             default_startup_probe(container)
+    if not spec.get("containerConcurrency"):
+        spec["containerConcurrency"] = default_concurrency(containers)
     return result
+
+
+def default_concurrency(containers: list[dict[str, Any]]) -> int:
+    """run.v1.json (``RevisionSpec.containerConcurrency``): "If not specified or 0, defaults to 80 when
+    requested CPU >= 1 and defaults to 1 when requested CPU < 1" (the instance's CPU: every container's)."""
+    cpu = sum(cpu_cores(c.get("resources", {}).get("limits", {}).get("cpu", "1")) for c in containers)
+    return 80 if cpu >= 1 else 1
+
+
+def cpu_cores(text: str) -> float:
+    """A Kubernetes CPU quantity (``1``, ``0.5``, ``500m``) in cores; 1 when it does not parse."""
+    try:
+        return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        return 1.0
 
 
 def default_startup_probe(container: dict[str, Any]) -> None:
@@ -966,13 +983,18 @@ def same_revision(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return same_template(strip_name(a), strip_name(b))
 
 
-def revision_env(container: Mapping[str, Any]) -> dict[str, str]:
-    """Env for the data plane: literal values, secrets as ``secret:<name>:<key>``."""
+def revision_env(
+    container: Mapping[str, Any], annotations: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Env for the data plane: literal values (the last of a name wins), secrets as
+    ``secret:<name>:<key>``, an alias of the ``run.googleapis.com/secrets`` annotation resolved."""
     env = {}
     for var in container.get("env", []):
         ref = var.get("valueFrom", {}).get("secretKeyRef")
         env[var["name"]] = (
-            f"secret:{ref.get('name', '')}:{ref.get('key', '')}" if ref else var.get("value", "")
+            f"secret:{secretrefs.resolve(ref.get('name', ''), annotations or {})}:{ref.get('key', '')}"
+            if ref
+            else var.get("value", "")
         )
     return env
 
