@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloudrun_emulator import secretrefs
+from cloudrun_emulator import quotas, secretrefs
 from cloudrun_emulator.dataplane import DataPlane, RevisionRun, instance_key
 from cloudrun_emulator.schema import Violation, check_service
 
@@ -186,6 +186,7 @@ class Service:
     routed: tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]] | None = None
     url: str | None = None
     tag_urls: dict[str, str] = field(default_factory=dict)
+    tags_born: dict[str, int] = field(default_factory=dict)  # tag -> creation order (quotas.tag_cleanup)
     policy: dict[str, Any] = field(default_factory=lambda: {"version": 1, "bindings": []})
     etag: str = field(default_factory=lambda: new_etag())
 
@@ -231,6 +232,7 @@ class Store:
     ) -> None:
         self.dataplane = dataplane
         self.ready_delay = ready_delay
+        self.tag_limit = quotas.TAG_LIMIT
         self.clock = clock
         self.lock = threading.RLock()
         self.services: dict[tuple[str, str], Service] = {}
@@ -319,6 +321,7 @@ class Store:
         wanted = template.get("metadata", {}).get("name")
         reused = wanted if new_revision is None and wanted and wanted != service.latest_created else None
         self._check_traffic_targets(service, spec["traffic"], new_revision)
+        spec["traffic"] = self._tag_quota(service, spec["traffic"])
         annotations = {**meta.get("annotations", {}), IMMUTABLE_ANNOTATIONS[0]: PRINCIPAL}
         annotations[IMMUTABLE_ANNOTATIONS[1]] = PRINCIPAL
         labels = {**meta.get("labels", {}), LOCATION_LABEL: service.region}
@@ -347,6 +350,21 @@ class Store:
         generation = 1 if creating else service.generation + 1
         suffix = "".join(random.choices(string.ascii_lowercase, k=3))
         return f"{service.name}-{generation:05d}-{suffix}", True
+
+    def _tag_quota(self, service: Service, traffic: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Cloud Run's revision-tag limit per project and region, and its cleanup on the service that
+        creates a tag (``quotas.tag_cleanup``)."""
+        new = quotas.tags(traffic) - quotas.tags(service.spec.get("traffic", []))
+        for tag in sorted(new):
+            service.tags_born[tag] = self._next()
+        others = sum(
+            len(quotas.tags(s.spec.get("traffic", [])))
+            for s in self.services.values()
+            if (s.namespace, s.region) == (service.namespace, service.region) and s.name != service.name
+        )
+        return quotas.tag_cleanup(
+            traffic, service.tags_born, new, others + len(quotas.tags(traffic)) - self.tag_limit
+        )
 
     def _check_traffic_targets(
         self, service: Service, traffic: list[dict[str, Any]], new_revision: str | None
