@@ -355,8 +355,9 @@ class Store:
         """Cloud Run's revision-tag limit per project and region, and its cleanup on the service that
         creates a tag (``quotas.tag_cleanup``)."""
         new = quotas.tags(traffic) - quotas.tags(service.spec.get("traffic", []))
-        for tag in sorted(new):
-            service.tags_born[tag] = self._next()
+        for target in traffic:  # in the order of the block
+            if target.get("tag") in new:
+                service.tags_born[target["tag"]] = self._next()
         others = sum(
             len(quotas.tags(s.spec.get("traffic", [])))
             for s in self.services.values()

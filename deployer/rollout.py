@@ -406,6 +406,7 @@ class Rollout:
     def _shift(self, percent: int) -> Obj:
         """Give the candidate ``percent`` (others scaled down), record it, and wait for the routes."""
         assert self.state is not None
+        self._check_ours(self.last or self._require_service())  # tags Cloud Run cleaned up: not written back
         state = self.state.at_step(percent)
         new = traffic.at_step(self.state.base_traffic, state.candidate, state.tag, percent)
         self._write(lambda svc: knative.with_traffic(svc, new, {STATE_ANNOTATION: state.to_annotation()}))
@@ -527,6 +528,8 @@ class Rollout:
             previous = self.result.previous_revision
             if previous and previous != candidate:
                 annotations[PREVIOUS_STABLE_ANNOTATION] = previous
+            if self.state is not None and self.last:
+                self._check_ours(self.last)  # tags Cloud Run cleaned up: not written back
             state = self.state
             if state is None:  # a new service: nothing to undo, nothing kept for a rollback
                 self._annotate(annotations)
