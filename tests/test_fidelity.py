@@ -203,3 +203,52 @@ def test_rollout_completes_against_responses_without_observed_generation(
     )
     assert result.outcome.value == "promoted", result.reason
     assert time.monotonic() - started < 20
+
+
+# --- emulator details ------------------------------------------------------------------------------
+
+
+def test_tasks_carry_their_running_state_for_tasks_list_failed(emulator: Emulator, project: str) -> None:
+    from tests.emulator.test_jobs import Jobs, job_body, shell
+
+    jobs = Jobs(emulator.url, project)
+    script = 'test "$CLOUD_RUN_TASK_INDEX" = 1 && exit 3; exit 0'
+    assert jobs.create(job_body("half", command=shell(script), taskCount=2, maxRetries=0)).status_code == 200
+    name = jobs.execute("half")["metadata"]["name"]
+    states = {
+        t["status"].get("index", 0): t["metadata"]["labels"]["run.googleapis.com/runningState"]
+        for t in jobs.tasks(name)
+    }
+    assert states == {0: "Succeeded", 1: "Failed"}
+    selector = (
+        f"run.googleapis.com/execution = {name},run.googleapis.com/runningState in (Failed)"  # gcloud's
+    )
+    failed = requests.get(f"{jobs.ns}/tasks", params={"labelSelector": selector}, timeout=10).json()["items"]
+    assert [t["status"].get("index", 0) for t in failed] == [1]
+
+
+def test_duplicate_env_names_as_run_v1_allows_them(emulator: Emulator, project: str) -> None:
+    api = Api(emulator.url, project)
+    body = service_body("twice", "sample/hello")
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "MODE", "value": "first"},
+        {"name": "MODE", "value": "last"},
+    ]
+    svc = api.deploy(body)
+    assert requests.get(svc["status"]["url"], timeout=10).json()["env"]["MODE"] == "last"  # the last one wins
+    secret = {"name": "MODE", "valueFrom": {"secretKeyRef": {"name": "mode", "key": "1"}}}
+    body = service_body("twice-secret", "sample/hello")
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "MODE", "value": "x"}, secret]
+    refused = api.create(body)
+    assert refused.status_code == 400 and "a variable from a secret must be unique" in refused.text
+
+
+def test_container_concurrency_defaults_by_cpu(emulator: Emulator, project: str) -> None:
+    api = Api(emulator.url, project)
+    small = service_body("small", "sample/hello")
+    small["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "500m"}}
+    assert api.deploy(small)["spec"]["template"]["spec"]["containerConcurrency"] == 1
+    assert (
+        api.deploy(service_body("whole", "sample/hello"))["spec"]["template"]["spec"]["containerConcurrency"]
+        == 80
+    )
