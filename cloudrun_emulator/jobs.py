@@ -23,11 +23,13 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from cloudrun_emulator import secretrefs
 from cloudrun_emulator.dataplane import _base_env
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.schema import DNS1035, MAX_NAME, Violation, _check_env
@@ -139,7 +141,10 @@ def check_job(job: dict[str, Any], name: str) -> list[Violation]:
     problems = _check_name(name)
     spec = job.get("spec", {}).get("template", {}).get("spec", {})
     problems += _check_execution_spec(spec, "spec.template.spec")
-    return problems
+    annotations = job.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
+    task, where = spec.get("template", {}).get("spec", {}), "spec.template.spec.template.spec"
+    found = secretrefs.check(annotations, task, "spec.template.metadata", where)
+    return problems + [Violation(field, text) for field, text in found]
 
 
 def _check_name(name: str) -> list[Violation]:
@@ -510,7 +515,7 @@ class JobStore:
         argv += list(container.get("args", []))
         env = {
             **_base_env(),
-            **task_env(container),
+            **task_env(container, execution.annotations),
             "CLOUD_RUN_JOB": execution.job,
             "CLOUD_RUN_EXECUTION": execution.name,
             "CLOUD_RUN_TASK_INDEX": str(task.index),
@@ -649,6 +654,7 @@ class JobStore:
             **execution.labels,
             EXECUTION_LABEL: execution.name,
             TASK_INDEX_LABEL: str(task.index),
+            RUNNING_STATE_LABEL: running_state(task),
         }
         completed = StoredCondition("Completed")
         if task.state == "succeeded":
@@ -710,13 +716,29 @@ def default_job_spec(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def task_env(container: dict[str, Any]) -> dict[str, str]:
-    """The container's env for the process: literal values; secrets as ``secret:<name>:<key>``."""
+RUNNING_STATE_LABEL = "run.googleapis.com/runningState"
+
+
+def running_state(task: Task) -> str:
+    """The task's ``run.googleapis.com/runningState`` label, as run.v1.json's ``tasks.list``
+    documents it (Pending, Running, Succeeded, Failed, Cancelled, Abandoned: "The task has not yet
+    started and never will because its parent execution has been aborted"); gcloud's
+    ``tasks list --failed`` selects on it (``serverless_operations.ListTasks``)."""
+    if task.state == "cancelled" and task.started is None:
+        return "Abandoned"
+    return task.state.capitalize()
+
+
+def task_env(container: dict[str, Any], annotations: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The container's env for the process: literal values; secrets as ``secret:<name>:<key>``, an
+    alias of the execution's ``run.googleapis.com/secrets`` annotation resolved to its path."""
     env = {}
     for var in container.get("env", []):
         ref = var.get("valueFrom", {}).get("secretKeyRef")
         env[var["name"]] = (
-            f"secret:{ref.get('name', '')}:{ref.get('key', '')}" if ref else var.get("value", "")
+            f"secret:{secretrefs.resolve(ref.get('name', ''), annotations or {})}:{ref.get('key', '')}"
+            if ref
+            else var.get("value", "")
         )
     return env
 

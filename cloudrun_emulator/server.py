@@ -635,6 +635,11 @@ class Emulator:
         self.ingestion = Ingestion(sampling, numbers.get("metric_lag", self.ingestion.lag))
         if "monitoring_page_size" in numbers:
             self.monitoring_page_size = int(numbers["monitoring_page_size"])
+        if "tag_limit" in data:
+            limit = data["tag_limit"]
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+                raise ValueError("tag_limit must be an integer >= 1")
+            self.store.tag_limit = limit
         return self.settings()
 
     def settings(self) -> dict[str, Any]:
@@ -644,6 +649,7 @@ class Emulator:
             "metric_sampling": self.ingestion.sampling,
             "metric_lag": self.ingestion.lag,
             "monitoring_page_size": self.monitoring_page_size,
+            "tag_limit": self.store.tag_limit,
         }
 
     def api_call(

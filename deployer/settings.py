@@ -62,10 +62,12 @@ class SmokeSettings:
 
 @dataclass(frozen=True)
 class SecretRef:
-    """``ENV=secret-name:version`` -> ``valueFrom.secretKeyRef {name: secret, key: version}``."""
+    """``ENV=secret-name:version`` -> ``valueFrom.secretKeyRef {name: secret, key: version}``; a secret
+    of another project (``projects/P/secrets/S``) names its project (None: the run's own)."""
 
     secret: str
     version: str = "latest"
+    project: str | None = None
 
 
 @dataclass(frozen=True)

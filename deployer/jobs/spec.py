@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from deployer import secretrefs
 from deployer.knative import Obj, condition
 from deployer.settings import JobSettings
 
@@ -41,7 +42,8 @@ def job_body(
     meta = body["metadata"]
     meta["labels"] = {**(meta.get("labels") or {}), **labels}
     meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
-    execution = body["spec"].setdefault("template", {}).setdefault("spec", {})
+    execution_template = body["spec"].setdefault("template", {})
+    execution = execution_template.setdefault("spec", {})
     task = execution.setdefault("template", {}).setdefault("spec", {})
     containers = task.setdefault("containers", [{}])
     if not containers:
@@ -52,9 +54,14 @@ def job_body(
         container["command"] = list(settings.command)
     if settings.args is not None:
         container["args"] = list(settings.args)
-    container_env = _merged_env(container.get("env") or [], settings)
+    exec_meta = execution_template.setdefault("metadata", {})
+    aliases = secretrefs.parse_annotation((exec_meta.get("annotations") or {}).get(secretrefs.ANNOTATION))
+    container_env = _merged_env(container.get("env") or [], settings, aliases)
     if container_env:
         container["env"] = container_env
+    secretrefs.set_annotation(exec_meta, aliases, secretrefs.in_use(task))
+    if not exec_meta:
+        del execution_template["metadata"]
     _set(execution, "taskCount", settings.tasks)
     _set(execution, "parallelism", settings.parallelism)
     _set(task, "maxRetries", settings.max_retries)
@@ -68,14 +75,10 @@ def _set(target: Obj, key: str, value: object) -> None:
         target[key] = value
 
 
-def _merged_env(current: list[Obj], settings: JobSettings) -> list[Obj]:
+def _merged_env(current: list[Obj], settings: JobSettings, aliases: dict[str, str]) -> list[Obj]:
+    """Ours win by name; a secret of another project goes by an alias of the execution template."""
     ours: dict[str, Obj] = {k: {"name": k, "value": v} for k, v in settings.env_vars.items()}
-    ours.update(
-        {
-            k: {"name": k, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.version}}}
-            for k, ref in settings.secrets.items()
-        }
-    )
+    ours.update({k: secretrefs.env_entry(k, ref, aliases) for k, ref in settings.secrets.items()})
     kept = [e for e in current if e.get("name") not in ours]
     return kept + list(ours.values())
 
