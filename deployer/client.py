@@ -393,9 +393,9 @@ class CloudRun:
     def get_execution(self, name: str) -> dict[str, Any]:
         return self._call("GET", self._run_ns("executions", name))
 
-    def list_executions(self, job: str) -> list[dict[str, Any]]:
-        """The job's executions, every page (a job keeps many: the run's own may be on any page)."""
-        return self._list_all(self._run_ns("executions"), f"run.googleapis.com/job={job}")
+    def list_executions(self, job: str = "") -> list[dict[str, Any]]:
+        """The job's executions ("": of every job), every page (the run's own may be on any page)."""
+        return self._list_all(self._run_ns("executions"), f"run.googleapis.com/job={job}" if job else "")
 
     def list_tasks(self, execution: str) -> list[dict[str, Any]]:
         """The tasks of one execution, every page (an execution has up to 10,000)."""
@@ -407,7 +407,8 @@ class CloudRun:
         items: list[dict[str, Any]] = []
         token = ""
         for _ in range(MAX_PAGES):
-            params = {"labelSelector": selector, "limit": str(self.page_size)}
+            params = {"labelSelector": selector} if selector else {}
+            params["limit"] = str(self.page_size)
             if token:
                 params["continue"] = token
             page = self._call("GET", url, params=params)

@@ -144,7 +144,7 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
             rollback_api=_fast(api),
             shield=cancel.shield,
             job=rollout_hook(job_runner, config),
-            stop_jobs=rollout_stopper(_fast(api), config, reporter),
+            stop_jobs=rollout_stopper(_fast(api), reporter),
         )
         hooks.checks, hooks.ingested = _analysis(config, api, console, cancel.is_set)
         hooks.metric_wait = METRIC_SAMPLING_SECONDS + METRIC_LAG_SECONDS

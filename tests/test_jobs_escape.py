@@ -228,3 +228,33 @@ def test_a_new_job_names_its_namespace(emulator: Emulator, project: str, tmp_pat
         if r["method"] == "POST" and r["path"].endswith(f"/namespaces/{project}/jobs")
     ]  # fmt: skip
     assert create["body"]["metadata"]["namespace"] == project
+
+
+def test_a_manual_rollback_cancels_the_pre_job_of_the_rollout_it_undoes(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    api = Api(emulator.url, project)
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    pinned = [{"revisionName": f"{SERVICE}-v1", "percent": 100}]
+    api.replace_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1", pinned)
+    before = [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p]
+    inputs = rollout_inputs(
+        emulator, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=60000"
+    )
+    with harness.start(inputs, tmp_path=tmp_path / "1") as action:
+        action.wait_for_output(r"Execution migrate-\w+ of job migrate started", timeout=60)
+        action.kill()
+        killed = action.wait()
+    jobs = Jobs(emulator.url, project)
+    assert running(jobs, "migrate") == [killed.state["job_execution"]]
+    # An operator, from another workflow: mode rollback names no job.
+    manual = harness.run(
+        job_inputs(emulator, project, service=SERVICE, mode="rollback"),
+        tmp_path=tmp_path / "2",
+        github={"GITHUB_RUN_ID": "2222222222"},
+    )
+    assert manual.returncode == 0, manual.log
+    assert f"Cancelled execution [{killed.state['job_execution']}]" in manual.log
+    (execution,) = settle(jobs, "migrate", 1)
+    assert condition(execution, "Completed")["reason"] == "Cancelled"
+    assert [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p] == before

@@ -408,11 +408,11 @@ def stop_rollout_executions(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Stopped]:
-    """Cancel, and confirm, every running execution of ``job`` that a rollout started: those carrying
-    ``marker`` (the rollout's token: all of them; ``token/when``: one launch). One that already ended is
-    reported as it ended. While fewer than ``expect`` have been found, look again until ``settle``
-    seconds have passed: a ``:run`` whose answer was lost may land later. Never raises for API errors
-    (each is a warning): whoever calls this is ending a rollout and has more to undo."""
+    """Cancel, and confirm, every running execution of ``job`` ("": of any job) that a rollout started:
+    those carrying ``marker`` (the rollout's token: all of them; ``token/when``: one launch). One that
+    already ended is reported as it ended. While fewer than ``expect`` have been found, look again
+    until ``settle`` seconds have passed: a ``:run`` whose answer was lost may land later. Never raises
+    for API errors (each is a warning): whoever calls this is ending a rollout and has more to undo."""
     if not marker:
         return []
     deadline = clock() + settle
@@ -423,7 +423,7 @@ def stop_rollout_executions(
         except NotFound:
             executions = []  # no such job (deleted, or never created): nothing of ours can run
         except (ApiError, Cancelled) as exc:
-            reporter.warning(f"Could not list the executions of job {job}: {exc}")
+            reporter.warning(f"Could not list the executions of {f'job {job}' if job else 'the jobs'}: {exc}")
             executions = []
         for execution in executions:
             name = str((execution.get("metadata") or {}).get("name") or "")
@@ -432,7 +432,10 @@ def stop_rollout_executions(
             result = spec.outcome(execution)[0]
             if result == "running":
                 stopped[name] = cancel_execution(api, name, timeout=confirm_timeout, clock=clock, sleep=sleep)
-                reporter.warning(f"Job {job}: {stopped[name].message}")
+                owner = job or str(
+                    ((execution.get("metadata") or {}).get("labels") or {}).get(spec.JOB_LABEL)
+                )
+                reporter.warning(f"Job {owner}: {stopped[name].message}")
             else:
                 stopped[name] = Stopped(name, result, f"execution {name} had already ended: {result}")
         if len(stopped) >= expect or clock() >= deadline:
@@ -464,23 +467,20 @@ def stop_jobs_of_rollout(
             api, job, marker, reporter, settle=settle, expect=1, clock=clock, sleep=sleep
         )
     seen = {s.execution for s in found}
-    for job in dict.fromkeys(j for j in jobs if j):
+    for job in dict.fromkeys(jobs):  # "" is every job
         for stopped in stop_rollout_executions(api, job, token, reporter, clock=clock, sleep=sleep):
             if stopped.execution not in seen:
                 found.append(stopped)
     return found
 
 
-def rollout_stopper(
-    api: CloudRun, config: Config, reporter: Reporter
-) -> Callable[[RolloutState], list[Stopped]]:
-    """For ``rollout.Hooks.stop_jobs``: stop the executions of a rollout being undone (by a re-run, a
-    takeover or mode rollback) on this configuration's pre and post jobs."""
+def rollout_stopper(api: CloudRun, reporter: Reporter) -> Callable[[RolloutState], list[Stopped]]:
+    """For ``rollout.Hooks.stop_jobs``: stop the executions of a rollout being undone by a re-run, a
+    takeover or mode rollback. Its jobs may not be this run's (another workflow; mode rollback names
+    none): every job's executions are searched for its token -- a rare event, one paged list."""
 
     def stop(recorded: RolloutState) -> list[Stopped]:
-        return stop_jobs_of_rollout(
-            api, (config.pre_job or "", config.post_job or ""), recorded.token, reporter
-        )
+        return stop_jobs_of_rollout(api, ("",), recorded.token, reporter)
 
     return stop
 
@@ -490,9 +490,10 @@ def post_step_executions(api: CloudRun, config: Config, token: str, launch: str,
     before each ``:run``) is waited for if it has not shown up yet (its ``:run`` may still land)."""
     when, _, job = launch.partition("/")
     pending = (when, job) if when and job else None
-    found = stop_jobs_of_rollout(
-        api, (config.job or "", config.pre_job or "", config.post_job or ""), token, reporter, pending=pending
-    )
+    jobs = [name for name in (config.job, config.pre_job, config.post_job) if name]
+    if not jobs and not pending:
+        return  # no job in this configuration: nothing of ours can run
+    found = stop_jobs_of_rollout(api, jobs, token, reporter, pending=pending)
     for stopped in found:
         if stopped.result == "cancelled":
             reporter.warning(f"The main step did not finish: cancelled execution {stopped.execution}.")

@@ -19,6 +19,7 @@ SERVER_ANNOTATIONS = ("run.googleapis.com/creator", "run.googleapis.com/lastModi
 # executions of a rollout, even one whose ``:run`` answer never arrived. Overrides can set nothing
 # else that shows on the execution (no labels, no annotations).
 MARKER_ENV = "RUN_CANARY_ROLLOUT"
+JOB_LABEL = "run.googleapis.com/job"  # on every execution: the job it belongs to
 # Sub-conditions of an execution that, once False, mean it cannot succeed (gcloud's
 # ExecutionConditionPoller fails on the first False terminal sub-condition; ``stages.py``:
 # ResourcesAvailable, then Started, then Completed).
