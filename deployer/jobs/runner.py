@@ -204,7 +204,7 @@ class JobRunner:
                 self._fill(record, execution)
                 self._cancel(record)  # so that it cannot start after all, once we have moved on
                 record.result, record.message = "failed", why
-                raise JobFailed(f"execution {record.execution} of job {record.job} failed: {why}")
+                raise JobFailed(why)
             now = self.clock()
             text = spec.progress(execution).describe()
             due = now - last_line >= PROGRESS_MAX or (text != last_text and now - last_line >= PROGRESS_MIN)
@@ -297,8 +297,9 @@ def failure_text(record: JobRun) -> str:
     if record.result == "error":
         return f"{what} failed: {record.message}"
     codes = ", ".join(f"task {i} exited with code {c}" for i, c in record.exit_codes.items())
-    counts = f"{record.failed} of {record.tasks} task(s) failed" if record.failed else record.result
-    parts = [f"{what} {record.result.replace('_', ' ')}: execution {record.execution}", counts]
+    parts = [f"{what} {record.result.replace('_', ' ')}: execution {record.execution}"]
+    if record.failed:
+        parts.append(f"{record.failed} of {record.tasks} task(s) failed")
     if codes:
         parts.append(codes)
     if record.message:
