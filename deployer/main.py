@@ -240,6 +240,8 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
         cancelled=cancel.is_set,  # the restoring write is shielded; waiting for its routes is not
         shield=cancel.shield,
         token=token,
+        # Its job executions too, found by the record's token: under act there is no step state.
+        stop_jobs=rollout_stopper(_fast(api), PhaseReporter(console)),
     )
     rollback = replace(config, mode=settings.Mode.ROLLBACK)
     result = rollout.run(rollback, ctx, _fast(api), project, PhaseReporter(console), hooks)

@@ -258,3 +258,29 @@ def test_a_manual_rollback_cancels_the_pre_job_of_the_rollout_it_undoes(
     (execution,) = settle(jobs, "migrate", 1)
     assert condition(execution, "Completed")["reason"] == "Cancelled"
     assert [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p] == before
+
+
+def test_a_post_step_without_step_state_cancels_the_execution_through_the_record(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    # act gives a Docker action's post step no STATE_*: what it must know is in the record on the service.
+    api = Api(emulator.url, project)
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    api.replace_service(
+        SERVICE, "sample/hello:v1", f"{SERVICE}-v1", [{"revisionName": f"{SERVICE}-v1", "percent": 100}]
+    )
+    before = [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p]
+    inputs = rollout_inputs(
+        emulator, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=60000"
+    )
+    with harness.start(inputs, tmp_path=tmp_path / "main") as action:
+        action.wait_for_output(r"Execution migrate-\w+ of job migrate started", timeout=60)
+        action.kill()
+        killed = action.wait()
+    post = harness.run_post({}, inputs, tmp_path=tmp_path / "post", timeout=60)
+    assert post.returncode == 0, post.log
+    jobs = Jobs(emulator.url, project)
+    (execution,) = settle(jobs, "migrate", 1)
+    assert execution["metadata"]["name"] == killed.state["job_execution"]
+    assert condition(execution, "Completed")["reason"] == "Cancelled", post.log
+    assert [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p] == before
