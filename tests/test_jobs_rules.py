@@ -120,8 +120,8 @@ def test_cancel_reports_speak_gclouds_words() -> None:
         "Failed to cancel [m-1]: NonZeroExitCode: boom"
     )
     assert runner.cancel_report("m-1", "failed", "") == "Failed to cancel [m-1]."
-    assert runner.cancel_report("m-1", "running", "").startswith(
-        "Failed to cancel [m-1]: it is still running"
+    assert runner.cancel_report("m-1", "running", "still running 5 s after the cancel") == (
+        "Failed to cancel [m-1]: still running 5 s after the cancel"
     )
 
 
@@ -243,3 +243,27 @@ def test_stopping_waits_for_a_launch_that_has_not_landed_yet(emulator: Emulator,
         "cancelled"
     ]  # only the earlier one, seen as ended; none waited for
     assert clock[0] >= 2
+
+
+def test_a_cancel_not_confirmed_in_time_is_reported_as_failed_to_cancel() -> None:
+    class StillRunning:  # an execution that ignores the cancel, as a slow shutdown would look
+        def cancel_execution(self, name: str) -> dict[str, Any]:
+            return {}
+
+        def get_execution(self, name: str) -> dict[str, Any]:
+            return {"status": {"conditions": [{"type": "Completed", "status": "Unknown"}]}}
+
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    stopped = runner.cancel_execution(
+        StillRunning(),  # type: ignore[arg-type]
+        "m-1",
+        timeout=2,
+        clock=lambda: clock[0],
+        sleep=sleep,
+    )
+    assert stopped.escaped and stopped.message == "Failed to cancel [m-1]: still running 2 s after the cancel"
+    assert 2 <= clock[0] < 3

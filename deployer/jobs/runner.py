@@ -32,6 +32,9 @@ POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.25, 1.5, 1.0
 PROGRESS_MIN, PROGRESS_MAX = 2.0, 15.0
 READY_TIMEOUT = 60.0
 CANCEL_CONFIRM = 5.0  # how long a cancel may take to show in the execution's terminal condition
+# Within the runner's grace after a cancel (SIGINT, then SIGTERM 7.5 s later) the rollback comes first:
+# a cancel not confirmed by then is confirmed by the post step.
+GRACE_CONFIRM = 2.0
 # How long the cancel handler looks for an execution whose ``:run`` was in flight (it may land after
 # the answer was abandoned); within the runner's 7.5 s between SIGINT and SIGTERM, with the rollback.
 LATE_RUN_SETTLE = 3.0
@@ -181,7 +184,7 @@ class JobRunner:
             final = self._wait(record)
         except (KeyboardInterrupt, Cancelled):
             if record.execution:
-                self._cancel(record)
+                self._cancel(record, GRACE_CONFIRM)
             else:
                 self._stop_unanswered(record, marker)
             raise
@@ -221,12 +224,12 @@ class JobRunner:
             self._sleep(delay)
             delay = min(delay * POLL_FACTOR, POLL_MAX)
 
-    def _cancel(self, record: JobRun) -> None:
+    def _cancel(self, record: JobRun, confirm: float = CANCEL_CONFIRM) -> None:
         """``:cancel`` the execution with the short-timeout client and confirm it by the terminal
-        condition; what became of it is in the record and the log, never raised."""
+        condition (for up to ``confirm`` seconds); what became of it is in the record and the log."""
         with self.shield():
             stopped = cancel_execution(
-                self.cancel_api, record.execution, timeout=CANCEL_CONFIRM, clock=self.clock, sleep=self.sleep
+                self.cancel_api, record.execution, timeout=confirm, clock=self.clock, sleep=self.sleep
             )
         self._stopped(record, stopped)
 
@@ -243,6 +246,7 @@ class JobRunner:
                 self.reporter,
                 settle=LATE_RUN_SETTLE,
                 expect=1,
+                confirm_timeout=GRACE_CONFIRM,
                 clock=self.clock,
                 sleep=self.sleep,
             )
@@ -383,6 +387,8 @@ def cancel_execution(
             break
         sleep(delay)
         delay = min(delay * POLL_FACTOR, POLL_MAX)
+    if result == "running":
+        message = f"still running {timeout:g} s after the cancel" + (f" ({message})" if message else "")
     return Stopped(execution, result, cancel_report(execution, result, message))
 
 
@@ -392,8 +398,6 @@ def cancel_report(execution: str, result: str, message: str) -> str:
         return f"Cancelled execution [{execution}]."
     if result == "succeeded":
         return f"[{execution}] has completed successfully before it could be cancelled."
-    if result == "running":
-        return f"Failed to cancel [{execution}]: it is still running" + (f" ({message})" if message else "")
     return f"Failed to cancel [{execution}]: {message}" if message else f"Failed to cancel [{execution}]."
 
 
@@ -526,7 +530,7 @@ def plan_jobs(config: Config, runner: JobRunner, result: RolloutResult) -> None:
         result.jobs.append(record)
         try:
             runner.deploy(name, config.jobs.image or config.image or "", dry_run=True)
-        except ApiError as exc:
+        except (ApiError, JobFailed) as exc:
             record.result, record.message = "error", str(exc)
             result.outcome, result.reason = Outcome.FAILED, failure_text(record)
 
