@@ -145,6 +145,18 @@ def _norm_traffic(traffic: Any) -> str:
     return json.dumps(entries, sort_keys=True)
 
 
+def _carries_env(execution: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> bool:
+    """Whether an execution has every env var ``RunJobRequest.overrides`` set (in any container)."""
+    wanted = {
+        (e.get("name"), e.get("value"))
+        for o in (overrides or {}).get("containerOverrides") or []
+        for e in o.get("env") or []
+    }
+    containers = _dig(execution, "spec", "template", "spec", "containers") or []
+    present = {(e.get("name"), e.get("value")) for c in containers for e in c.get("env") or []}
+    return wanted <= present
+
+
 def _dig(obj: Mapping[str, Any] | None, *keys: str) -> Any:
     cur: Any = obj
     for key in keys:
@@ -375,17 +387,17 @@ class CloudRun:
 
     def run_job(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST ``:run``: one new execution. An attempt whose answer was lost is checked against the job's
-        latest execution before it is repeated, so one call never starts two executions."""
+        latest execution before it is repeated, so one call never starts two executions; that execution
+        is ours only if it carries our overrides' env (someone else may have run the job meanwhile)."""
         job_url = self._run_ns("jobs", name)
         before = _dig(self._call("GET", job_url), "status", "latestCreatedExecution", "name")
 
         def verify() -> dict[str, Any] | None:
             latest = _dig(self._attempt("GET", job_url), "status", "latestCreatedExecution", "name")
-            return (
-                self._attempt("GET", self._run_ns("executions", latest))
-                if latest and latest != before
-                else None
-            )
+            if not latest or latest == before:
+                return None
+            found = self._attempt("GET", self._run_ns("executions", latest))
+            return found if _carries_env(found, overrides) else None
 
         body = {"overrides": overrides} if overrides else {}
         return self._write("POST", f"{job_url}:run", body, verify=verify, on_conflict=lambda err: None)

@@ -16,6 +16,7 @@ from deployer.client import CloudRun
 from deployer.jobs import runner, spec
 from deployer.result import Phase
 from deployer.settings import JobSettings
+from tests.test_client import ScriptedServer, make, server  # noqa: F401 - fixtures
 from tests.test_jobs import problems
 from tests.test_jobs_e2e import Jobs, condition
 
@@ -267,3 +268,17 @@ def test_a_cancel_not_confirmed_in_time_is_reported_as_failed_to_cancel() -> Non
     )
     assert stopped.escaped and stopped.message == "Failed to cancel [m-1]: still running 2 s after the cancel"
     assert 2 <= clock[0] < 3
+
+
+def test_a_lost_run_answer_is_not_mistaken_for_someone_elses_execution(server: ScriptedServer) -> None:  # noqa: F811
+    # The answer to our :run is lost; meanwhile an operator ran the job: the latest execution is theirs
+    # (it lacks our marker), so ours never landed and :run is sent again.
+    marker = [{"name": spec.MARKER_ENV, "value": "tok/pre"}]
+    overrides = {"containerOverrides": [{"env": marker}]}
+    theirs = {"metadata": {"name": "m-op"}, "spec": {"template": {"spec": {"containers": [{"image": "i"}]}}}}
+    ours = {"metadata": {"name": "m-ours"}, "spec": {"template": {"spec": {"containers": [{"env": marker}]}}}}
+    job = {"metadata": {"name": "m"}, "status": {"latestCreatedExecution": {"name": "m-op"}}}
+    server.queue = [(200, {"metadata": {"name": "m"}}), "reset", (200, job), (200, theirs), (200, ours)]
+    api, _, _ = make(server)
+    assert api.run_job("m", overrides) == ours
+    assert [r.method for r in server.requests].count("POST") == 2
