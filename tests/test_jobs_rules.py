@@ -15,9 +15,9 @@ from cloudrun_emulator import Emulator
 from deployer.client import CloudRun
 from deployer.jobs import runner, spec
 from deployer.result import Phase
-from deployer.settings import JobSettings
+from deployer.settings import JobSettings, RunContext
 from tests.test_client import ScriptedServer, make, server  # noqa: F401 - fixtures
-from tests.test_jobs import problems
+from tests.test_jobs import cfg, problems
 from tests.test_jobs_e2e import Jobs, condition
 
 
@@ -282,3 +282,34 @@ def test_a_lost_run_answer_is_not_mistaken_for_someone_elses_execution(server: S
     api, _, _ = make(server)
     assert api.run_job("m", overrides) == ours
     assert [r.method for r in server.requests].count("POST") == 2
+
+
+def test_an_execution_stops_when_its_rollout_is_no_longer_ours(
+    emulator: Emulator, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An operator rolls the release back while its migration runs: the guard says so, the execution
+    # is cancelled; asked before :run, nothing is executed at all.
+    monkeypatch.setattr(runner, "GUARD_INTERVAL", 0.2)
+    config = cfg(
+        pre_job="migrate", job_env_vars="SLEEP_MS=60000", api_endpoint=emulator.url, project_id=project
+    )
+    api, log, answers = (
+        _api(emulator, project),
+        Log(),
+        ["", "", "service shop was rolled back by an operator"],
+    )
+    jobs = Jobs(emulator.url, project)
+
+    def guard(when: str) -> str:
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    job_runner = runner.JobRunner(config, RunContext(), api, log, token="tok", guard=guard)
+    record = job_runner.run("pre", "migrate", "sample/job", [])
+    assert record.result == "cancelled", log.lines
+    reason = "service shop was rolled back by an operator"
+    assert record.message == f"{reason}; cancelled execution {record.execution} of job migrate"
+    assert condition(jobs.execution(record.execution), "Completed")["reason"] == "Cancelled"
+
+    refused = job_runner.run("pre", "migrate", "sample/job", [])
+    assert refused.result == "cancelled" and "not executed: service shop was rolled back" in refused.message
+    assert len(jobs.executions("migrate")) == 1  # no second execution

@@ -41,6 +41,7 @@ LATE_RUN_SETTLE = 3.0
 # The post step has time: it waits up to the client's read timeout of a ``:run`` for such an execution.
 POST_STEP_SETTLE = 30.0
 SETTLE_POLL = 0.25
+GUARD_INTERVAL = 5.0  # how often a running execution re-checks that its rollout is still ours
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,16 @@ class JobRunner:
         on_started: Callable[[str], None] = lambda execution: None,
         on_launch: Callable[[str], None] = lambda launch: None,
         token: str = "",
+        guard: Callable[[str], str] | None = None,
     ) -> None:
         self.config, self.ctx, self.api, self.reporter = config, ctx, api, reporter
         self.on_started = on_started  # main records it for the post step (a killed main step)
         # "when/job" before ``:run`` is sent (its answer may never come), "" once the answer is known
         self.on_launch = on_launch
         self.token = token  # the rollout's (main's) token: the marker of every execution we start
+        # (when) -> "" while the rollout is still ours, else why not: checked before ``:run`` and every
+        # GUARD_INTERVAL while the execution runs (an operator's rollback stops the migration).
+        self.guard = guard
         self.settings = config.jobs
         self.cancel_api = cancel_api or api
         self.shield, self.clock, self.sleep = shield, clock, sleep
@@ -162,6 +167,10 @@ class JobRunner:
         marker and cancels it: one that lands after the answer was abandoned does not escape."""
         started = self.clock()
         marker = spec.execution_marker(self.token, record.when) if self.token else ""
+        why = self.guard(record.when) if self.guard else ""
+        if why:
+            record.result, record.message = "cancelled", f"not executed: {why}"
+            raise JobFailed(f"{record.when} job {record.job} not executed: {why}")
         try:
             self.on_launch(f"{record.when}/{record.job}")
             try:
@@ -198,7 +207,15 @@ class JobRunner:
     def _wait(self, record: JobRun) -> Obj:
         start = self.clock()
         delay, last_line, last_text = POLL_FIRST, start, ""
+        guarded = start
         while True:
+            if self.guard and self.clock() - guarded >= GUARD_INTERVAL:
+                guarded = self.clock()
+                why = self.guard(record.when)
+                if why:  # the rollout is no longer ours: its migration must not go on
+                    self._cancel(record)
+                    record.message = why
+                    raise JobFailed(f"{why}; cancelled execution {record.execution} of job {record.job}")
             execution = self.api.get_execution(record.execution)
             if spec.outcome(execution)[0] != "running":
                 return execution
