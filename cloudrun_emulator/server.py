@@ -621,6 +621,9 @@ class Emulator:
 
     def configure(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Apply ``POST /_emulator/config`` settings; every one is checked before any is applied."""
+        deleted = data.get("deleted_images", [])
+        if not isinstance(deleted, list) or not all(isinstance(i, str) and i for i in deleted):
+            raise ValueError("deleted_images must be a list of image references")
         numbers = {}
         for key in ("ready_delay", "metric_sampling", "metric_lag", "monitoring_page_size"):
             if key in data:
@@ -640,6 +643,8 @@ class Emulator:
             if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
                 raise ValueError("tag_limit must be an integer >= 1")
             self.store.tag_limit = limit
+        for image in deleted:
+            self.dataplane.images.delete(image)
         return self.settings()
 
     def settings(self) -> dict[str, Any]:
@@ -650,6 +655,7 @@ class Emulator:
             "metric_lag": self.ingestion.lag,
             "monitoring_page_size": self.monitoring_page_size,
             "tag_limit": self.store.tag_limit,
+            "deleted_images": self.dataplane.images.deleted,
         }
 
     def api_call(

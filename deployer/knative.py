@@ -137,7 +137,8 @@ def target_container(containers: list[Obj], name: str | None = None) -> Obj:
             )
         return found
     if len(containers) == 1:
-        return containers[0]
+        (only,) = containers  # a lone container is the one, as in gcloud
+        return only
     ingress = [c for c in containers if c.get("ports")]
     if len(ingress) != 1:
         raise TemplateError(

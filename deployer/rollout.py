@@ -126,6 +126,8 @@ class Hooks:
     ingested: Callable[[str, float], bool] | None = None
     metric_wait: float = 240.0  # Cloud Run's 60 s sampling + up to 180 s until a sample is visible
     job: Callable[[str, RolloutResult], str] = lambda when, result: ""  # pre/post job (deployer.jobs)
+    # Cancel the job executions of a rollout we undo (re-run, takeover, mode rollback): deployer.jobs.
+    stop_jobs: Callable[[RolloutState], object] = lambda recorded: None
 
 
 class Rollout:
@@ -228,6 +230,7 @@ class Rollout:
         self.adopted = recorded
         written, plan = self._restore(recorded, self.api)
         self.adopted = None
+        self.hooks.stop_jobs(recorded)  # its pre/post job executions go with it
         for note in plan.notes:
             self.reporter.warning(note)
         if plan.kind == "theirs":
@@ -643,6 +646,7 @@ class Rollout:
                 self._plan_restore(svc)
                 return
             self._undo()
+            self.hooks.stop_jobs(recorded)  # its pre/post job executions go with it
             return
         with self._phase("rollback") as phase:
             before = knative.status_traffic(svc)
