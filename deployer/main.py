@@ -149,6 +149,7 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
         hooks.checks, hooks.ingested = _analysis(config, api, console, cancel.is_set)
         hooks.metric_wait = METRIC_SAMPLING_SECONDS + METRIC_LAG_SECONDS
         runner = rollout.Rollout(config, ctx, api, project, reporter, hooks)
+        job_runner.guard = runner.ownership  # checked while a job runs: a rolled-back release's job stops
         result = runner.run()
         if config.dry_run and result.outcome is Outcome.PLANNED:
             plan_jobs(config, job_runner, result)

@@ -890,6 +890,17 @@ class Rollout:
         """Change only our annotations (the traffic stays as it is)."""
         return self._write(lambda svc: knative.with_traffic(svc, knative.spec_traffic(svc), annotations))
 
+    def ownership(self, when: str = "") -> str:
+        """"" while the rollout is still ours as we left it (read now), else why not: a job of a
+        release that someone rolled back or took over must not run on."""
+        if self.state is None:
+            return ""
+        try:
+            self._check_ours(self._require_service())
+        except RolloutFailed as exc:
+            return str(exc)
+        return ""
+
     def _check_ours(self, svc: Obj) -> None:
         """Before every write: the rollout is still ours and the traffic is what we last wrote."""
         if self.state is None:
