@@ -352,6 +352,7 @@ class Rollout:
             started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             latest=(svc.get("status") or {}).get("latestReadyRevisionName") or "",
             public_before=self.public_before,
+            jobs=[name for name in (self.config.pre_job, self.config.post_job) if name] or None,
         )
 
     def _refuse_rival(self, svc: Obj) -> None:

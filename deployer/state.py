@@ -61,6 +61,9 @@ class RolloutState:
     metadata: dict[str, dict[str, list[str | None]]] | None = None
     # Whether allUsers could invoke the service before the run, when this run changes it (None: no change).
     public_before: bool | None = None
+    # The Cloud Run jobs whose executions this rollout may start (pre_job, post_job): whoever ends or
+    # takes over the rollout stops those executions of them that carry its token (deployer.jobs).
+    jobs: list[str] | None = None
 
     @property
     def base_traffic(self) -> Traffic:
