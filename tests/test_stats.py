@@ -16,7 +16,7 @@ EXPONENTIAL = {"exponentialBuckets": {"numFiniteBuckets": 64, "growthFactor": 1.
 
 def bucket_of(value: float) -> int:
     """The exponential bucket (64 / 1.4 / 1) a latency falls in, as Google's BucketOptions define it."""
-    return 0 if value < 1.0 else min(65, 1 + int(math.floor(math.log(value, 1.4) + 1e-12)))
+    return 0 if value < 1.0 else min(65, 1 + math.floor(math.log(value, 1.4) + 1e-12))
 
 
 def counts(values: list[float], size: int = 66) -> list[int]:
