@@ -54,7 +54,6 @@ from deployer.parsers import (
     show,
 )
 from deployer.settings import (
-    BASELINE_TAG,
     MAX_LOAD_RPS,
     AnalysisSettings,
     Config,
@@ -67,6 +66,7 @@ from deployer.settings import (
     StatusRanges,
     UpdateStrategy,
 )
+from deployer.traffic import BASELINE_TAG
 
 T = TypeVar("T")
 

@@ -87,7 +87,6 @@ class RevisionSettings:
     vpc_egress: str | None = None  # all-traffic | private-ranges-only
 
 
-BASELINE_TAG = "baseline"  # the tag of the baseline revision (baseline: revision)
 MAX_LOAD_RPS = 100.0  # load_rps is a nudge for quiet services, not a load test
 
 
