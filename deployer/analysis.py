@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from deployer import compare, stats
 from deployer.redact import scrub, url_origin
 from deployer.result import StepInfo, Verdict
 from deployer.retry import RETRYABLE_STATUSES, Retrier, Retry, RetryPolicy, never, parse_retry_after
@@ -297,8 +298,10 @@ class Analysis:
         log: Callable[[str], None] | None = None,
         should_stop: Callable[[], bool] = never,
         sleep: Callable[[float], None] = time.sleep,
+        own: compare.OwnRequests | None = None,
     ) -> None:
         self.settings = settings
+        self.own = own or compare.OwnRequests()
         self.session = session
         self.project = project
         self.region = region
@@ -310,9 +313,14 @@ class Analysis:
         self.sleep = sleep
 
     @property
-    def metrics_enabled(self) -> bool:
+    def absolute_enabled(self) -> bool:
         s = self.settings
         return any(v is not None for v in (s.max_error_rate, s.max_latency_p99, s.max_latency_p95))
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Any check that reads Cloud Monitoring (absolute thresholds or a baseline comparison)."""
+        return self.absolute_enabled or self.settings.comparisons
 
     @property
     def enabled(self) -> bool:
@@ -323,8 +331,10 @@ class Analysis:
     def run(self, step: StepInfo) -> list[Verdict]:
         """One verdict per configured check, in a fixed order: metrics, command, webhook."""
         verdicts: list[Verdict] = []
-        if self.metrics_enabled:
+        if self.absolute_enabled:
             verdicts.append(self.check_metrics(step))
+        if self.settings.comparisons:
+            verdicts.append(self.check_baseline(step))
         if self.settings.check_command:
             self.log(f"running check_command at step {step.percent} % (round {step.round})")
             verdicts.append(
@@ -370,6 +380,49 @@ class Analysis:
         # The final verdict of a step comes after the lag was waited out; rounds during the bake may lag.
         return judge(self.settings, metrics, 0.0 if step.ended is not None else METRIC_LAG_SECONDS)
 
+    def check_baseline(self, step: StepInfo) -> Verdict:
+        """Compare the candidate with its baseline over the same window (``deployer.compare``)."""
+        s = self.settings
+        rules = compare.Rules(s.max_latency_increase, s.max_error_rate_increase, s.confidence, s.min_requests)
+        lag = (
+            ""
+            if step.ended is not None
+            else f" (Cloud Monitoring data may lag up to {METRIC_LAG_SECONDS / 60:g} min)"
+        )
+        if not step.baseline:
+            return Verdict(compare.NAME, None, "no baseline revision serves in this window: inconclusive")
+        try:
+            end = step.ended if step.ended is not None else self.clock()
+            candidate = self.fetch_side("candidate", (step.candidate,), step.tag_url, step.started, end)
+            baseline = self.fetch_side("baseline", step.baseline, step.baseline_tag_url, step.started, end)
+        except MonitoringError as exc:
+            return Verdict(compare.NAME, None, f"Cloud Monitoring query failed: {exc}: inconclusive")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            detail = f"Cloud Monitoring answered an unexpected body ({type(exc).__name__}): inconclusive"
+            return Verdict(compare.NAME, None, detail)
+        return compare.compare(rules, candidate, baseline, lag)
+
+    def fetch_side(
+        self, label: str, revisions: Sequence[str], tag_url: str, start: float, end: float
+    ) -> compare.Side:
+        """Counts by response class (the action's own smoke requests to ``tag_url`` left out) and the
+        merged latency histogram of ``revisions`` between start and end."""
+        end = max(end, start + 1.0)
+        counts = count_by_class(
+            self._series(
+                REQUEST_COUNT, revisions, start, end, "REDUCE_SUM", ["metric.labels.response_code_class"]
+            )
+        )
+        own = self.own.by_class(tag_url, start, end) if tag_url else {}
+        counts, removed = compare.without_own(counts, own)
+        latencies = stats.Histogram((), ())
+        for one in self._series(REQUEST_LATENCIES, revisions, start, end, "REDUCE_SUM", []):
+            for point in one.get("points", []):
+                value = point.get("value", {}).get("distributionValue")
+                if value is not None:
+                    latencies = latencies.add(stats.from_distribution(value))
+        return compare.Side(label, counts, latencies, removed)
+
     def fetch_metrics(self, revision: str, start: float, end: float) -> Metrics:
         """Counts by response class and p95/p99 latency of one revision between start and end."""
         end = max(end, start + 1.0)
@@ -383,7 +436,13 @@ class Analysis:
         return Metrics(sum(counts.values()), counts.get("5xx", 0), p95, p99)
 
     def _series(
-        self, metric: str, revision: str, start: float, end: float, reducer: str, group_by: list[str]
+        self,
+        metric: str,
+        revision: str | Sequence[str],
+        start: float,
+        end: float,
+        reducer: str,
+        group_by: list[str],
     ) -> list[dict[str, Any]]:
         """``timeSeries.list``, every page: ALIGN_DELTA over one period covering the whole window,
         or the raw points when ``reducer`` is empty."""
@@ -403,18 +462,24 @@ class Analysis:
         found: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             page = series_page(self._get(url, params))
+            partial(page)
             found += page.series
             if not page.next_token:
                 return found
             params = {**params, "pageToken": page.next_token}
         raise MonitoringError(f"more than {MAX_PAGES} pages of time series")
 
-    def _filter(self, metric: str, revision: str) -> str:
+    def _filter(self, metric: str, revision: str | Sequence[str]) -> str:
+        """One metric of our revision(s) in our project: a metrics scope that watches several projects
+        (staging deploying the same commit has the same revision names) must not add theirs in."""
+        names = [revision] if isinstance(revision, str) else list(revision)
+        which = _quote(names[0]) if len(names) == 1 else "one_of(" + ", ".join(_quote(n) for n in names) + ")"
         terms = [
             f"metric.type = {_quote(metric)}",
             f"resource.type = {_quote('cloud_run_revision')}",
+            f"resource.labels.project_id = {_quote(self.project)}",
             f"resource.labels.service_name = {_quote(self.service)}",
-            f"resource.labels.revision_name = {_quote(revision)}",
+            f"resource.labels.revision_name = {which}",
             f"resource.labels.location = {_quote(self.region)}",
         ]
         return " AND ".join(terms)
@@ -442,10 +507,26 @@ class Analysis:
 
 @dataclass(frozen=True)
 class SeriesPage:
-    """One ``ListTimeSeriesResponse``: its series and the token of the next page ("" on the last)."""
+    """One ``ListTimeSeriesResponse``: its series, the token of the next page ("" on the last), and
+    what Cloud Monitoring says it could not read (``executionErrors``, ``unreachable``)."""
 
     series: list[dict[str, Any]]
     next_token: str
+    errors: tuple[str, ...] = ()
+    unreachable: tuple[str, ...] = ()
+
+
+def partial(page: SeriesPage) -> None:
+    """A page with execution errors or unreachable resources holds part of the data: judging it as
+    the whole would pass a step on half its requests. MonitoringError (inconclusive) says why."""
+    if page.errors:
+        raise MonitoringError(
+            f"the answer is partial (executionErrors: {'; '.join(page.errors)[:BODY_EXCERPT]})"
+        )
+    if page.unreachable:
+        raise MonitoringError(
+            f"the answer is partial (unreachable: {', '.join(page.unreachable)[:BODY_EXCERPT]})"
+        )
 
 
 def series_page(body: Mapping[str, Any]) -> SeriesPage:
@@ -456,7 +537,12 @@ def series_page(body: Mapping[str, Any]) -> SeriesPage:
         raise MonitoringError("the response has no timeSeries list")
     if not isinstance(token, str):
         raise MonitoringError("the response's nextPageToken is not a string")
-    return SeriesPage(series, token)
+    errors = body.get("executionErrors") or []
+    unreachable = body.get("unreachable") or []
+    described = tuple(
+        str(e.get("message") or e.get("code") or "error") if isinstance(e, dict) else str(e) for e in errors
+    )
+    return SeriesPage(series, token, described, tuple(str(u) for u in unreachable))
 
 
 def parse_rfc3339(text: str) -> float | None:

@@ -2,11 +2,11 @@
 
 A difference fails a step only when it is both *significant* (a p-value below 1 - confidence,
 shared between the checks set: the one-sided Mann-Whitney U test on the two latency histograms,
-Fisher's exact test on the 5xx counts) and *larger than its allowance* (``max_latency_increase``: the candidate's median and p95
-both more than N % above the baseline's; ``max_error_rate_increase``: more than N percentage
-points). Too little data on either side is inconclusive, never a pass. The action's own smoke-check
-requests are left out of the counts first (``OwnRequests``). Every verdict carries the numbers that
-decided it, in words a person reads in the log and the summary. Pure: no I/O.
+Fisher's exact test on the 5xx counts) and *larger than its allowance* (``max_latency_increase``:
+the candidate's median and p95 both more than N % above the baseline's; ``max_error_rate_increase``:
+more than N percentage points). Too little data on either side is inconclusive, never a pass. The
+action's own smoke-check requests are left out of the counts first (``OwnRequests``). Every verdict
+carries the numbers that decided it, in words a person reads in the log and the summary. No I/O.
 """
 
 from __future__ import annotations
@@ -214,21 +214,23 @@ class OwnRequests:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: list[tuple[str, float, int]] = []
+        self._seen: list[tuple[str, float, float, int]] = []
 
-    def record(self, url: str, when: float, status: int | None) -> None:
+    def record(self, url: str, sent: float, answered: float, status: int | None) -> None:
+        """One request (epoch seconds it was sent and answered); no status: it was never answered."""
         if status is None:
             return
         with self._lock:
-            self._seen.append((url.rstrip("/"), when, status))
+            self._seen.append((url.rstrip("/"), sent, answered, status))
 
     def by_class(self, url: str, start: float, end: float) -> dict[str, int]:
-        """Requests to ``url`` (a tag URL, any path under it) answered between start and end."""
+        """Requests to ``url`` (a tag URL, any path under it) that may lie between start and end:
+        Cloud Run stamps a request somewhere between its sending and its answer."""
         base = url.rstrip("/")
         out: dict[str, int] = {}
         with self._lock:
-            for seen, when, status in self._seen:
-                if start <= when <= end and (seen == base or seen.startswith(base + "/")):
+            for seen, sent, answered, status in self._seen:
+                if sent <= end and answered >= start and (seen == base or seen.startswith(base + "/")):
                     key = response_class(status)
                     out[key] = out.get(key, 0) + 1
         return out

@@ -113,6 +113,8 @@ class StepInfo:
     started: float  # epoch seconds when this step's traffic became ready
     round: int  # 1 for the first check of the step
     ended: float | None = None  # epoch seconds the bake ended: set for the final check of a step
+    baseline: tuple[str, ...] = ()  # what the candidate is compared with (baseline: revision or stable)
+    baseline_tag_url: str = ""  # the baseline revision's tag URL (baseline: revision)
 
 
 @dataclass(frozen=True)

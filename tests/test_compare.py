@@ -132,11 +132,11 @@ def test_false_alarms_over_1000_seeded_draws_from_identical_distributions() -> N
 
 def test_own_requests_are_left_out_by_class_and_window() -> None:
     own = OwnRequests()
-    own.record("https://canary---svc.a.run.app/", 10.0, 200)
-    own.record("https://canary---svc.a.run.app/healthz", 11.0, 503)
-    own.record("https://canary---svc.a.run.app", 99.0, 200)  # outside the window
-    own.record("https://baseline---svc.a.run.app/", 10.0, 200)  # another revision's tag URL
-    own.record("https://canary---svc.a.run.app/", 10.0, None)  # never answered: never counted
+    own.record("https://canary---svc.a.run.app/", 10.0, 10.0, 200)
+    own.record("https://canary---svc.a.run.app/healthz", 11.0, 11.0, 503)
+    own.record("https://canary---svc.a.run.app", 99.0, 99.0, 200)  # outside the window
+    own.record("https://baseline---svc.a.run.app/", 10.0, 10.0, 200)  # another revision's tag URL
+    own.record("https://canary---svc.a.run.app/", 10.0, 10.0, None)  # never answered: never counted
     found = own.by_class("https://canary---svc.a.run.app", 0.0, 20.0)
     assert found == {"2xx": 1, "5xx": 1}
     left, removed = compare.without_own({"2xx": 5, "5xx": 0}, found)
