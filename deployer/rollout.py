@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from deployer import knative, traffic
+from deployer import baseline, knative, traffic
 from deployer.client import ApiError, CloudRun, Conflict
 from deployer.knative import Obj
 from deployer.result import (
@@ -38,7 +38,7 @@ from deployer.state import (
     RolloutState,
     derive_suffix,
 )
-from deployer.traffic import Target, Traffic
+from deployer.traffic import BASELINE_TAG, Target, Traffic
 
 CONFLICT_RETRIES = 3
 # Readiness polling (see poll_delays): every 0.25 s for the first 2 s, then backing off to one read a
@@ -126,6 +126,10 @@ class Hooks:
     ingested: Callable[[str, float], bool] | None = None
     metric_wait: float = 240.0  # Cloud Run's 60 s sampling + up to 180 s until a sample is visible
     job: Callable[[str, RolloutResult], str] = lambda when, result: ""  # pre/post job (deployer.jobs)
+    # load_rps: requests sent to these tag URLs while a bake lasts; what it yields reports them.
+    load: Callable[[tuple[str, ...]], contextlib.AbstractContextManager[Callable[[], str]]] = lambda urls: (
+        contextlib.nullcontext(lambda: "")
+    )
 
 
 class Rollout:
@@ -152,6 +156,8 @@ class Rollout:
         self.keep_tag = True
         self.last: Obj | None = None  # the service as last read or written
         self.settled: dict[bool, float] = {}  # shortest wait so far, new revision (True) or traffic only
+        self.baseline = ""  # baseline: revision -- the baseline revision's name, once planned
+        self.baseline_url = ""  # and its tag URL, once it is ready
 
     # --- entry point -------------------------------------------------------------------------
 
@@ -184,7 +190,7 @@ class Rollout:
                 self._update(current, phase)
         if self.config.dry_run:
             return
-        svc = self._wait_candidate()
+        svc = self._wait_baseline(self._wait_candidate())
         if self.config.allow_unauthenticated is not None:
             with self._phase("iam"):
                 self._check_ours(svc)  # as just read while waiting: still ours before another write
@@ -268,6 +274,8 @@ class Rollout:
         if not self.result.history:  # a takeover recorded the traffic as found already
             self._record("before", before or knative.spec_traffic(current))
         template, candidate = self._candidate_template(current)
+        if self.config.analysis.baseline == "revision" and self.config.steps[-1] > 0:
+            current = self._deploy_baseline(current, candidate)
         for retry in range(2, NAME_RETRIES + 2):
             try:
                 self._deploy_write(current, template, candidate, phase)
@@ -289,7 +297,7 @@ class Rollout:
             state = self._new_state(svc, candidate)
             planned[:] = [state]
             annotations = {**knative.client_annotations(), STATE_ANNOTATION: state.to_annotation()}
-            deployed = traffic.deployed(state.base_traffic, candidate, state.tag)
+            deployed = traffic.deployed(state.base_traffic, candidate, state.tag, state.baseline or None)
             return knative.service_body(
                 svc,
                 self.config,
@@ -303,7 +311,8 @@ class Rollout:
         if self.config.dry_run:
             self.api.replace_service(self.name, body(current), dry_run=True)
             base = planned[0].base_traffic
-            self._plan(current, template, traffic.plan(base, candidate, self.config.tag, self.config.steps))
+            blocks = traffic.plan(base, candidate, self.config.tag, self.config.steps, self.baseline or None)
+            self._plan(current, template, blocks)
             return
         # From here on, any failure or cancel puts the service back: the write may land even if we
         # never see its answer, so the undo verifies what is on the service.
@@ -313,6 +322,8 @@ class Rollout:
         self._record("deployed", self.state.written())
 
     def _new_state(self, svc: Obj, candidate: str) -> RolloutState:
+        if self.state is not None and self.state.baseline_only:  # the baseline's write came first
+            return replace(self.state, candidate=candidate, baseline_only=False)
         base = self._pinned_base(svc)
         return RolloutState(
             before=traffic.to_spec(knative.spec_traffic(svc)),
@@ -332,6 +343,7 @@ class Rollout:
             image=self.config.image or "",
             previous_revision=self.result.previous_revision or "",
             started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            baseline=self.baseline,
         )
 
     def _candidate_template(self, current: Obj) -> tuple[Obj, str]:
@@ -401,13 +413,29 @@ class Rollout:
         """Give the candidate ``percent`` (others scaled down), record it, and wait for the routes."""
         assert self.state is not None
         state = self.state.at_step(percent)
-        new = traffic.at_step(self.state.base_traffic, state.candidate, state.tag, percent)
+        new = traffic.at_step(
+            self.state.base_traffic, state.candidate, state.tag, percent, state.baseline or None
+        )
         self._write(lambda svc: knative.with_traffic(svc, new, {STATE_ANNOTATION: state.to_annotation()}))
         self.state = state
         self._record(f"{percent}%", new)
         return self._wait(knative.generation(self.last or {}))
 
     def _bake(self, percent: int) -> str:
+        """The bake, with the action's own load (``load_rps``) on the tag URLs while it lasts."""
+        urls = (
+            (self.result.tag_url or "", self.baseline_url)
+            if self.baseline_url
+            else (self.result.tag_url or "",)
+        )
+        with self.hooks.load(tuple(u for u in urls if u)) as report:
+            detail = self._bake_rounds(percent)
+        sent = report()
+        if sent:
+            self.reporter.info(f"{percent}%: {sent}")
+        return f"{detail}; {sent}" if sent else detail
+
+    def _bake_rounds(self, percent: int) -> str:
         """Hold the step for ``step_interval`` while re-running the smoke check and the canary checks,
         then give the step its final verdict once its own requests are in Cloud Monitoring.
 
@@ -500,6 +528,8 @@ class Rollout:
             started=started,
             round=round_no,
             ended=ended,
+            baseline=self._compared(),
+            baseline_tag_url=self.baseline_url,
         )
         verdicts = self.hooks.checks(step)
         for v in verdicts:
@@ -763,7 +793,9 @@ class Rollout:
         restored = traffic.restore(before, state.candidate, state.tag, keep_tag=keep)
         body = knative.with_traffic(svc, restored, annotations)
         what = "traffic restored to where it was before the run"
-        if state.template is not None and knative.template_name(svc) == state.candidate:
+        if state.template is not None and knative.template_name(svc) in {state.candidate, state.baseline} - {
+            ""
+        }:
             body["spec"]["template"] = _template(state.template, named)
             what = "traffic and template restored to where they were before the run"
         elif state.template is not None:
@@ -792,6 +824,63 @@ class Rollout:
             f"{self.result.revision or 'its revision'}: this run had written [{had}], the service now has "
             f"[{now}]."
         )
+
+    # --- the baseline (baseline: revision) ----------------------------------------------------
+
+    def _deploy_baseline(self, current: Obj, candidate: str) -> Obj:
+        """One write before the candidate's (a Knative write makes one revision): a new revision from
+        the template of the revision that served most before the run, tagged ``baseline`` at 0 %, with
+        the rollout recorded (``baseline_only``), so any failure from here on undoes it too. It and
+        the candidate then become ready side by side."""
+        top = traffic.top_revision(self._pinned_base(current))
+        source = self.api.get_revision(top) if top else None
+        if source is None:
+            raise RolloutFailed(
+                f"baseline: revision needs a revision serving traffic to copy; service {self.name} has "
+                + (f"no revision {top}" if top else "none")
+            )
+        name = self.baseline = baseline.revision_name(candidate)
+        template = baseline.template_from_revision(source, name)
+        self.reporter.info(f"Baseline: revision {name} with the settings of {top}, tagged {BASELINE_TAG!r}.")
+        if self.config.dry_run:
+            return current
+        planned: list[RolloutState] = []
+
+        def body(svc: Obj) -> Obj:
+            state = replace(self._new_state(svc, candidate), baseline_only=True)
+            planned[:] = [state]
+            annotations = {**knative.client_annotations(), STATE_ANNOTATION: state.to_annotation()}
+            return knative.service_body(
+                svc,
+                self.config,
+                template,
+                state.written(),
+                labels=knative.labels_for(self.config, self.ctx),
+                annotations=annotations,
+            )
+
+        self.pending = replace(self._new_state(current, candidate), baseline_only=True)
+        written = self._write(body, current)
+        self.state, self.pending = planned[0], None
+        self._record("baseline", self.state.written())
+        return written
+
+    def _wait_baseline(self, svc: Obj) -> Obj:
+        """Wait until the baseline revision is ready too (usually already: it started first)."""
+        if self.state is None or not self.state.baseline:
+            return svc
+        with self._phase("baseline") as phase:
+            svc = self._wait(knative.generation(svc), candidate=self.state.baseline)
+            self.baseline_url = knative.tag_url(svc, BASELINE_TAG) or ""
+            phase.detail = f"{self.state.baseline} is ready at {self.baseline_url}"
+        return svc
+
+    def _compared(self) -> tuple[str, ...]:
+        """What this step's candidate is compared with (``baseline`` input)."""
+        state = self.state
+        if state is None:
+            return ()
+        return baseline.compared_with(self.config.analysis.baseline, state.base_traffic, state.baseline)
 
     # --- plumbing ----------------------------------------------------------------------------
 

@@ -50,6 +50,10 @@ class RolloutState:
     previous_stable: str = ""
     job: str = ""
     token: str = ""
+    # baseline: revision -- the baseline revision (tag ``baseline``, the candidate's share at each
+    # step), and whether only its write (the one before the candidate's) has landed so far.
+    baseline: str = ""
+    baseline_only: bool = False
 
     @property
     def base_traffic(self) -> Traffic:
@@ -62,7 +66,9 @@ class RolloutState:
 
     def written(self) -> Traffic:
         """The traffic this rollout wrote last, together with this record (its ``step``)."""
-        return traffic.at_step(self.base_traffic, self.candidate, self.tag, self.step)
+        if self.baseline_only:
+            return traffic.deployed(self.base_traffic, self.baseline, traffic.BASELINE_TAG)
+        return traffic.at_step(self.base_traffic, self.candidate, self.tag, self.step, self.baseline or None)
 
     def same_owner(self, other: RolloutState) -> bool:
         """Whether both records come from one process (older records: one run attempt)."""
