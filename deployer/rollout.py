@@ -343,7 +343,7 @@ class Rollout:
             image=self.config.image or "",
             previous_revision=self.result.previous_revision or "",
             started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            baseline=self.baseline,
+            baseline="" if self.config.dry_run else self.baseline,  # a dry run's server check: no revision
         )
 
     def _candidate_template(self, current: Obj) -> tuple[Obj, str]:
@@ -842,12 +842,10 @@ class Rollout:
         name = self.baseline = baseline.revision_name(candidate)
         template = baseline.template_from_revision(source, name)
         self.reporter.info(f"Baseline: revision {name} with the settings of {top}, tagged {BASELINE_TAG!r}.")
-        if self.config.dry_run:
-            return current
         planned: list[RolloutState] = []
 
         def body(svc: Obj) -> Obj:
-            state = replace(self._new_state(svc, candidate), baseline_only=True)
+            state = replace(self._new_state(svc, candidate), baseline=name, baseline_only=True)
             planned[:] = [state]
             annotations = {**knative.client_annotations(), STATE_ANNOTATION: state.to_annotation()}
             return knative.service_body(
@@ -858,6 +856,10 @@ class Rollout:
                 labels=knative.labels_for(self.config, self.ctx),
                 annotations=annotations,
             )
+
+        if self.config.dry_run:  # the server checks the baseline's write; the plan shows it
+            self.api.replace_service(self.name, body(current), dry_run=True)
+            return current
 
         self.pending = replace(self._new_state(current, candidate), baseline_only=True)
         written = self._write(body, current)
