@@ -383,7 +383,13 @@ class Analysis:
     def check_baseline(self, step: StepInfo) -> Verdict:
         """Compare the candidate with its baseline over the same window (``deployer.compare``)."""
         s = self.settings
-        rules = compare.Rules(s.max_latency_increase, s.max_error_rate_increase, s.confidence, s.min_requests)
+        rules = compare.Rules(
+            s.max_latency_increase,
+            s.max_error_rate_increase,
+            s.confidence,
+            s.min_requests,
+            interim=step.ended is None,
+        )
         lag = (
             ""
             if step.ended is not None

@@ -22,6 +22,7 @@ NAME = "baseline"
 # Fewer requests than this on either side and no test is run: inconclusive. A one-sided test on 20
 # against 20 can already see a clear latency shift; a 5xx difference needs more (see the README).
 MIN_COMPARE_REQUESTS = 20
+INTERIM_ALPHA = 0.001  # the p-value a round before the end of a bake must beat to fail the step
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Rules:
     max_error_rate_increase: float | None = None  # percentage points
     confidence: float = 95.0  # percent
     min_requests: int = 0  # the candidate's, as for the absolute checks
+    interim: bool = False  # a round during the bake (the data so far), not the step's final verdict
 
     @property
     def checks(self) -> int:
@@ -41,8 +43,18 @@ class Rules:
     def alpha(self) -> float:
         """The p-value under which one check's difference is significant: 1 - confidence, shared
         between the checks (Bonferroni), so a healthy release fails a step at most 1 - confidence
-        of the time however many checks are set."""
-        return (1.0 - self.confidence / 100.0) / max(1, self.checks)
+        of the time however many checks are set.
+
+        Rounds during a bake look at the data again and again; each look at 1 - confidence would
+        add up to false alarms. So, as in the Haybittle-Peto rule of clinical trials, a look before
+        the end fails only on overwhelming evidence (INTERIM_ALPHA), and the step's final verdict
+        uses the full 1 - confidence."""
+        overall = 1.0 - self.confidence / 100.0
+        return (
+            min(overall, INTERIM_ALPHA) / max(1, self.checks)
+            if self.interim
+            else overall / max(1, self.checks)
+        )
 
 
 @dataclass(frozen=True)

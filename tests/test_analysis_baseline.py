@@ -4,6 +4,7 @@ the analysis reads counts and latency distributions of both sides and judges the
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -69,7 +70,8 @@ def test_the_same_revision_on_both_sides_passes(world: World) -> None:
 
 def test_errors_are_compared_by_class(world: World) -> None:
     checker = comparer(world, max_error_rate_increase=1)
-    (verdict,) = checker.run(compare_step(world, "web-error", ("web-hello",)))
+    final = compare_step(world, "web-error", ("web-hello",), ended=time.time())
+    (verdict,) = checker.run(final)
     assert verdict.ok is False, verdict.detail
     assert verdict.detail.startswith("5xx: 30.0 % of 20 vs 0.0 % of 20 (+30.0 points, allowed +1 point)")
 

@@ -75,6 +75,18 @@ def test_five_percent_errors_against_none_fails_the_error_check() -> None:
     assert verdict.detail.split("; ")[0].endswith(": fail")
 
 
+def test_rounds_during_the_bake_fail_only_on_overwhelming_evidence() -> None:
+    """Haybittle-Peto: looking again and again must not add up to false alarms."""
+    candidate = Side("candidate", {"2xx": 95, "5xx": 5})
+    baseline = Side("baseline", {"2xx": 100})
+    final = compare.compare(Rules(max_error_rate_increase=1), candidate, baseline)
+    interim = compare.compare(Rules(max_error_rate_increase=1, interim=True), candidate, baseline)
+    assert final.ok is False and 0.001 < final.figures["errors_p_value"] < 0.05
+    assert interim.ok is True and "not significant" in interim.detail
+    worse = Side("candidate", {"2xx": 80, "5xx": 20})
+    assert compare.compare(Rules(max_error_rate_increase=1, interim=True), worse, baseline).ok is False
+
+
 def test_a_large_but_insignificant_error_difference_passes_as_not_significant() -> None:
     rng = random.Random(5)
     candidate = side("candidate", draw(rng, 25, 100), errors=1)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -77,3 +79,18 @@ def test_every_step_is_a_valid_block_with_equal_shares(percent: int, weights: li
     assert got["cand"] == percent
     assert got["twin"] == traffic.baseline_share(percent) == min(percent, 100 - percent)
     assert {f"r{i}" for i in range(len(cut))} <= set(got)  # every pre-run revision stays referenced
+
+
+def test_the_record_of_a_rollout_says_what_it_wrote_with_its_baseline() -> None:
+    from deployer.state import RolloutState
+
+    state = RolloutState(candidate="svc-new", tag="canary", base=traffic.to_spec(BASE), steps=[10, 100])
+    first = replace(state, baseline="svc-base", baseline_only=True)
+    # Only the baseline's write (the one before the candidate's) has landed: no candidate yet.
+    assert first.written() == traffic.deployed(BASE, "svc-base", BASELINE_TAG)
+    both = replace(first, baseline_only=False)
+    assert both.written() == traffic.deployed(BASE, "svc-new", "canary", "svc-base")
+    assert both.at_step(10).written() == traffic.at_step(BASE, "svc-new", "canary", 10, "svc-base")
+    assert RolloutState.from_service(
+        {"metadata": {"annotations": {"run-canary.dev/rollout": both.at_step(10).to_annotation()}}}
+    ) == both.at_step(10)
