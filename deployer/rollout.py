@@ -500,12 +500,14 @@ class Rollout:
             "step's requests (sampled every 60 s, visible up to 180 s later)."
         )
         every = min(max(self.hooks.metric_wait / 48, 0.25), 5.0)
+        delay = min(0.25, every)  # a short ingestion (a test's, the emulator's) is seen at once
         while not ingested(candidate, ended):
             left = deadline - self.hooks.clock()
             if left <= 0:
                 self.reporter.info(f"{percent}%: no metric point after the bake arrived in time.")
                 break
-            self._sleep(min(every, left))
+            self._sleep(min(delay, left))
+            delay = min(delay * 1.5, every)
             result = self.hooks.smoke(self.result.tag_url or "")
             if not result.ok:
                 raise RolloutFailed(f"smoke check failed at {percent}%: {result.detail}")
