@@ -76,6 +76,7 @@ class Metrics:
     errors: int
     p95_ms: float | None
     p99_ms: float | None
+    own: int = 0  # the action's own smoke-check requests, left out of requests and errors
 
     @property
     def error_rate(self) -> float:
@@ -84,6 +85,8 @@ class Metrics:
 
     def figures(self) -> dict[str, float]:
         out = {"requests": float(self.requests), "errors": float(self.errors), "error_rate": self.error_rate}
+        if self.own:
+            out["own_requests"] = float(self.own)
         if self.p95_ms is not None:
             out["p95_ms"] = self.p95_ms
         if self.p99_ms is not None:
@@ -141,6 +144,9 @@ def worst_double(series: Sequence[Mapping[str, Any]]) -> float | None:
 def judge(settings: AnalysisSettings, metrics: Metrics, lag: float) -> Verdict:
     """Compare the candidate's figures with the thresholds; too few requests is inconclusive."""
     note = f" (Cloud Monitoring data may lag up to {lag / 60:g} min)" if lag > 0 else ""
+    if metrics.own:
+        own = f"{metrics.own} smoke-check request{'s' if metrics.own != 1 else ''} left out"
+        note = f" ({own})" + note
     figures = metrics.figures()
     if metrics.requests == 0 or metrics.requests < settings.min_requests:
         if metrics.requests == 0:
@@ -371,7 +377,7 @@ class Analysis:
         """Query the candidate's metrics over the step window and judge them."""
         try:
             end = step.ended if step.ended is not None else self.clock()
-            metrics = self.fetch_metrics(step.candidate, step.started, end)
+            metrics = self.fetch_metrics(step.candidate, step.started, end, step.tag_url)
         except MonitoringError as exc:
             return Verdict("metrics", None, f"Cloud Monitoring query failed: {exc}: inconclusive")
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a body not shaped as documented
@@ -429,17 +435,19 @@ class Analysis:
                     latencies = latencies.add(stats.from_distribution(value))
         return compare.Side(label, counts, latencies, removed)
 
-    def fetch_metrics(self, revision: str, start: float, end: float) -> Metrics:
-        """Counts by response class and p95/p99 latency of one revision between start and end."""
+    def fetch_metrics(self, revision: str, start: float, end: float, tag_url: str = "") -> Metrics:
+        """Counts by response class (the action's own smoke-check requests to ``tag_url`` left out)
+        and p95/p99 latency of one revision between start and end."""
         end = max(end, start + 1.0)
         counts = count_by_class(
             self._series(
                 REQUEST_COUNT, revision, start, end, "REDUCE_SUM", ["metric.labels.response_code_class"]
             )
         )
+        counts, own = compare.without_own(counts, self.own.by_class(tag_url, start, end) if tag_url else {})
         p95 = worst_double(self._series(REQUEST_LATENCIES, revision, start, end, "REDUCE_PERCENTILE_95", []))
         p99 = worst_double(self._series(REQUEST_LATENCIES, revision, start, end, "REDUCE_PERCENTILE_99", []))
-        return Metrics(sum(counts.values()), counts.get("5xx", 0), p95, p99)
+        return Metrics(sum(counts.values()), counts.get("5xx", 0), p95, p99, own)
 
     def _series(
         self,

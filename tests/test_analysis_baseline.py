@@ -145,3 +145,23 @@ def test_a_partial_answer_makes_the_round_inconclusive(monkeypatch: pytest.Monke
         server.server_close()
     assert [v.name for v in verdicts] == ["metrics", "baseline"]
     assert all(v.ok is None and "partial (unreachable" in v.detail for v in verdicts)
+
+
+def test_absolute_thresholds_leave_the_smoke_checks_out_too(world: World) -> None:
+    own = OwnRequests()
+    for _ in range(15):
+        own.record(world.urls["hello"] + "/", world.started + 1, world.started + 1, 200)
+    checker = Analysis(
+        AnalysisSettings(max_error_rate=5, min_requests=10),
+        session=requests.Session(),
+        project="proj",
+        region="us-central1",
+        service="web",
+        monitoring_endpoint=world.monitoring_url,
+        own=own,
+    )
+    step = StepInfo(10, "web-hello", None, world.urls["hello"], world.urls["service"], world.started, 1)
+    (verdict,) = checker.run(step)
+    assert verdict.ok is None, verdict.detail
+    assert verdict.detail == "only 5 requests (< min 10): inconclusive (15 smoke-check requests left out)"
+    assert verdict.figures["own_requests"] == 15
