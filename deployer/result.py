@@ -90,6 +90,8 @@ class RolloutResult:
     plan: list[Traffic] = field(default_factory=list)  # dry run: the traffic at each step
     template_diff: list[str] = field(default_factory=list)  # dry run: unified diff lines
     jobs: list[JobRun] = field(default_factory=list)  # Cloud Run job executions of this run
+    # The canary checks' verdicts that decided each step (its last round), with the step's percent.
+    analyses: list[tuple[int, Verdict]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:

@@ -534,6 +534,8 @@ class Rollout:
             baseline_tag_url=self.baseline_url,
         )
         verdicts = self.hooks.checks(step)
+        kept = [(p, v) for p, v in self.result.analyses if p != percent]
+        self.result.analyses = kept + [(percent, v) for v in verdicts]  # the summary shows the last round
         for v in verdicts:
             state = {True: "ok", False: "FAILED", None: "inconclusive"}[v.ok]
             self.reporter.info(f"{percent}% round {round_no}: {v.name} {state}: {v.detail}")

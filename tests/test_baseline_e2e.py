@@ -78,7 +78,10 @@ def test_a_candidate_50_percent_slower_is_rolled_back_at_its_first_step(
     assert "metrics ok" in result.log or "metrics: pass" in result.log or "p95" in result.log
     # Exactly as before the run: no baseline share or tag is left.
     assert traffic == [("slower-v1", 100, ""), ("slower-v2", 0, "canary")]
-    assert "latency: p50" in result.summary
+    assert "### Canary analysis" in result.summary
+    row = next(line for line in result.summary.splitlines() if line.startswith("| 50% | baseline |"))
+    assert "❌ fail" in row and "latency: p50 " in row and "allowed +20 %" in row
+    assert "candidate " in row and "baseline " in row and "p50/p95/p99" in row
 
 
 @pytest.mark.long
