@@ -211,3 +211,55 @@ def test_a_paused_rollout_with_a_baseline_is_undone_by_mode_rollback(
     assert undone.outputs["result"] == "rolled_back", undone.log
     after = routing(Api(emulator.url, project).wait_routes("paused"))
     assert after == [("paused-v1", 100, ""), ("paused-v2", 0, "canary")]
+
+
+@pytest.mark.long
+def test_baseline_stable_compares_with_the_revisions_from_before_the_run(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic, api = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "stable",
+        SLOW_STABLE,
+        image="sample/slow",
+        env_vars="DELAY_MS=150",
+        baseline="stable",
+        max_latency_increase="20",
+        load_rps="20",
+        **ABSOLUTE,
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert "check failed at 50%: baseline: latency: p50 " in result.log
+    assert "Baseline: revision" not in result.log  # no extra revision
+    assert api.revisions("stable") == ["stable-v1", "stable-v2"]
+    assert traffic == [("stable-v1", 100, ""), ("stable-v2", 0, "canary")]
+
+
+@pytest.mark.long
+def test_a_paused_rollout_with_a_baseline_is_finished_by_mode_promote(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path / "a",
+        "finish",
+        ("sample/hello", {}),
+        image="sample/hello:v2",
+        baseline="revision",
+        max_latency_increase="50",
+        load_rps="20",
+        steps="10",
+    )
+    assert result.outputs["result"] == "paused", result.log
+    assert traffic == [
+        ("finish-v1", 80, ""),
+        ("finish-v2", 10, "canary"),
+        ("finish-v2-baseline", 10, "baseline"),
+    ]
+    args = {"api_endpoint": emulator.url, "project_id": project, "service": "finish", "mode": "promote"}
+    done = harness.run(args, tmp_path=tmp_path / "b")
+    assert done.outputs["result"] == "promoted", done.log
+    assert routing(Api(emulator.url, project).wait_routes("finish")) == [("finish-v2", 100, "canary")]

@@ -30,7 +30,7 @@ def server_for(recorder: Recorder) -> tuple[ThreadingHTTPServer, str]:
         def do_GET(self) -> None:
             time.sleep(recorder.delay)
             with recorder.lock:
-                recorder.paths[f"{self.server.server_address[1]}{self.path}"] += 1
+                recorder.paths[f"{self.headers.get('Host')}{self.path}"] += 1
                 recorder.tokens.append(self.headers.get("Authorization"))
             self.send_response(200 if "ok" in self.path else 503)
             self.send_header("Content-Length", "0")
