@@ -7,6 +7,8 @@ threshold set here, and only the comparison with a baseline deployed beside it s
 from __future__ import annotations
 
 import re
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +265,54 @@ def test_a_paused_rollout_with_a_baseline_is_finished_by_mode_promote(
     done = harness.run(args, tmp_path=tmp_path / "b")
     assert done.outputs["result"] == "promoted", done.log
     assert routing(Api(emulator.url, project).wait_routes("finish")) == [("finish-v2", 100, "canary")]
+
+
+def _baking_with_a_baseline(api: Api, name: str) -> bool:
+    """The first step's traffic is routed: the baseline serves beside the candidate."""
+    svc = api.service(name)
+    entries = svc.get("status", {}).get("traffic", [])
+    return any(e.get("tag") == "baseline" and e.get("percent", 0) > 0 for e in entries)
+
+
+def _wait(predicate: Any, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill then the post step"])
+def test_a_cancelled_or_killed_run_leaves_no_baseline(
+    how: str, emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    api = Api(emulator.url, project)
+    name = "gone" if how == "sigterm" else "killed"
+    api.create_service(name, "sample/hello", f"{name}-v1")
+    args = {
+        "api_endpoint": emulator.url,
+        "project_id": project,
+        "service": name,
+        "suffix": "v2",
+        "image": "sample/hello:v2",
+        "steps": "10,100",
+        "step_interval": "60s",
+        "wait_timeout": "30s",
+        "baseline": "revision",
+        "max_latency_increase": "20",
+        "on_inconclusive": "pass",
+    }
+    with harness.start(args, tmp_path=tmp_path / "main") as running:
+        _wait(lambda: _baking_with_a_baseline(api, name))
+        if how == "sigterm":
+            running.send_signal(signal.SIGTERM)
+        else:
+            running.kill()
+        result = running.wait(timeout=20)
+    if how != "sigterm":
+        post = harness.run_post(result, args, tmp_path=tmp_path / "post", timeout=30)
+        assert post.returncode == 0 and "restoring the traffic" in post.stdout, post.log
+    else:
+        assert "SIGTERM" in result.log
+    after = routing(api.wait_routes(name))
+    assert after == [(f"{name}-v1", 100, ""), (f"{name}-v2", 0, "canary")], result.log
+    assert "run-canary.dev/rollout" not in api.service(name)["metadata"].get("annotations", {})
