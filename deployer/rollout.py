@@ -500,7 +500,7 @@ class Rollout:
             "step's requests (sampled every 60 s, visible up to 180 s later)."
         )
         every = min(max(self.hooks.metric_wait / 48, 0.25), 5.0)
-        delay = min(0.25, every)  # a short ingestion (a test's, the emulator's) is seen at once
+        delay = min(0.1, every)  # a short ingestion (a test's, the emulator's) is seen at once
         while not ingested(candidate, ended):
             left = deadline - self.hooks.clock()
             if left <= 0:
