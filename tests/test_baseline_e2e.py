@@ -316,3 +316,42 @@ def test_a_cancelled_or_killed_run_leaves_no_baseline(
     after = routing(api.wait_routes(name))
     assert after == [(f"{name}-v1", 100, ""), (f"{name}-v2", 0, "canary")], result.log
     assert "run-canary.dev/rollout" not in api.service(name)["metadata"].get("annotations", {})
+
+
+def test_a_run_that_died_between_the_baseline_and_the_candidate_write_is_undone(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """Only the baseline's write landed (its record says so): mode rollback restores traffic and
+    template from before the run, and no baseline share or tag is left."""
+    from deployer import traffic as tr
+    from deployer.state import STATE_ANNOTATION, RolloutState
+
+    api = Api(emulator.url, project)
+    api.create_service("half", "sample/hello", "half-v1")
+    before = api.service("half")
+    base = (tr.Target(revision="half-v1", percent=100),)
+    state = RolloutState(
+        candidate="half-v2",
+        tag="canary",
+        base=tr.to_spec(base),
+        steps=[50, 100],
+        before=before["spec"].get("traffic"),
+        template=before["spec"]["template"] | {"metadata": {"name": "half-v1"}},
+        baseline="half-v2-baseline",
+        baseline_only=True,
+        token="someone-else",
+    )
+    svc = api.service("half")
+    svc["spec"]["template"]["metadata"]["name"] = "half-v2-baseline"
+    svc["spec"]["traffic"] = tr.to_spec(state.written())
+    svc["metadata"].setdefault("annotations", {})[STATE_ANNOTATION] = state.to_annotation()
+    svc.pop("status", None)
+    assert api.put(svc).status_code == 200
+    assert routing(api.wait_routes("half")) == [("half-v1", 100, ""), ("half-v2-baseline", 0, "baseline")]
+    args = {"api_endpoint": emulator.url, "project_id": project, "service": "half", "mode": "rollback"}
+    result = harness.run(args, tmp_path=tmp_path)
+    assert result.outputs["result"] == "rolled_back", result.log
+    after = api.wait_routes("half")
+    assert routing(after) == [("half-v1", 100, "")]
+    assert after["spec"]["template"]["metadata"]["name"] == "half-v1"  # the template from before the run
+    assert STATE_ANNOTATION not in after["metadata"].get("annotations", {})
