@@ -799,9 +799,8 @@ class Rollout:
         restored = traffic.restore(before, state.candidate, state.tag, keep_tag=keep)
         body = knative.with_traffic(svc, restored, annotations)
         what = "traffic restored to where it was before the run"
-        if state.template is not None and knative.template_name(svc) in {state.candidate, state.baseline} - {
-            ""
-        }:
+        made = {state.candidate, state.baseline} - {""}  # the template is ours if it made either
+        if state.template is not None and knative.template_name(svc) in made:
             body["spec"]["template"] = _template(state.template, named)
             what = "traffic and template restored to where they were before the run"
         elif state.template is not None:
