@@ -97,3 +97,10 @@ def test_join_reasons_says_each_sentence_once() -> None:
     assert join_reasons("took over", "took over") == "took over"
     assert join_reasons(None, "restored") == "restored"
     assert join_reasons("smoke check failed", "restored") == "smoke check failed; restored"
+
+
+def test_two_writes_changes_keep_the_value_before_the_first() -> None:
+    first: knative.MetadataChanges = {"labels": {"team": ["web", "payments"], "tier": [None, "1"]}}
+    then: knative.MetadataChanges = {"labels": {"team": ["payments", "web"], "x": [None, "y"]}}
+    assert knative.chain_changes(first, then) == {"labels": {"tier": [None, "1"], "x": [None, "y"]}}
+    assert knative.chain_changes(None, then) == then
