@@ -95,6 +95,11 @@ class Faults:
         with self._lock:
             self._rules.clear()
 
+    def remove(self, rule: FaultRule) -> None:
+        """Remove one rule if it is still active (a test's fault that must not outlive its phase)."""
+        with self._lock:
+            self._rules = [r for r in self._rules if r is not rule]
+
     def rules(self) -> list[FaultRule]:
         """A snapshot of the active rules."""
         with self._lock:

@@ -24,7 +24,7 @@ import requests
 
 from deployer import auth, github, inputs, load, rollout, settings, smoke
 from deployer.analysis import METRIC_LAG_SECONDS, METRIC_SAMPLING_SECONDS, Analysis
-from deployer.client import CloudRun, RetryPolicy
+from deployer.client import ApiError, CloudRun, RetryPolicy
 from deployer.compare import OwnRequests
 from deployer.console import Console, PhaseReporter
 from deployer.github.files import outputs_for
@@ -211,6 +211,13 @@ def post(env: Mapping[str, str] | None = None) -> int:
         return _post(env, console, cancel)
     except KeyboardInterrupt:
         console.error(f"The post step was cancelled ({cancel.signal_name}) before it restored the traffic.")
+        return 1
+    except ApiError as exc:  # it could not even look: say so, and how to finish by hand
+        console.error(
+            f"The post step could not check the service for an unfinished rollout: {exc}. If the main "
+            "step did not finish, run this action with mode 'rollback' (or re-run the job) to restore it.",
+            title="Post step",
+        )
         return 1
 
 
