@@ -4,10 +4,11 @@
     run-canary promote --service my-app --region europe-west1
 
 Every input of the action is a flag of the same name (``--step-interval`` or ``--step_interval``),
-generated from ``deployer.inputs.DEFAULTS`` so that a new input gets its flag without touching this
-file. The flags only set ``INPUT_<NAME>`` on top of the process environment and call the action's
-``main``: defaults, validation, messages and exit codes are the action's, by construction, and
-``INPUT_*`` variables keep working (a flag wins over the variable).
+made from its row of ``deployer.input_table`` (default, section, description) so that a new input
+gets its flag and its help without touching this file. The flags only set ``INPUT_<NAME>`` on top
+of the process environment and call the action's ``main``: defaults, validation, messages and exit
+codes are the action's, by construction, and ``INPUT_*`` variables keep working (a flag wins over
+the variable).
 """
 
 from __future__ import annotations
@@ -19,14 +20,10 @@ import textwrap
 from collections.abc import Mapping, Sequence
 
 from deployer import __version__
-from deployer.descriptions import HELP
-from deployer.inputs import DEFAULTS
+from deployer.input_table import BY_NAME, INPUTS, InputSpec
 from deployer.settings import Mode
 
-OTHER_SECTION = "Other inputs"
 BOOLEAN_DEFAULTS = ("true", "false")
-# Inputs made of KEY=VALUE lines: the flag may be repeated, one line each.
-LINE_INPUTS = frozenset({"env_vars", "secrets", "labels"})
 # Options of the command line itself; no input may take these names.
 CLI_OPTIONS = frozenset({"output", "debug", "help", "version"})
 
@@ -62,30 +59,31 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _help(name: str, default: str) -> str:
+def _help(spec: InputSpec) -> str:
     """The input's description and its default, escaped for argparse's %-formatting."""
-    description = HELP.get(name, (OTHER_SECTION, ""))[1] or "See the action's README."
-    if default:
-        description += f" [default: {default}]"
+    description = spec.description or "See the action's README."
+    if spec.default:
+        description += f" [default: {spec.default}]"
     return description.replace("%", "%%")
 
 
-def _add_input(group: argparse._ArgumentGroup, name: str, default: str) -> None:
+def _add_input(group: argparse._ArgumentGroup, spec: InputSpec) -> None:
     """One input as a flag (plus a hidden underscore spelling), leaving None when not given."""
+    name = spec.name
     spelled = [flag(name)] + ([f"--{name}"] if "_" in name else [])
     kind: dict[str, object]
-    if default in BOOLEAN_DEFAULTS:
+    if spec.default in BOOLEAN_DEFAULTS:
         kind = {"nargs": "?", "const": "true", "metavar": "BOOL"}
-    elif name in LINE_INPUTS:
+    elif spec.repeat:
         kind = {"action": "append", "metavar": "LINE"}
     else:
         kind = {"metavar": "VALUE"}
-    group.add_argument(spelled[0], dest=name, default=None, help=_help(name, default), **kind)  # type: ignore[arg-type]
+    group.add_argument(spelled[0], dest=name, default=None, help=_help(spec), **kind)  # type: ignore[arg-type]
     for alias in spelled[1:]:
         group.add_argument(alias, dest=name, default=None, help=argparse.SUPPRESS, **kind)  # type: ignore[arg-type]
 
 
-def build_parser(defaults: Mapping[str, str] = DEFAULTS) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """The parser: a mode, then one flag per input, in the README's sections."""
     parser = argparse.ArgumentParser(
         prog="run-canary",
@@ -99,7 +97,7 @@ def build_parser(defaults: Mapping[str, str] = DEFAULTS) -> argparse.ArgumentPar
         "mode",
         nargs="?",
         choices=modes,
-        help=_help("mode", defaults.get("mode", "")),
+        help=_help(BY_NAME["mode"]),
     )
     parser.add_argument("--mode", dest="mode_flag", choices=modes, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -113,13 +111,12 @@ def build_parser(defaults: Mapping[str, str] = DEFAULTS) -> argparse.ArgumentPar
     parser.add_argument("--debug", action="store_true", help="Also print debug lines.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sections: dict[str, argparse._ArgumentGroup] = {}
-    for name, default in defaults.items():
-        if name == "mode":
+    for spec in INPUTS:
+        if spec.name == "mode":
             continue
-        section = HELP.get(name, (OTHER_SECTION, ""))[0]
-        if section not in sections:
-            sections[section] = parser.add_argument_group(section)
-        _add_input(sections[section], name, default)
+        if spec.section not in sections:
+            sections[spec.section] = parser.add_argument_group(spec.section)
+        _add_input(sections[spec.section], spec)
     return parser
 
 
@@ -130,7 +127,7 @@ def input_env(
     merged = dict(env)
     if args.mode and args.mode_flag and args.mode != args.mode_flag:
         parser.error(f"mode {args.mode!r} and --mode {args.mode_flag!r} disagree; give one")
-    values = {name: getattr(args, name) for name in DEFAULTS if name != "mode"}
+    values = {spec.name: getattr(args, spec.name) for spec in INPUTS if spec.name != "mode"}
     values["mode"] = args.mode or args.mode_flag
     for name, value in values.items():
         if value is None:

@@ -1,4 +1,5 @@
-"""action.yml declares exactly the contract's inputs and outputs, with deployer.inputs' defaults."""
+"""action.yml declares exactly the contract's inputs and outputs, as the rows of deployer.input_table
+declare them (default, description); the settings' defaults are the table's."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import re
 from pathlib import Path
 
 from deployer import inputs
-from deployer.jobs.inputs import JOB_DEFAULTS
+from deployer.input_table import INPUTS, JOBS
+from deployer.settings import Config
 from devtools import harness
 
 # The inputs and outputs of the action's public contract ("The action's public contract", the
@@ -42,13 +44,34 @@ EXTRA_INPUTS = {
     "load_rps",
     "container",
     "production_environment",
-    *JOB_DEFAULTS,  # Cloud Run jobs around the rollout (issue 15)
+    *(spec.name for spec in INPUTS if spec.section == JOBS),  # Cloud Run jobs around the rollout (issue 15)
 }
 
 
 def test_inputs_and_defaults_equal_config_defaults() -> None:
     declared = {name: default or "" for name, default in harness.action_inputs().items()}
     assert declared == inputs.DEFAULTS
+
+
+def test_descriptions_are_the_tables() -> None:
+    """--help shows the table's description (the image has no action.yml): action.yml's, word for word."""
+    declared = harness.action_metadata()["inputs"]
+    for spec in INPUTS:
+        assert " ".join(str(declared[spec.name]["description"]).split()) == spec.description, spec.name
+
+
+def test_settings_defaults_are_the_parsed_table_defaults() -> None:
+    """An input left out gets the table's default; Config built in code (tests, the benchmark) gets the
+    same value from its field's default."""
+    config = Config(service="")
+    for spec in INPUTS:
+        if spec.uses:  # parsed against other inputs: its default is "" and its field's None or ""
+            assert spec.default == "" and spec.fallback in (None, ""), spec.name
+            continue
+        value: object = config
+        for part in spec.field.split("."):
+            value = getattr(value, part)
+        assert spec.parser(spec.default) == value, spec.name
 
 
 def test_no_default_means_no_default_key() -> None:

@@ -12,7 +12,13 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parent.parent
 # Only these read the action's inputs; every other module gets typed settings (deployer.settings).
 INPUT_READERS = {"deployer.main", "deployer.inputs", "deployer.cli", "deployer.__main__"}
-INPUT_MODULES = {"deployer.inputs", "deployer.parsers", "deployer.context", "deployer.jobs.inputs"}
+INPUT_MODULES = {
+    "deployer.inputs",
+    "deployer.input_table",
+    "deployer.parsers",
+    "deployer.context",
+    "deployer.jobs.inputs",
+}
 
 
 def _architecture() -> ModuleType:
