@@ -25,7 +25,13 @@ class Api:
         self.base = base.rstrip("/")
         self.project = project
         self.region = region
-        self.ns = f"{self.base}/apis/serving.knative.dev/v1/namespaces/{project}"
+        # The Knative paths carry no region (the emulator's plain host means us-central1); any other
+        # region is addressed by location, as Cloud Run's v1 API allows through one endpoint.
+        self.ns = (
+            f"{self.base}/apis/serving.knative.dev/v1/namespaces/{project}"
+            if region == "us-central1"
+            else f"{self.base}/v1/projects/{project}/locations/{region}"
+        )
         self.http = requests.Session()
 
     # ---- raw calls -------------------------------------------------------------------------------

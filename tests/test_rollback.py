@@ -22,6 +22,7 @@ import requests
 
 from cloudrun_emulator import Emulator
 from cloudrun_emulator.images import builtin_argv
+from cloudrun_emulator.store import scope
 from deployer.state import STATE_ANNOTATION, RolloutState
 from devtools import harness
 from tests.cloudrun import Api, routing, spec_routing
@@ -273,7 +274,7 @@ def test_base_revision_deleted_during_a_pause_then_rollback_restores_as_close_as
     assert refused.status_code == 400, refused.text
     # ...but a revision can still disappear by other means: then the rollback comes as close as it can.
     with emulator.store.lock:
-        del emulator.store.revisions[(project, f"{SERVICE}-v2")]
+        del emulator.store.revisions[(scope(project, "us-central1"), f"{SERVICE}-v2")]
     result = harness.run(inputs(emulator, project, service=SERVICE, mode="rollback"), tmp_path=tmp_path / "2")
     assert result.outputs["result"] == "rolled_back", result.log
     warnings = " ".join(a.data for a in result.annotations("warning"))
