@@ -299,10 +299,11 @@ class Rollout:
                 annotations=annotations,
             )
 
-        phase.detail = f"revision {candidate} tagged {self.config.tag!r} with no traffic"
+        phase.detail = f"revision {candidate} tagged {self.config.tag!r}"
         if self.config.dry_run:
             self.api.replace_service(self.name, body(current), dry_run=True)
             base = planned[0].base_traffic
+            phase.detail = traffic.deployed_detail(base, candidate, self.config.tag)
             self._plan(current, template, traffic.plan(base, candidate, self.config.tag, self.config.steps))
             return
         # From here on, any failure or cancel puts the service back: the write may land even if we
@@ -310,6 +311,7 @@ class Rollout:
         self.pending = self._new_state(current, candidate)
         self._write(body, current)
         self.state, self.pending = planned[0], None
+        phase.detail = traffic.deployed_detail(self.state.base_traffic, candidate, self.config.tag)
         self._record("deployed", self.state.written())
 
     def _new_state(self, svc: Obj, candidate: str) -> RolloutState:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -132,6 +133,14 @@ class Api:
         resp = self.put(svc)
         assert resp.status_code == 200, resp.text
         return self.wait_ready(name)
+
+
+def api_path(project: str, rest: str = "") -> str:
+    """A regex for API paths of ``project`` in either form the action uses: Knative-style
+    (``namespaces/P``, at a regional endpoint) or by location (``projects/P/locations/R``, the form it
+    uses through an endpoint override)."""
+    name = re.escape(project)
+    return rf"/(?:namespaces/{name}|projects/{name}/locations/[a-z0-9-]+)/{rest}"
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
