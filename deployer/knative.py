@@ -397,3 +397,43 @@ def labels_for(config: Config, ctx: RunContext) -> dict[str, str]:
         if ctx.sha:
             labels.setdefault("commit-sha", ctx.sha.lower()[:63])
     return labels
+
+
+MetadataChanges = dict[str, dict[str, list[str | None]]]
+OWN_PREFIX = "run-canary.dev/"  # the rollout record and stable revisions: restored by their own rules
+
+
+def metadata_changes(before: Obj | None, after: Obj) -> MetadataChanges:
+    """Which of the service's labels and annotations a write changes: kind -> key -> [before, after]
+    (None where absent). A rollback undoes exactly these (``undo_metadata``)."""
+    out: MetadataChanges = {}
+    for kind in ("labels", "annotations"):
+        old = ((before or {}).get("metadata") or {}).get(kind) or {}
+        new = (after.get("metadata") or {}).get(kind) or {}
+        changed = {
+            key: [old.get(key), new.get(key)]
+            for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key) and not key.startswith(OWN_PREFIX)
+        }
+        if changed:
+            out[kind] = changed
+    return out
+
+
+def undo_metadata(body: Obj, changes: MetadataChanges | None) -> list[str]:
+    """Put back in ``body`` each label and annotation of ``changes`` that still has the value our
+    write gave it; one that someone changed since keeps theirs. Returns the keys left as they are."""
+    kept = []
+    meta = body.setdefault("metadata", {})
+    for kind, keys in (changes or {}).items():
+        values = meta.setdefault(kind, {})
+        for key, (old, ours) in keys.items():
+            if values.get(key) != ours:
+                kept.append(key)
+            elif old is None:
+                values.pop(key, None)
+            else:
+                values[key] = old
+        if not values:
+            del meta[kind]
+    return kept

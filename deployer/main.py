@@ -95,7 +95,7 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
         for problem in exc.problems:
             console.error(str(problem), title="Invalid input")
         console.error(f"{len(exc.problems)} invalid input(s): nothing was changed.", title="Invalid input")
-        _print_json(output, {})
+        _refused(env, output)
         return 1
     if config.github_token:
         console.mask(config.github_token)
@@ -105,7 +105,7 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
         api, project, credentials = _connect(config, console, cancel.is_set)
     except (auth.AuthError, ValueError) as exc:
         console.error(str(exc), title="Cloud Run credentials")
-        _print_json(output, {})
+        _refused(env, output)
         return 1
     tracker = _tracker(config, ctx, console)
     target = f"job {config.job}" if config.mode is settings.Mode.JOB else config.service
@@ -165,6 +165,17 @@ def cancel_reason(reason: str | None, signal_name: str) -> str:
     return f"{reason}; then {what}"
 
 
+def _refused(env: Mapping[str, str], output: str) -> None:
+    """A run refused before it started still says ``result: failed`` (``if: steps.x.outputs.result ==
+    'failed'`` must hold for it); every other output is empty."""
+    outputs = {name: "" for name in outputs_for(_NOTHING)} | {"result": Outcome.FAILED.value}
+    github.write_output_values(outputs, env.get("GITHUB_OUTPUT"))
+    _print_json(output, outputs)
+
+
+_NOTHING = RolloutResult(outcome=Outcome.FAILED, mode="", service="", region="", project="")
+
+
 def _print_json(output: str, outputs: Mapping[str, str]) -> None:
     """``--output json``: the outputs as one JSON object on stdout (the log went to stderr)."""
     if output == "json":
@@ -215,6 +226,12 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
     )
     if recorded is None or not ours:
         console.info(f"No unfinished rollout of this run on {config.service}: nothing to clean up.")
+        return 0
+    if recorded.paused:
+        console.info(
+            f"The rollout of {recorded.candidate} is paused at {recorded.step}% on purpose: it stays for "
+            "mode 'promote' (or 'rollback')."
+        )
         return 0
     console.warning(
         f"The main step did not finish its rollout of {recorded.candidate}: "

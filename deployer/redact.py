@@ -9,10 +9,12 @@ we know to be secret is shown only as its origin (:func:`url_origin`) and scrubb
 
 from __future__ import annotations
 
+import base64
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 HIDDEN = "…"
+TOKEN_SEGMENT = 12  # path segments this long or longer are hidden wherever they appear
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>()\[\]{}]+")
 # urllib3: "Max retries exceeded with url: /path?query (Caused by ...)"
 _URLLIB3_URL = re.compile(r"(\burl: )(\S+)")
@@ -69,9 +71,32 @@ def scrub(text: str, secret_url: str) -> str:
             pieces.append(f"{parts.path}?{parts.query}")
         if "@" in parts.netloc:
             pieces.append(parts.netloc.rsplit("@", 1)[0])
+        # A long path segment is a token (``/services/T0/B0/XXXX``): it may come back on its own.
+        pieces += [seg for seg in parts.path.split("/") if len(unquote(seg)) >= TOKEN_SEGMENT]
     except ValueError:
         pieces = [secret_url]
     origin = url_origin(secret_url)
-    for piece in sorted({p for p in pieces if p and p not in ("/", origin)}, key=len, reverse=True):
-        text = text.replace(piece, origin if piece == secret_url else HIDDEN)
+    found = {v: origin if p == secret_url else HIDDEN for p in pieces for v in encodings(p)}
+    for piece in sorted((p for p in found if p not in ("/", origin)), key=len, reverse=True):
+        text = text.replace(piece, found[piece])
     return redact_urls(text)
+
+
+def encodings(piece: str) -> set[str]:
+    """The forms a piece of a URL can come back in: as written, percent-decoded (a server echoing the
+    path it routed: ``%2B`` -> ``+``), form-decoded (``+`` -> space), percent-encoded (a client quoting
+    it again), and base64 (an ``Authorization: Basic`` header, a token passed on encoded)."""
+    if not piece:
+        return set()
+    raw = piece.encode()
+    forms = {
+        piece,
+        unquote(piece),
+        unquote_plus(piece),
+        quote(piece, safe="/"),
+        quote(piece, safe=""),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode(),
+    }
+    forms |= {f.rstrip("=") for f in forms if f.endswith("=") and len(f.rstrip("=")) >= 8}
+    return {f for f in forms if f}

@@ -151,6 +151,7 @@ class Rollout:
         self.promoting = False  # the promote write was sent: after a cancel, it may have landed
         self.keep_tag = True
         self.last: Obj | None = None  # the service as last read or written
+        self.public_before: bool | None = None  # invoker access before the run, if this run changes it
         self.settled: dict[bool, float] = {}  # shortest wait so far, new revision (True) or traffic only
 
     # --- entry point -------------------------------------------------------------------------
@@ -188,11 +189,12 @@ class Rollout:
         if self.config.allow_unauthenticated is not None:
             with self._phase("iam"):
                 self._check_ours(svc)  # as just read while waiting: still ours before another write
-                self._set_public(self.config.allow_unauthenticated)
+                self._set_public(self.config.allow_unauthenticated, self.api, forward=True)
         with self._phase("smoke") as phase:
             phase.detail = self._smoke(svc)
         if self.config.pre_job:  # before any traffic moves: its failure puts the traffic back as it was
             with self._phase("pre job") as phase:
+                self._check_ours(self._require_service())  # a rolled-back release runs no job
                 phase.detail = self.hooks.job("pre", self.result)
         if self.state is None:  # a new service: its first revision already serves everything
             self._promote_write(svc)
@@ -233,7 +235,9 @@ class Rollout:
         if written is None:
             return self._require_service()
         self._record("undone", plan.traffic)
-        return written
+        # The PUT's answer carries the status of before the undo (the interrupted candidate as the
+        # latest ready revision): deploy from the service once Cloud Run has settled the undo.
+        return self._wait(knative.generation(written))
 
     def _create(self, phase: Phase) -> None:
         revision = self._revision_name()
@@ -268,6 +272,7 @@ class Rollout:
         if not self.result.history:  # a takeover recorded the traffic as found already
             self._record("before", before or knative.spec_traffic(current))
         template, candidate = self._candidate_template(current)
+        self.public_before = self._public_before()
         for retry in range(2, NAME_RETRIES + 2):
             try:
                 self._deploy_write(current, template, candidate, phase)
@@ -286,18 +291,23 @@ class Rollout:
 
         def body(svc: Obj) -> Obj:
             """Our change on top of whatever the service is now (re-applied after a 409)."""
+            self._refuse_rival(svc)
             state = self._new_state(svc, candidate)
-            planned[:] = [state]
-            annotations = {**knative.client_annotations(), STATE_ANNOTATION: state.to_annotation()}
             deployed = traffic.deployed(state.base_traffic, candidate, state.tag)
-            return knative.service_body(
+            out = knative.service_body(
                 svc,
                 self.config,
                 template,
                 deployed,
                 labels=knative.labels_for(self.config, self.ctx),
-                annotations=annotations,
+                annotations=knative.client_annotations(),
             )
+            state = replace(state, metadata=knative.metadata_changes(svc, out) or None)
+            out["metadata"].setdefault("annotations", {})[STATE_ANNOTATION] = state.to_annotation()
+            planned[:] = [state]
+            if not self.config.dry_run:
+                self.pending = state  # from here on, a failure or cancel undoes what may have landed
+            return out
 
         phase.detail = f"revision {candidate} tagged {self.config.tag!r}"
         if self.config.dry_run:
@@ -308,7 +318,6 @@ class Rollout:
             return
         # From here on, any failure or cancel puts the service back: the write may land even if we
         # never see its answer, so the undo verifies what is on the service.
-        self.pending = self._new_state(current, candidate)
         self._write(body, current)
         self.state, self.pending = planned[0], None
         phase.detail = traffic.deployed_detail(self.state.base_traffic, candidate, self.config.tag)
@@ -334,7 +343,31 @@ class Rollout:
             image=self.config.image or "",
             previous_revision=self.result.previous_revision or "",
             started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            latest=(svc.get("status") or {}).get("latestReadyRevisionName") or "",
+            public_before=self.public_before,
         )
+
+    def _refuse_rival(self, svc: Obj) -> None:
+        """Our first write, re-applied after a 409, must not land on another run's rollout that started
+        since we read the service: that run owns it now (``takeover`` applies only to what a run finds
+        when it starts). Nothing of ours landed (the 409 refused it): nothing to undo."""
+        found = RolloutState.from_service(svc)
+        if found is None or found.token == self.hooks.token or self.config.dry_run:
+            return
+        self.pending = None
+        raise RolloutFailed(
+            f"another rollout of service {self.name} ({found.candidate}, started by {found.owner()}) began "
+            "while this run was deploying; this run wrote nothing. Re-run it once that rollout is finished "
+            "(or with 'takeover: true' to undo it)."
+        )
+
+    def _public_before(self) -> bool | None:
+        """Whether allUsers may invoke the service now, when this run is to change it (else None)."""
+        allow = self.config.allow_unauthenticated
+        if allow is None or self.config.dry_run:
+            return None
+        public = _is_public(self.api.get_iam_policy(self.name))
+        return None if public == allow else public
 
     def _candidate_template(self, current: Obj) -> tuple[Obj, str]:
         """The new template and its revision name; the current one when nothing changed (no new revision)."""
@@ -391,13 +424,22 @@ class Rollout:
                 phase.detail = f"{self.result.revision} deployed with no traffic at {self.result.tag_url}"
             self.result.traffic_after = knative.status_traffic(svc)
         else:
-            self._check_ours(self._require_service())  # still ours, as we left it, at the very end?
+            self._pause()
             self.result.outcome = Outcome.PAUSED
             self.result.traffic_after = knative.status_traffic(svc)
             self.reporter.info(
                 f"Paused at {steps[-1]} %: run this action with mode 'promote' to finish, "
                 "or 'rollback' to undo."
             )
+
+    def _pause(self) -> None:
+        """Hand the rollout on: mark the record paused (checking, as every write does, that it is still
+        ours and the traffic is what we wrote), so the post step that follows this step leaves it for
+        a later ``mode: promote`` or ``rollback``."""
+        assert self.state is not None
+        paused = replace(self.state, paused=True)
+        self._annotate({STATE_ANNOTATION: paused.to_annotation()})
+        self.state = None
 
     def _shift(self, percent: int) -> Obj:
         """Give the candidate ``percent`` (others scaled down), record it, and wait for the routes."""
@@ -513,6 +555,8 @@ class Rollout:
         """Mark the candidate stable and forget the rollout: from here a failure is no longer ours to undo."""
         if self.config.post_job:  # it serves 100 % but the rollout is still recorded: a failure can undo it
             with self._phase("post job") as phase:
+                if self.state is not None:
+                    self._check_ours(self._require_service())  # a rolled-back release runs no job
                 phase.detail = self.hooks.job("post", self.result)
         with self._phase("promote") as phase:
             candidate = self.result.revision or ""
@@ -526,15 +570,15 @@ class Rollout:
             state = self.state
             if state is None:  # a new service: nothing to undo, nothing kept for a rollback
                 self._annotate(annotations)
-            else:  # the promoted block (the 100 % step wrote it already: then no route moves)
+            else:  # the promoted block: after the 100 % step it only lets the pre-run revisions go
                 final = traffic.promoted(state.base_traffic, state.candidate, state.tag)
                 self.promoting = True  # a cancel from here on undoes the promote too, if it landed
                 self._write(lambda s: knative.with_traffic(s, final, annotations))
-                if not traffic.same(final, state.written()):
+                if not traffic.same_routes(final, state.written()):
                     svc = self._wait(knative.generation(self.last or {}))
             self.state = None
             self.result.outcome = Outcome.PROMOTED
-            self.result.traffic_after = knative.status_traffic(svc)
+            self.result.traffic_after = traffic.routing(knative.status_traffic(svc))
             phase.detail = f"{candidate} serves 100 %"
 
     # --- mode promote ------------------------------------------------------------------------
@@ -566,6 +610,7 @@ class Rollout:
         self.adopted = recorded
         self.state = replace(
             recorded,
+            paused=False,
             run_id=self.ctx.run_id,
             run_attempt=self.ctx.run_attempt,
             run_url=self.ctx.run_url,
@@ -669,7 +714,7 @@ class Rollout:
                 # Someone else's traffic, or ours never landed: report the traffic as it now is.
                 self.result.outcome = Outcome.FAILED
                 if plan.kind != "nothing":
-                    self.result.reason = f"{self.result.reason}; {plan.message}".lstrip("; ")
+                    self.result.reason = join_reasons(self.result.reason, plan.message)
                 if not self.hooks.cancelled():
                     with contextlib.suppress(Exception, KeyboardInterrupt):
                         svc = (
@@ -698,6 +743,8 @@ class Rollout:
                 return None, plan
             try:
                 self.last = api.replace_service(self.name, plan.body)
+                if state.public_before is not None:
+                    self._set_public(state.public_before, api, forward=False)
                 return self.last, plan
             except Conflict as exc:
                 if exc.reason == "ALREADY_EXISTS" and named:
@@ -742,6 +789,7 @@ class Rollout:
         now = knative.spec_traffic(svc)
         if not traffic.same(now, expected):
             body = knative.with_traffic(svc, now, annotations)
+            knative.undo_metadata(body, state.metadata)
             ours = knative.template_name(svc) == state.candidate and not any(t.latest for t in now)
             if ours and state.template is not None:
                 body["spec"]["template"] = _template(state.template, named)
@@ -752,9 +800,9 @@ class Rollout:
             )
             return Restore("theirs", body, now, message)
         names, ready = self._revisions(api)
-        before = state.before_traffic
+        template_back = state.template is not None and knative.template_name(svc) == state.candidate
+        before, notes = restored_latest(state, template_back and named)
         gone = {t.revision for t in before if t.revision and t.revision not in names}
-        notes = []
         if gone:
             before = traffic.without(before, gone)
             notes.append(
@@ -764,8 +812,9 @@ class Rollout:
         keep = state.keep_tag and self.keep_tag and ready.get(state.candidate, False)
         restored = traffic.restore(before, state.candidate, state.tag, keep_tag=keep)
         body = knative.with_traffic(svc, restored, annotations)
+        knative.undo_metadata(body, state.metadata)
         what = "traffic restored to where it was before the run"
-        if state.template is not None and knative.template_name(svc) == state.candidate:
+        if template_back and state.template is not None:
             body["spec"]["template"] = _template(state.template, named)
             what = "traffic and template restored to where they were before the run"
         elif state.template is not None:
@@ -933,10 +982,17 @@ class Rollout:
             raise RolloutFailed(f"smoke check failed: {result.detail}")
         return result.detail
 
-    def _set_public(self, allow: bool) -> None:
-        """Add or remove ``allUsers`` as invoker (read-modify-write with the policy's etag)."""
+    def _set_public(self, allow: bool, api: CloudRun, *, forward: bool) -> None:
+        """Add or remove ``allUsers`` as invoker (read-modify-write with the policy's etag).
+
+        ``forward``: the rollout's own change, made only while the rollout is still ours (checked again
+        after a 409). The way back (``forward=False``) puts back the access from before the run only
+        if it is still what this run set: someone who changed it since wins.
+        """
         for attempt in range(CONFLICT_RETRIES + 1):
-            policy = self.api.get_iam_policy(self.name)
+            policy = api.get_iam_policy(self.name)
+            if not forward and _is_public(policy) != (not allow):
+                return  # not what this run left: someone else's access policy now
             bindings: list[dict[str, Any]] = policy.setdefault("bindings", [])
             invoker = next((b for b in bindings if b.get("role") == "roles/run.invoker"), None)
             members = set((invoker or {}).get("members", []))
@@ -949,14 +1005,17 @@ class Rollout:
             if not invoker["members"]:
                 bindings.remove(invoker)
             try:
-                self.api.set_iam_policy(self.name, policy)
+                api.set_iam_policy(self.name, policy)
                 self.reporter.info(
-                    f"{'Allowed' if allow else 'Removed'} unauthenticated access to {self.name}."
+                    f"{'Allowed' if allow else 'Removed'} unauthenticated access to {self.name}"
+                    + ("." if forward else ", as it was before the run.")
                 )
                 return
             except Conflict:
                 if attempt == CONFLICT_RETRIES:
                     raise
+                if forward:
+                    self._check_ours(self._require_service())  # still ours after someone else's write?
 
     def _require_service(self, api: CloudRun | None = None) -> Obj:
         svc = (api or self.api).get_service(self.name)
@@ -997,6 +1056,42 @@ class Rollout:
 
     def _phase(self, name: str) -> contextlib.AbstractContextManager[Phase]:
         return recorded_phase(self.result, self.reporter, name, self._now, describe)
+
+
+def join_reasons(reason: str | None, more: str) -> str:
+    """The run's reason followed by what the way back found, each sentence once: the way back often
+    restates the reason (the operator's change that stopped the run, a takeover) and adds to it."""
+    if not reason or more.startswith(reason):
+        return more
+    if more in reason:
+        return reason
+    return f"{reason}; {more}"
+
+
+def _is_public(policy: Obj) -> bool:
+    """Whether an IAM policy lets ``allUsers`` invoke the service."""
+    return any(
+        b.get("role") == "roles/run.invoker" and "allUsers" in (b.get("members") or [])
+        for b in policy.get("bindings") or []
+    )
+
+
+def restored_latest(state: RolloutState, template_back: bool) -> tuple[Traffic, list[str]]:
+    """The traffic a rollback restores, judged by where requests go: a ``latestRevision`` entry sends
+    requests to the latest ready revision, which is the one from before the run only when the
+    rollback writes the named template from before the run back. Otherwise (someone changed the
+    template since, so Cloud Run made a revision from it: of the rolled-back release, say) the entry
+    is pinned to the revision it reached before the run."""
+    before = state.before_traffic
+    if template_back or not state.latest or not any(t.latest for t in before):
+        return before, []
+    pinned = traffic.pin_latest(before, state.latest)
+    note = (
+        f"The template changed since the run started, so the latest revision is no longer "
+        f"{state.latest}: the traffic that followed the latest revision is pinned to {state.latest}, "
+        "where it went before the run."
+    )
+    return pinned, [note]
 
 
 def _may_have_landed(exc: BaseException) -> bool:

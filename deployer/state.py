@@ -50,6 +50,17 @@ class RolloutState:
     previous_stable: str = ""
     job: str = ""
     token: str = ""
+    # Paused on purpose (``steps`` ended below 100): the run that wrote it is over and hands the
+    # rollout on to a later ``mode: promote`` or ``rollback``; its post step must leave it alone.
+    paused: bool = False
+    # What a ``latestRevision`` entry of ``before`` resolved to (status.latestReadyRevisionName):
+    # a rollback sends that share there even when the template changed since (a new latest).
+    latest: str = ""
+    # The service's own labels and annotations the first write changed: kind -> key -> [before, ours]
+    # (None: absent). A rollback puts back each one nobody changed since.
+    metadata: dict[str, dict[str, list[str | None]]] | None = None
+    # Whether allUsers could invoke the service before the run, when this run changes it (None: no change).
+    public_before: bool | None = None
 
     @property
     def base_traffic(self) -> Traffic:

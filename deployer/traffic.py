@@ -155,13 +155,13 @@ def deployed_detail(base: Traffic, candidate: str, tag: str) -> str:
 
 
 def at_step(base: Traffic, candidate: str, tag: str, percent: int) -> Traffic:
-    """What the rollout writes at ``percent`` (0: the first write). Below 100 every pre-run revision
-    stays referenced (at 0 % if its share scaled to nothing), so cleanup cannot delete what a rollback
-    needs while the rollout bakes or pauses; at 100 the block is already the promoted one, so the
-    promote that follows changes no route."""
+    """What the rollout writes at ``percent`` (0: the first write). Every pre-run revision stays
+    referenced (at 0 % if its share scaled to nothing) up to and including the 100 % step, so cleanup
+    cannot delete what a rollback needs while the rollout bakes, pauses or runs its post job; only
+    the promote lets them go (``promoted``), a write that moves no request (``same_routes``)."""
     if percent == 0:
         return deployed(base, candidate, tag)
-    return promoted(base, candidate, tag) if percent == 100 else with_candidate(base, candidate, tag, percent)
+    return with_candidate(base, candidate, tag, percent)
 
 
 def promoted(base: Traffic, candidate: str, tag: str) -> Traffic:
@@ -173,6 +173,12 @@ def routing(block: Traffic) -> Traffic:
     """The entries that route something (a share or a tag): dropping the others changes no request's
     destination, only which revisions the block keeps referenced."""
     return tuple(t for t in block if t.percent or t.tag)
+
+
+def same_routes(a: Traffic, b: Traffic) -> bool:
+    """Whether two blocks send every request (and every tag) to the same revisions: they differ at
+    most by entries that route nothing, so writing one over the other needs no wait for routes."""
+    return same(routing(a), routing(b))
 
 
 def restore(before: Traffic, candidate: str, tag: str, *, keep_tag: bool = True) -> Traffic:

@@ -153,11 +153,17 @@ def run(
     *,
     tmp_path: Path,
     timeout: float = harness.DEFAULT_TIMEOUT,
+    post: bool = True,
     **kwargs: Any,
 ) -> harness.RunResult:
-    """Run the image to completion as the runner would; see :func:`start`."""
+    """Run the image to completion as the runner would; see :func:`start`. Then, unless ``post`` is
+    False or this run is a post step itself, the post step the runner always runs after it (its
+    result in ``.post``), so that the service a test looks at is the service after the whole job."""
     with start(image, docker_host, inputs, tmp_path=tmp_path, **kwargs) as running:
-        return running.wait(timeout=timeout)
+        result = running.wait(timeout=timeout)
+    if post and kwargs.get("entrypoint") is None:
+        result.post = run_post(image, docker_host, result, inputs, tmp_path=tmp_path, timeout=timeout)
+    return result
 
 
 def run_post(
@@ -179,4 +185,5 @@ def run_post(
         timeout=timeout,
         entrypoint=POST_ENTRYPOINT,
         state=main.state,
+        post=False,
     )

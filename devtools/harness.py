@@ -303,6 +303,7 @@ class RunResult:
     ended: float = 0.0  # epoch seconds when it was reaped
     peak_rss_mb: float = 0.0  # the process's own maximum resident set (ru_maxrss)
     cpu_s: float = 0.0  # user + system CPU seconds
+    post: RunResult | None = field(default=None, repr=False)  # the post step the runner ran after it
 
     @property
     def wall_s(self) -> float:
@@ -675,8 +676,14 @@ def run(
     script: Path = ENTRYPOINT,
     state: Mapping[str, str] | None = None,
     echo: bool = False,
+    post: bool = True,
 ) -> RunResult:
-    """Run ``script`` (entrypoint.py) to completion as the runner would; see :func:`start`."""
+    """Run ``script`` (entrypoint.py) to completion as the runner would; see :func:`start`.
+
+    Then, as the runner always does (``post-if: always()``), the post step with the state the main
+    step saved, its result in ``.post``: what a test asserts on the service afterwards is the service
+    after the whole job. ``post=False`` stops after the main step (a test of the main step alone).
+    """
     with start(
         inputs,
         tmp_path=tmp_path,
@@ -689,7 +696,21 @@ def run(
         state=state,
         echo=echo,
     ) as running:
-        return running.wait(timeout=timeout)
+        result = running.wait(timeout=timeout)
+    if post and script == ENTRYPOINT:
+        result.post = run_post(
+            result,
+            inputs,
+            tmp_path=tmp_path,
+            timeout=timeout,
+            python=python,
+            env=env,
+            github=github,
+            event=event,
+            event_name=event_name,
+            echo=echo,
+        )
+    return result
 
 
 def run_post(
@@ -704,7 +725,7 @@ def run_post(
     """Run ``post.py`` like the runner's post-entrypoint: same inputs, ``STATE_<name>`` from the
     main step's GITHUB_STATE (``main`` is its RunResult or the state mapping), fresh file commands."""
     state = main.state if isinstance(main, RunResult) else dict(main)
-    return run(inputs, tmp_path=tmp_path, timeout=timeout, script=script, state=state, **kwargs)
+    return run(inputs, tmp_path=tmp_path, timeout=timeout, script=script, state=state, post=False, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------

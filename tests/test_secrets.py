@@ -6,8 +6,10 @@ secrets (alias `*` and tag `!`), and a smoke-check body that echoes the revision
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,7 +55,10 @@ def echo_server() -> Iterator[str]:
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            body = f"cannot handle {self.requestline} from {self.headers.get('Authorization', '-')}".encode()
+            # As many frameworks' 404 pages: the path as routed, percent-decoded.
+            routed = urllib.parse.unquote(self.path)
+            auth = self.headers.get("Authorization", "-")
+            body = f"cannot handle {self.requestline} ({routed}) from {auth}".encode()
             self.send_response(500)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -116,6 +121,33 @@ def test_webhook_url_never_printed_when_the_answer_echoes_it(
     assert result.returncode == 1, result.log
     assert "check_webhook answered 500" in result.stdout
     assert_nowhere(result)
+
+
+def test_webhook_token_never_printed_when_the_answer_echoes_it_decoded(
+    emulator: Emulator, project: str, tmp_path: Path, echo_server: str
+) -> None:
+    """Finding 9 of issue 23: a token with ``+``, ``/`` and ``=`` is written percent-encoded; an
+    endpoint that echoes the decoded path used to put it in the log and the summary as it is."""
+    Api(emulator.url, project).create_service("decoded", "sample/hello:v1", "decoded-v1")
+    token = "Zk9x+Yq/Ab7R" + SECRET + "=="
+    url = f"{echo_server}/hooks/T0/{urllib.parse.quote(token, safe='')}"
+    result = harness.run(rollout_inputs(emulator, project, "decoded", check_webhook=url), tmp_path=tmp_path)
+    assert result.returncode == 1, result.log
+    assert "check_webhook answered 500" in result.stdout
+    assert_nowhere(result, token)
+    assert_nowhere(result)
+
+
+def test_scrub_hides_every_encoding_of_the_secret() -> None:
+    token = "Zk9x+Yq/Ab7R=="
+    url = f"https://hooks.example.com/hooks/T0/{urllib.parse.quote(token, safe='')}?k=a+b%20c"
+    for form in (token, urllib.parse.quote(token, safe=""), "k=a b c", "k=a+b c"):
+        assert form not in redact.scrub(f"answer: {form} end", url), form
+    basic = base64.b64encode(b"user:pa55word").decode()
+    assert basic not in redact.scrub(
+        f"Authorization: Basic {basic}", "https://user:pa55word@hooks.example.com/x"
+    )
+    assert redact.scrub("no secret here", url) == "no secret here"
 
 
 def test_scrub_keeps_the_origin_and_hides_the_rest() -> None:

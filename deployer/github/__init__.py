@@ -12,7 +12,7 @@ the package's interface, used by ``deployer.main``.
 
 from deployer.github.api import DeploymentTracker, upsert_pr_comment
 from deployer.github.commands import Console, GitHubReporter, report_failure
-from deployer.github.files import append_summary, save_state, write_outputs
+from deployer.github.files import append_summary, save_state, write_output_values, write_outputs
 from deployer.github.render import render_pr_comment, render_summary
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "report_failure",
     "save_state",
     "upsert_pr_comment",
+    "write_output_values",
     "write_outputs",
 ]

@@ -80,8 +80,13 @@ def _append_key_values(path: str, values: Mapping[str, str]) -> None:
 
 def write_outputs(result: RolloutResult, path: str | None) -> None:
     """Append the contract outputs to ``$GITHUB_OUTPUT``; nothing to do outside Actions."""
+    write_output_values(outputs_for(result), path)
+
+
+def write_output_values(values: Mapping[str, str], path: str | None) -> None:
+    """Append these outputs to ``$GITHUB_OUTPUT``; nothing to do outside Actions."""
     if path:
-        _append_key_values(path, outputs_for(result))
+        _append_key_values(path, values)
 
 
 _STATE_NAME = re.compile(r"[A-Za-z0-9_-]+")
