@@ -193,7 +193,10 @@ def run(
     """Prepare a copy of the repository under ``work`` and run act there; act's log in stdout."""
     repo = prepare(work / "repo", rehearsal.extra_workflows)
     event_path = work / "event.json"
-    event_path.write_text(json.dumps(rehearsal.payload))
+    payload = dict(rehearsal.payload)
+    if rehearsal.inputs:  # act reads workflow_dispatch inputs from the event when one is given
+        payload["inputs"] = {**dict(payload.get("inputs") or {}), **rehearsal.inputs}  # type: ignore[call-overload]
+    event_path.write_text(json.dumps(payload))
     argv = command(act or find_act(), repo, rehearsal, event_path, job_image())
     return subprocess.run(
         argv,
