@@ -229,12 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--var", action="append", default=[], help="NAME=VALUE for vars.NAME")
     parser.add_argument("--input", action="append", default=[], help="NAME=VALUE for inputs.NAME")
     parser.add_argument("--image", help="image ID from scripts/container build, tagged for act first")
+    parser.add_argument(
+        "--extra", action="append", default=[], help="a workflow file to add (e.g. a caller of deploy.yml)"
+    )
     args = parser.parse_args(argv)
     if args.image:
         tag_image(args.image)
     payload = json.loads(Path(args.payload).read_text()) if args.payload else {}
+    extra = {Path(path).name: Path(path).read_text() for path in args.extra}
     rehearsal = Rehearsal(
-        args.workflow, args.event, payload, _pairs(args.var, "--var"), _pairs(args.input, "--input")
+        args.workflow, args.event, payload, _pairs(args.var, "--var"), _pairs(args.input, "--input"), extra
     )
     with tempfile.TemporaryDirectory(prefix="act-rehearsal-") as work:
         done = run(rehearsal, Path(work))
