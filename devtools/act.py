@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,7 @@ REPOSITORY = "run-canary/run-canary"
 # Debian stand-in where it built one (machines without a registry), else the Dockerfile's base.
 STAND_IN_BASE = "run-canary/python-stand-in:3.11-bookworm"
 BASE_ARG = re.compile(r"^ARG BASE_IMAGE=(\S+)", re.MULTILINE)
+NAME = re.compile(r"^(name:[ \t]*)(.*)$", re.MULTILINE)
 QUEUE = re.compile(r"^[ \t]*queue:[ \t]*max[ \t]*(#.*)?\n", re.MULTILINE)
 PINNED = re.compile(r"uses:\s*((?:actions/checkout|google-github-actions/auth)@[0-9a-f]{40})")
 
@@ -52,6 +54,21 @@ def act_image_name(action_path: str) -> str:
     trimmed, + ``-dockeraction:latest``."""
     name = f"{re.sub(r'[^a-zA-Z0-9]', '-', action_path)}-dockeraction:latest".lower().lstrip("-")
     return f"act-{name}"
+
+
+def renamed(text: str, token: str) -> str:
+    """A workflow whose top-level ``name`` carries ``token``: act names job containers after the
+    workflow and job (not the directory), so two rehearsals of one workflow at once on one engine
+    would otherwise fight over one container."""
+    if NAME.search(text):
+        return NAME.sub(lambda m: f"{m[1]}{json.dumps(f'{unquoted(m[2])} [{token}]')}", text, count=1)
+    return f"name: rehearsal [{token}]\n{text}"
+
+
+def unquoted(value: str) -> str:
+    """A YAML scalar's text without its quotes or trailing comment (workflow names are simple)."""
+    value = value.split(" #", 1)[0].strip()
+    return value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "\"'" else value
 
 
 def without_queue(text: str) -> str:
@@ -106,10 +123,10 @@ def prepare(dest: Path, extra_workflows: Mapping[str, str]) -> Path:
             shutil.copy2(source, dest / name)
     workflows = dest / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
-        (workflows / path.name).write_text(without_queue(path.read_text()))
-    for name, text in extra_workflows.items():
-        (workflows / name).write_text(without_queue(text))
+    token = secrets.token_hex(3)
+    texts = {p.name: p.read_text() for p in sorted((ROOT / ".github" / "workflows").glob("*.yml"))}
+    for name, text in {**texts, **extra_workflows}.items():
+        (workflows / name).write_text(renamed(without_queue(text), token))
     git = ["git", "-C", str(dest), "-c", "user.name=act", "-c", "user.email=act@localhost"]
     for args in (
         ["init", "-q", "-b", "main"],

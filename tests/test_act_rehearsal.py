@@ -70,3 +70,13 @@ def test_act_still_refuses_queue_max(tmp_path: Path) -> None:
     """nektos/act#6095: the reason for the fallback. When act accepts it, drop ``without_queue``."""
     done = validate(act.ROOT / ".github" / "workflows" / "manual.yml", tmp_path)
     assert "Unknown Property queue" in done.stdout + done.stderr
+
+
+def test_each_rehearsal_names_its_workflows_apart() -> None:
+    """act names job containers after workflow and job: parallel rehearsals must not share them."""
+    renamed = act.renamed("name: Deploy (reusable) # x\non: push\n", "ab12")
+    assert renamed == 'name: "Deploy (reusable) [ab12]"\non: push\n'
+    assert act.renamed("name: 'PR preview'\n", "t") == 'name: "PR preview [t]"\n'
+    assert act.renamed("on: push\n", "ab12") == "name: rehearsal [ab12]\non: push\n"
+    text = "name: caller\njobs:\n  call:\n    with:\n      name: keep\n"
+    assert act.renamed(text, "t").count("[t]") == 1
