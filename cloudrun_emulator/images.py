@@ -49,9 +49,21 @@ class ImageCatalogue:
         for ref, argv in self._mappings.items():
             if not argv:
                 raise ValueError(f"image mapping for {ref!r} has an empty command")
+        self._deleted: set[str] = set()
+
+    def delete(self, image: str) -> None:
+        """From now on ``image`` (exactly this reference) is gone, as if deleted from its registry after
+        it was deployed: a job execution that needs it finds no resources."""
+        self._deleted.add(image)
+
+    @property
+    def deleted(self) -> list[str]:
+        return sorted(self._deleted)
 
     def resolve(self, image: str) -> list[str] | None:
         """Return the argv to run for ``image``, or None when nothing serves it."""
+        if image in self._deleted:
+            return None
         base = strip_reference(image)
         for candidate in (image, base):
             if candidate in self._mappings:

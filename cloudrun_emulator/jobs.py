@@ -23,11 +23,13 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from cloudrun_emulator import secretrefs
 from cloudrun_emulator.dataplane import _base_env
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.schema import DNS1035, MAX_NAME, Violation, _check_env
@@ -55,6 +57,10 @@ PREFIX = "/apis/run.googleapis.com/v1/namespaces"
 JOB_LABEL = "run.googleapis.com/job"
 EXECUTION_LABEL = "run.googleapis.com/execution"
 TASK_INDEX_LABEL = "run.googleapis.com/taskIndex"
+# A task's state as a label, what ``gcloud run jobs executions tasks list --failed`` (and --running,
+# --succeeded, ...) select on (api_lib/run/task.py STATE_LABEL; command_lib/run/flags.py).
+RUNNING_STATE_LABEL = "run.googleapis.com/runningState"
+MAX_CONTAINERS = 10
 CREATOR, LAST_MODIFIER = "run.googleapis.com/creator", "run.googleapis.com/lastModifier"
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_TIMEOUT = "600"
@@ -120,6 +126,7 @@ class Execution:
     completed: str | None = None
     resource_version: str = ""
     cancel: threading.Event = field(default_factory=threading.Event)
+    blocked: tuple[str, str] | None = None  # (reason, message) when its resources cannot be had
     conditions: dict[str, StoredCondition] = field(
         default_factory=lambda: {
             t: StoredCondition(t) for t in ("Completed", "ResourcesAvailable", "Started")
@@ -142,7 +149,10 @@ def check_job(job: dict[str, Any], name: str) -> list[Violation]:
     problems = _check_name(name)
     spec = job.get("spec", {}).get("template", {}).get("spec", {})
     problems += _check_execution_spec(spec, "spec.template.spec")
-    return problems
+    annotations = job.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
+    task, where = spec.get("template", {}).get("spec", {}), "spec.template.spec.template.spec"
+    found = secretrefs.check(annotations, task, "spec.template.metadata", where)
+    return problems + [Violation(field, text) for field, text in found]
 
 
 def _check_name(name: str) -> list[Violation]:
@@ -175,15 +185,26 @@ def _check_execution_spec(spec: dict[str, Any], where: str) -> list[Violation]:
     if timeout is not None and not 1 <= int(timeout) <= MAX_TIMEOUT:
         problems.append(_range(f"{where}.timeoutSeconds", int(timeout), 1, MAX_TIMEOUT))
     containers = task.get("containers", [])
-    if len(containers) != 1:
-        text = f"{where}.containers: exactly one container is required, got {len(containers)}"
+    if not 1 <= len(containers) <= MAX_CONTAINERS:
+        text = f"{where}.containers: 1 to {MAX_CONTAINERS} containers are required, got {len(containers)}"
         return [*problems, Violation(f"{where}.containers", text)]
-    container, cwhere = containers[0], f"{where}.containers[0]"
-    if not container.get("image"):
-        problems.append(Violation(f"{cwhere}.image", f"{cwhere}.image: image is required"))
-    if container.get("ports"):
-        problems.append(Violation(f"{cwhere}.ports", f"{cwhere}.ports: ports are not supported for jobs"))
-    return problems + _check_env(container.get("env", []), f"{cwhere}.env")
+    names: set[str] = set()
+    for i, container in enumerate(containers):
+        cwhere = f"{where}.containers[{i}]"
+        if not container.get("image"):
+            problems.append(Violation(f"{cwhere}.image", f"{cwhere}.image: image is required"))
+        if container.get("ports"):
+            text = f"{cwhere}.ports: ports are not supported for jobs"
+            problems.append(Violation(f"{cwhere}.ports", text))
+        name = container.get("name", "")
+        if len(containers) > 1 and not name:
+            text = f"{cwhere}.name: each container of a job with several containers needs a name"
+            problems.append(Violation(f"{cwhere}.name", text))
+        elif name in names:
+            problems.append(Violation(f"{cwhere}.name", f"{cwhere}.name: duplicate container name '{name}'"))
+        names.add(name)
+        problems += _check_env(container.get("env", []), f"{cwhere}.env")
+    return problems
 
 
 def _range(where: str, value: int, low: int, high: int) -> Violation:
@@ -300,11 +321,18 @@ class JobStore:
         job.annotations = {**meta.get("annotations", {}), CREATOR: PRINCIPAL, LAST_MODIFIER: PRINCIPAL}
         job.spec = default_job_spec(body.get("spec", {}))
         job.resource_version = self._version()
-        image = job.spec["template"]["spec"]["template"]["spec"]["containers"][0]["image"]
-        if self.images.resolve(image) is None:
-            job.ready.set("False", "ContainerMissing", f"Image '{image}' not found.")
+        missing = self._missing_image(job.spec["template"]["spec"])
+        if missing:
+            job.ready.set("False", "ContainerMissing", f"Image '{missing}' not found.")
         else:
             job.ready.set("True")
+
+    def _missing_image(self, execution_spec: dict[str, Any]) -> str:
+        """The first image of the task's containers that nothing serves, or ""."""
+        for container in execution_spec.get("template", {}).get("spec", {}).get("containers", []):
+            if self.images.resolve(container.get("image", "")) is None:
+                return str(container.get("image", ""))
+        return ""
 
     def get_job(self, ns: str, name: str) -> dict[str, Any]:
         with self.lock:
@@ -440,6 +468,10 @@ class JobStore:
 
     def _run(self, execution: Execution) -> None:
         """Run every task, ``parallelism`` at a time, then decide the Completed condition."""
+        missing = self._missing_image(execution.spec)
+        if missing:  # deleted from its registry since the job was written: nothing can start
+            self._starve(execution, "ContainerMissing", f"Image '{missing}' not found.")
+            return
         with self.lock:
             execution.conditions["ResourcesAvailable"].set("True")
             execution.started = now_iso()
@@ -458,6 +490,23 @@ class JobStore:
             worker.join()
         self._finish(execution)
 
+    def _starve(self, execution: Execution, reason: str, message: str) -> None:
+        """Resources that cannot be had: ResourcesAvailable turns False at once, and the execution waits
+        (Completed stays Unknown) until it is cancelled or its task timeout has passed, then fails."""
+        with self.lock:
+            execution.blocked = (reason, message)
+            execution.conditions["ResourcesAvailable"].set("False", reason, message)
+            execution.resource_version = self._version()
+        timeout = float(execution.spec["template"]["spec"].get("timeoutSeconds", DEFAULT_TIMEOUT))
+        deadline = time.monotonic() + timeout
+        while not (execution.cancel.is_set() or self._closed) and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+        with self.lock:
+            state = "cancelled" if execution.cancel.is_set() or self._closed else "failed"
+            for task in execution.tasks:
+                task.state, task.message = state, message
+        self._finish(execution)
+
     def _worker(self, execution: Execution, pending: list[Task]) -> None:
         while True:
             with self.lock:
@@ -474,7 +523,7 @@ class JobStore:
         task_spec = execution.spec["template"]["spec"]
         retries = task_spec.get("maxRetries", DEFAULT_MAX_RETRIES)
         timeout = float(task_spec.get("timeoutSeconds", DEFAULT_TIMEOUT))
-        container = task_spec["containers"][0]
+        containers = task_spec["containers"]
         for attempt in range(retries + 1):
             with self.lock:
                 if execution.cancel.is_set():
@@ -484,7 +533,7 @@ class JobStore:
                 task.started = task.started or now_iso()
                 if execution.conditions["Started"].status != "True":
                     execution.conditions["Started"].set("True")
-            outcome = self._attempt(execution, task, container, attempt, timeout)
+            outcome = self._attempt(execution, task, containers, attempt, timeout)
             with self.lock:
                 task.process = None
                 task.completed = now_iso()
@@ -498,9 +547,32 @@ class JobStore:
                 task.state = "failed" if attempt == retries else "running"
 
     def _attempt(
-        self, execution: Execution, task: Task, container: dict[str, Any], attempt: int, timeout: float
+        self, execution: Execution, task: Task, containers: list[dict[str, Any]], attempt: int, timeout: float
     ) -> str:
-        """One attempt as a local process: 'succeeded', 'failed' or 'cancelled'."""
+        """One attempt: each container a local process, the sidecars beside the main (first) container;
+        the main container's exit decides, and the sidecars are then stopped as at a task's end.
+        'succeeded', 'failed' or 'cancelled'."""
+        sidecars: list[subprocess.Popen[bytes]] = []
+        try:
+            for container in containers[1:]:
+                started = self._start(execution, task, container, attempt)
+                if isinstance(started, str):
+                    return started
+                sidecars.append(started)
+            main = self._start(execution, task, containers[0], attempt)
+            if isinstance(main, str):
+                return main
+            with self.lock:
+                task.process = main
+            return self._wait(execution, task, main, timeout)
+        finally:
+            for sidecar in sidecars:
+                _kill(sidecar)
+
+    def _start(
+        self, execution: Execution, task: Task, container: dict[str, Any], attempt: int
+    ) -> subprocess.Popen[bytes] | str:
+        """One container's process, or "failed" (with the task's message) when it cannot start."""
         argv = self.images.resolve(container["image"])
         if argv is None:
             task.exit_code, task.message = None, f"Image '{container['image']}' not found."
@@ -517,7 +589,7 @@ class JobStore:
         argv += list(container.get("args", []))
         env = {
             **_base_env(),
-            **task_env(container),
+            **task_env(container, execution.annotations),
             "CLOUD_RUN_JOB": execution.job,
             "CLOUD_RUN_EXECUTION": execution.name,
             "CLOUD_RUN_TASK_INDEX": str(task.index),
@@ -526,7 +598,7 @@ class JobStore:
         }
         log: IO[bytes] = (execution.log_dir / f"task{task.index}.log").open("ab")
         try:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
@@ -536,9 +608,6 @@ class JobStore:
             return "failed"
         finally:
             log.close()
-        with self.lock:
-            task.process = process
-        return self._wait(execution, task, process, timeout)
 
     def _wait(
         self, execution: Execution, task: Task, process: subprocess.Popen[bytes], timeout: float
@@ -573,6 +642,8 @@ class JobStore:
             total = len(execution.tasks)
             if execution.cancel.is_set() and execution.count("cancelled"):
                 done.set("False", "Cancelled", f"The execution was cancelled. {_counts(execution)}")
+            elif execution.blocked is not None:
+                done.set("False", *execution.blocked)
             elif failed:
                 first = failed[0]
                 reason = "NonZeroExitCode" if first.exit_code is not None else "TaskFailed"
@@ -583,7 +654,7 @@ class JobStore:
                 done.set("False", reason, message)
             else:
                 done.set("True", None, f"Execution {execution.name} has completed successfully.")
-            if execution.conditions["Started"].status != "True":
+            if execution.conditions["Started"].status != "True" and execution.blocked is None:
                 execution.conditions["Started"].set("True")
             execution.completed = now_iso()
             execution.resource_version = self._version()
@@ -656,6 +727,7 @@ class JobStore:
             **execution.labels,
             EXECUTION_LABEL: execution.name,
             TASK_INDEX_LABEL: str(task.index),
+            RUNNING_STATE_LABEL: running_state(task),
         }
         completed = StoredCondition("Completed")
         if task.state == "succeeded":
@@ -717,13 +789,26 @@ def default_job_spec(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def task_env(container: dict[str, Any]) -> dict[str, str]:
-    """The container's env for the process: literal values; secrets as ``secret:<name>:<key>``."""
+def running_state(task: Task) -> str:
+    """The task's ``run.googleapis.com/runningState`` label, as run.v1.json's ``tasks.list``
+    documents it (Pending, Running, Succeeded, Failed, Cancelled, Abandoned: "The task has not yet
+    started and never will because its parent execution has been aborted"); gcloud's
+    ``tasks list --failed`` selects on it (``serverless_operations.ListTasks``)."""
+    if task.state == "cancelled" and task.started is None:
+        return "Abandoned"
+    return task.state.capitalize()
+
+
+def task_env(container: dict[str, Any], annotations: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The container's env for the process: literal values; secrets as ``secret:<name>:<key>``, an
+    alias of the execution's ``run.googleapis.com/secrets`` annotation resolved to its path."""
     env = {}
     for var in container.get("env", []):
         ref = var.get("valueFrom", {}).get("secretKeyRef")
         env[var["name"]] = (
-            f"secret:{ref.get('name', '')}:{ref.get('key', '')}" if ref else var.get("value", "")
+            f"secret:{secretrefs.resolve(ref.get('name', ''), annotations or {})}:{ref.get('key', '')}"
+            if ref
+            else var.get("value", "")
         )
     return env
 

@@ -15,6 +15,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from cloudrun_emulator import secretrefs
+
 DOCUMENT = "run.v1.json"
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -263,6 +265,10 @@ def _check_template(template: dict[str, Any], service: str) -> list[Violation]:
     problems += _check_containers(containers)
     for i, container in enumerate(containers):
         problems += _check_container(container, f"spec.template.spec.containers[{i}]")
+    found = secretrefs.check(
+        meta.get("annotations", {}), spec, "spec.template.metadata", "spec.template.spec"
+    )
+    problems += [Violation(field, text) for field, text in found]
     dependencies = meta.get("annotations", {}).get(DEPENDENCIES)
     if dependencies is not None:
         problems += _check_dependencies(dependencies, [c.get("name", "") for c in containers])
@@ -387,14 +393,22 @@ def _check_container(container: dict[str, Any], where: str) -> list[Violation]:
 
 
 def _check_env(env: list[dict[str, Any]], where: str) -> list[Violation]:
-    """Env vars need a unique name and either a value or a valueFrom, not both."""
-    problems, seen = [], set()
+    """Env vars need a name and either a value or a valueFrom, not both.
+
+    run.v1.json (``Container.env``): "EnvVar with duplicate names are generally allowed; if
+    referencing a secret, the name must be unique for the container. For non-secret EnvVar names,
+    the Container will only get the last-declared one."
+    """
+    problems = []
+    secret_names = {v.get("name") for v in env if "valueFrom" in v}
+    seen: set[str] = set()
     for i, var in enumerate(env):
         name = var.get("name", "")
         if not name:
             problems.append(Violation(f"{where}[{i}].name", f"{where}[{i}].name: name is required"))
-        elif name in seen:
-            problems.append(Violation(f"{where}[{i}].name", f"{where}[{i}].name: duplicate name '{name}'"))
+        elif name in seen and name in secret_names:
+            text = f"{where}[{i}].name: duplicate name '{name}': a variable from a secret must be unique"
+            problems.append(Violation(f"{where}[{i}].name", text))
         seen.add(name)
         if "value" in var and "valueFrom" in var:
             text = f"{where}[{i}]: expected exactly one, got both: value, valueFrom"

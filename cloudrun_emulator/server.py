@@ -629,6 +629,9 @@ class Emulator:
 
     def configure(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Apply ``POST /_emulator/config`` settings; every one is checked before any is applied."""
+        deleted = data.get("deleted_images", [])
+        if not isinstance(deleted, list) or not all(isinstance(i, str) and i for i in deleted):
+            raise ValueError("deleted_images must be a list of image references")
         numbers = {}
         for key in ("ready_delay", "metric_sampling", "metric_lag", "monitoring_page_size"):
             if key in data:
@@ -643,6 +646,13 @@ class Emulator:
         self.ingestion = Ingestion(sampling, numbers.get("metric_lag", self.ingestion.lag))
         if "monitoring_page_size" in numbers:
             self.monitoring_page_size = int(numbers["monitoring_page_size"])
+        if "tag_limit" in data:
+            limit = data["tag_limit"]
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+                raise ValueError("tag_limit must be an integer >= 1")
+            self.store.tag_limit = limit
+        for image in deleted:
+            self.dataplane.images.delete(image)
         return self.settings()
 
     def settings(self) -> dict[str, Any]:
@@ -652,6 +662,8 @@ class Emulator:
             "metric_sampling": self.ingestion.sampling,
             "metric_lag": self.ingestion.lag,
             "monitoring_page_size": self.monitoring_page_size,
+            "tag_limit": self.store.tag_limit,
+            "deleted_images": self.dataplane.images.deleted,
         }
 
     def api_call(

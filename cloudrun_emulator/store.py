@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudrun_emulator import quotas, secretrefs
 from cloudrun_emulator.dataplane import DataPlane, RevisionRun, instance_key
 from cloudrun_emulator.schema import Violation, check_service
 
@@ -219,6 +220,7 @@ class Service:
     routed: tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]] | None = None
     url: str | None = None
     tag_urls: dict[str, str] = field(default_factory=dict)
+    tags_born: dict[str, int] = field(default_factory=dict)  # tag -> creation order (quotas.tag_cleanup)
     policy: dict[str, Any] = field(default_factory=lambda: {"version": 1, "bindings": []})
     etag: str = field(default_factory=lambda: new_etag())
 
@@ -264,6 +266,7 @@ class Store:
     ) -> None:
         self.dataplane = dataplane
         self.ready_delay = ready_delay
+        self.tag_limit = quotas.TAG_LIMIT
         self.clock = clock
         self.lock = threading.RLock()
         self.services: dict[tuple[str, str], Service] = {}
@@ -352,6 +355,7 @@ class Store:
         wanted = template.get("metadata", {}).get("name")
         reused = wanted if new_revision is None and wanted and wanted != service.latest_created else None
         self._check_traffic_targets(service, spec["traffic"], new_revision)
+        spec["traffic"] = self._tag_quota(service, spec["traffic"])
         annotations = {**meta.get("annotations", {}), IMMUTABLE_ANNOTATIONS[0]: PRINCIPAL}
         annotations[IMMUTABLE_ANNOTATIONS[1]] = PRINCIPAL
         labels = {**meta.get("labels", {}), LOCATION_LABEL: service.region}
@@ -380,6 +384,22 @@ class Store:
         generation = 1 if creating else service.generation + 1
         suffix = "".join(random.choices(string.ascii_lowercase, k=3))
         return f"{service.name}-{generation:05d}-{suffix}", True
+
+    def _tag_quota(self, service: Service, traffic: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Cloud Run's revision-tag limit per project and region, and its cleanup on the service that
+        creates a tag (``quotas.tag_cleanup``)."""
+        new = quotas.tags(traffic) - quotas.tags(service.spec.get("traffic", []))
+        for target in traffic:  # in the order of the block
+            if target.get("tag") in new:
+                service.tags_born[target["tag"]] = self._next()
+        others = sum(
+            len(quotas.tags(s.spec.get("traffic", [])))
+            for s in self.services.values()
+            if (s.namespace, s.region) == (service.namespace, service.region) and s.name != service.name
+        )
+        return quotas.tag_cleanup(
+            traffic, service.tags_born, new, others + len(quotas.tags(traffic)) - self.tag_limit
+        )
 
     def _check_traffic_targets(
         self, service: Service, traffic: list[dict[str, Any]], new_revision: str | None
@@ -434,7 +454,7 @@ class Store:
         self._of_service.setdefault((service.namespace, service.name), {})[name] = revision
         service.latest_created = name
         container = ingress_container(template)
-        env = revision_env(container)
+        env = revision_env(container, template.get("metadata", {}).get("annotations", {}))
         run = RevisionRun(name, service.name, service.name, container["image"], env, service.namespace)
         self.dataplane.start_revision(run)
 
@@ -905,7 +925,6 @@ def default_template(template: dict[str, Any]) -> dict[str, Any]:
     """Fill the defaults Cloud Run writes back: concurrency, timeout, port, resources, startup probe."""
     result = copy.deepcopy(template)
     spec = result.setdefault("spec", {})
-    spec.setdefault("containerConcurrency", 80)
     spec.setdefault("timeoutSeconds", 300)
     containers = spec.get("containers", [])
     for container in containers:
@@ -919,7 +938,24 @@ def default_template(template: dict[str, Any]) -> dict[str, Any]:
         limits.setdefault("memory", "512Mi")
         if container.get("ports"):
             default_startup_probe(container)
+    if not spec.get("containerConcurrency"):
+        spec["containerConcurrency"] = default_concurrency(containers)
     return result
+
+
+def default_concurrency(containers: list[dict[str, Any]]) -> int:
+    """run.v1.json (``RevisionSpec.containerConcurrency``): "If not specified or 0, defaults to 80 when
+    requested CPU >= 1 and defaults to 1 when requested CPU < 1" (the instance's CPU: every container's)."""
+    cpu = sum(cpu_cores(c.get("resources", {}).get("limits", {}).get("cpu", "1")) for c in containers)
+    return 80 if cpu >= 1 else 1
+
+
+def cpu_cores(text: str) -> float:
+    """A Kubernetes CPU quantity (``1``, ``0.5``, ``500m``) in cores; 1 when it does not parse."""
+    try:
+        return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        return 1.0
 
 
 def default_startup_probe(container: dict[str, Any]) -> None:
@@ -1006,13 +1042,18 @@ def same_revision(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return same_template(strip_name(a), strip_name(b))
 
 
-def revision_env(container: Mapping[str, Any]) -> dict[str, str]:
-    """Env for the data plane: literal values, secrets as ``secret:<name>:<key>``."""
+def revision_env(
+    container: Mapping[str, Any], annotations: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Env for the data plane: literal values (the last of a name wins), secrets as
+    ``secret:<name>:<key>``, an alias of the ``run.googleapis.com/secrets`` annotation resolved."""
     env = {}
     for var in container.get("env", []):
         ref = var.get("valueFrom", {}).get("secretKeyRef")
         env[var["name"]] = (
-            f"secret:{ref.get('name', '')}:{ref.get('key', '')}" if ref else var.get("value", "")
+            f"secret:{secretrefs.resolve(ref.get('name', ''), annotations or {})}:{ref.get('key', '')}"
+            if ref
+            else var.get("value", "")
         )
     return env
 

@@ -38,6 +38,8 @@ T = TypeVar("T")
 DEFAULT_POLICY = RetryPolicy()
 KNATIVE = "apis/serving.knative.dev/v1"
 RUN_V1 = "apis/run.googleapis.com/v1"  # jobs, executions, tasks
+LIST_PAGE_SIZE = 500  # items per page of a v1 list (gcloud asks 100)
+MAX_PAGES = 1000  # a bound on a server whose continue tokens never end
 # HTTP status -> canonical error code, for error answers without a Google error body. From the
 # "HTTP Mapping" of each code in google/rpc/code.proto (also the table in AIP-193 and in
 # cloud.google.com/apis/design/errors), taking for a status shared by several codes the generic one
@@ -145,6 +147,18 @@ def _norm_traffic(traffic: Any) -> str:
     return json.dumps(entries, sort_keys=True)
 
 
+def _carries_env(execution: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> bool:
+    """Whether an execution has every env var ``RunJobRequest.overrides`` set (in any container)."""
+    wanted = {
+        (e.get("name"), e.get("value"))
+        for o in (overrides or {}).get("containerOverrides") or []
+        for e in o.get("env") or []
+    }
+    containers = _dig(execution, "spec", "template", "spec", "containers") or []
+    present = {(e.get("name"), e.get("value")) for c in containers for e in c.get("env") or []}
+    return wanted <= present
+
+
 def _dig(obj: Mapping[str, Any] | None, *keys: str) -> Any:
     cur: Any = obj
     for key in keys:
@@ -230,6 +244,8 @@ def _is_ip(host: str) -> bool:
 
 class CloudRun:
     """Admin API v1 client: services, revisions and IAM for one project and region."""
+
+    page_size: int = LIST_PAGE_SIZE  # items per page of the lists read whole (executions, tasks)
 
     def __init__(
         self,
@@ -404,17 +420,17 @@ class CloudRun:
 
     def run_job(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST ``:run``: one new execution. An attempt whose answer was lost is checked against the job's
-        latest execution before it is repeated, so one call never starts two executions."""
+        latest execution before it is repeated, so one call never starts two executions; that execution
+        is ours only if it carries our overrides' env (someone else may have run the job meanwhile)."""
         job_url = self._run_ns("jobs", name)
         before = _dig(self._call("GET", job_url), "status", "latestCreatedExecution", "name")
 
         def verify() -> dict[str, Any] | None:
             latest = _dig(self._attempt("GET", job_url), "status", "latestCreatedExecution", "name")
-            return (
-                self._attempt("GET", self._run_ns("executions", latest))
-                if latest and latest != before
-                else None
-            )
+            if not latest or latest == before:
+                return None
+            found = self._attempt("GET", self._run_ns("executions", latest))
+            return found if _carries_env(found, overrides) else None
 
         body = {"overrides": overrides} if overrides else {}
         return self._write("POST", f"{job_url}:run", body, verify=verify, on_conflict=lambda err: None)
@@ -422,17 +438,30 @@ class CloudRun:
     def get_execution(self, name: str) -> dict[str, Any]:
         return self._call("GET", self._run_ns("executions", name))
 
-    def list_executions(self, job: str) -> list[dict[str, Any]]:
-        """The job's executions, newest first (one page: enough to find a run's own)."""
-        page = self._call(
-            "GET", self._run_ns("executions"), params={"labelSelector": f"run.googleapis.com/job={job}"}
-        )
-        return list(page.get("items") or [])
+    def list_executions(self, job: str = "") -> list[dict[str, Any]]:
+        """The job's executions ("": of every job), every page (the run's own may be on any page)."""
+        return self._list_all(self._run_ns("executions"), f"run.googleapis.com/job={job}" if job else "")
 
     def list_tasks(self, execution: str) -> list[dict[str, Any]]:
-        """The tasks of one execution (their exit codes)."""
-        params = {"labelSelector": f"run.googleapis.com/execution={execution}"}
-        return list(self._call("GET", self._run_ns("tasks"), params=params).get("items") or [])
+        """The tasks of one execution, every page (an execution has up to 10,000)."""
+        return self._list_all(self._run_ns("tasks"), f"run.googleapis.com/execution={execution}")
+
+    def _list_all(self, url: str, selector: str) -> list[dict[str, Any]]:
+        """Every item of a v1 list: ``limit`` per page, then ``continue`` with ``metadata.continue``
+        until it is empty, as gcloud's list pager does."""
+        items: list[dict[str, Any]] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            params = {"labelSelector": selector} if selector else {}
+            params["limit"] = str(self.page_size)
+            if token:
+                params["continue"] = token
+            page = self._call("GET", url, params=params)
+            items += page.get("items") or []
+            token = str(_dig(page, "metadata", "continue") or "")
+            if not token:
+                break
+        return items
 
     def cancel_execution(self, name: str) -> dict[str, Any]:
         """POST ``:cancel`` (repeating it is harmless: a finished execution answers 400)."""

@@ -243,6 +243,10 @@ HELP: dict[str, tuple[str, str]] = {
         "Cloud Run jobs",
         "Image of the job. Default: `image` (in mode promote, the image of the promoted revision).",
     ),
+    "job_container": (
+        "Cloud Run jobs",
+        "Name of the job's container that job_image, job_command, job_args, job_env_vars, job_secrets and the overrides apply to, in a job with several containers (required there, as gcloud's --container). Default: the job's only container.",
+    ),
     "job_command": (
         "Cloud Run jobs",
         "Job container entrypoint, as a YAML list (e.g. [python, migrate.py]) or shell words. Default: keep the job's (the image's entrypoint for a new job).",

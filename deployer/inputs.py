@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import yaml
 
+from deployer import secretrefs
 from deployer.context import load_context
 from deployer.jobs.inputs import JOB_DEFAULTS, read_job_settings, read_jobs
 from deployer.parsers import (
@@ -253,13 +254,25 @@ def _analysis(inputs: _Inputs) -> AnalysisSettings:
     )
 
 
-def _pairs_inputs(inputs: _Inputs) -> tuple[dict[str, str], dict[str, SecretRef], dict[str, str]]:
+def _pairs_inputs(
+    inputs: _Inputs, project: str | None
+) -> tuple[dict[str, str], dict[str, SecretRef], dict[str, str]]:
     env_vars: dict[str, str] = inputs.get("env_vars", parse_env_vars, {})
-    secrets: dict[str, SecretRef] = inputs.get("secrets", parse_secrets, {})
+    secrets = _local_secrets(inputs, "secrets", inputs.get("secrets", parse_secrets, {}), project)
     for name in sorted(env_vars.keys() & secrets.keys()):
         inputs.add("secrets", f"{show(name)} is also set in env_vars; give each variable in one of the two")
     labels: dict[str, str] = inputs.get("labels", parse_labels, {})
     return env_vars, secrets, labels
+
+
+def _local_secrets(
+    inputs: _Inputs, name: str, secrets: dict[str, SecretRef], project: str | None
+) -> dict[str, SecretRef]:
+    """Secrets of the run's own project by name; another project's only by number (Cloud Run's alias)."""
+    found, problems = secretrefs.local(secrets, project)
+    for problem in problems:
+        inputs.add(name, problem)
+    return found
 
 
 def _names(inputs: _Inputs, service: str) -> tuple[str, str | None, str | None]:
@@ -297,12 +310,15 @@ def load(env: Mapping[str, str]) -> tuple[Config, RunContext]:
     )
     job, pre_job, post_job, post_job_failure = read_jobs(inputs, mode)
     tag, suffix, rollback_to = _names(inputs, service)
-    env_vars, secrets, labels = _pairs_inputs(inputs)
+    project_id = _project(inputs, env)
+    env_vars, secrets, labels = _pairs_inputs(inputs, project_id)
+    jobs = read_job_settings(inputs)
+    jobs = replace(jobs, secrets=_local_secrets(inputs, "job_secrets", dict(jobs.secrets), project_id))
     strategy = choice([s.value for s in UpdateStrategy])
     config = Config(
         service=service,
         region=inputs.get("region", parse_region, "us-central1"),
-        project_id=_project(inputs, env),
+        project_id=project_id,
         mode=mode,
         image=_image(inputs, mode),
         tag=tag,
@@ -334,7 +350,7 @@ def load(env: Mapping[str, str]) -> tuple[Config, RunContext]:
         pre_job=pre_job,
         post_job=post_job,
         post_job_failure=post_job_failure,
-        jobs=read_job_settings(inputs),
+        jobs=jobs,
     )
     if inputs.problems:
         raise ConfigError(inputs.problems)

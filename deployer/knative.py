@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from deployer import traffic
+from deployer import secretrefs, traffic
 from deployer.settings import Config, RevisionSettings, RunContext, UpdateStrategy
 from deployer.traffic import Traffic
 
@@ -49,8 +49,13 @@ def condition(obj: Obj | None, kind: str) -> StatusCondition:
 
 
 def is_fresh(service: Obj, generation: int) -> bool:
-    """Whether the status describes (at least) ``generation``: before that, conditions are stale."""
-    return int((service.get("status") or {}).get("observedGeneration") or 0) >= generation
+    """Whether the status describes (at least) ``generation``: before that, conditions are stale.
+
+    An absent ``observedGeneration`` counts as fresh, as gcloud reads it (``api_lib/run/condition.py``,
+    ``Conditions.__init__``: fresh when ``observed_generation is None`` or equal to the generation).
+    """
+    observed = (service.get("status") or {}).get("observedGeneration")
+    return observed is None or int(observed) >= generation
 
 
 def generation(obj: Obj) -> int:
@@ -100,9 +105,11 @@ def new_template(base: Obj | None, config: Config, revision_name: str) -> Obj:
     container = target_container(containers, config.container)
     if config.image:
         container["image"] = config.image
-    container["env"] = _env(container.get("env") or [], config)
+    aliases = secretrefs.parse_annotation((meta.get("annotations") or {}).get(secretrefs.ANNOTATION))
+    container["env"] = _env(container.get("env") or [], config, aliases)
     if not container["env"]:
         del container["env"]
+    secretrefs.set_annotation(meta, aliases, secretrefs.in_use(spec))
     _apply_revision_settings(tpl, container, config.revision)
     _client_annotations(tpl, container)
     return tpl
@@ -130,7 +137,8 @@ def target_container(containers: list[Obj], name: str | None = None) -> Obj:
             )
         return found
     if len(containers) == 1:
-        return containers[0]
+        (only,) = containers  # a lone container is the one, as in gcloud
+        return only
     ingress = [c for c in containers if c.get("ports")]
     if len(ingress) != 1:
         raise TemplateError(
@@ -141,8 +149,9 @@ def target_container(containers: list[Obj], name: str | None = None) -> Obj:
     return ingress[0]
 
 
-def _env(current: list[Obj], config: Config) -> list[Obj]:
-    """Merge or overwrite literal env vars and secret references, as the two strategies say."""
+def _env(current: list[Obj], config: Config, aliases: dict[str, str]) -> list[Obj]:
+    """Merge or overwrite literal env vars and secret references, as the two strategies say; a secret
+    of another project goes by an alias (added to ``aliases``: the template's secrets annotation)."""
     keep = [
         e
         for e in current
@@ -154,10 +163,7 @@ def _env(current: list[Obj], config: Config) -> list[Obj]:
     ours = {**config.env_vars, **config.secrets}
     out = [e for e in keep if e.get("name") not in ours]
     out += [{"name": k, "value": v} for k, v in config.env_vars.items()]
-    out += [
-        {"name": k, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.version}}}
-        for k, ref in config.secrets.items()
-    ]
+    out += [secretrefs.env_entry(k, ref, aliases) for k, ref in config.secrets.items()]
     return out
 
 

@@ -27,7 +27,15 @@ from deployer.analysis import METRIC_LAG_SECONDS, METRIC_SAMPLING_SECONDS, Analy
 from deployer.client import CloudRun, RetryPolicy
 from deployer.console import Console, PhaseReporter
 from deployer.github.files import outputs_for
-from deployer.jobs.runner import JobRunner, cancel_leftover, plan_jobs, rollout_hook, run_mode
+from deployer.jobs.runner import (
+    JobRunner,
+    cancel_leftover,
+    plan_jobs,
+    post_step_executions,
+    rollout_hook,
+    rollout_stopper,
+    run_mode,
+)
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.state import RolloutState
 from deployer.terminal import TerminalConsole
@@ -123,6 +131,8 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
         cancel_api=_fast(api),
         shield=cancel.shield,
         on_started=lambda name: github.save_state("job_execution", name, env.get("GITHUB_STATE")),
+        on_launch=lambda launch: github.save_state("job_launch", launch, env.get("GITHUB_STATE")),
+        token=token,
     )
     if config.mode is settings.Mode.JOB:
         result, unfinished = run_mode(config, job_runner, project), False
@@ -134,10 +144,12 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
             rollback_api=_fast(api),
             shield=cancel.shield,
             job=rollout_hook(job_runner, config),
+            stop_jobs=rollout_stopper(_fast(api), reporter),
         )
         hooks.checks, hooks.ingested = _analysis(config, api, console, cancel.is_set)
         hooks.metric_wait = METRIC_SAMPLING_SECONDS + METRIC_LAG_SECONDS
         runner = rollout.Rollout(config, ctx, api, project, reporter, hooks)
+        job_runner.guard = runner.ownership  # checked while a job runs: a rolled-back release's job stops
         result = runner.run()
         if config.dry_run and result.outcome is Outcome.PLANNED:
             plan_jobs(config, job_runner, result)
@@ -210,7 +222,11 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
     except (inputs.ConfigError, auth.AuthError, ValueError):
         console.info("The main step never got as far as a valid configuration: nothing to clean up.")
         return 0
-    if env.get("STATE_job_execution"):  # a job execution the main step started may still run
+    if token:  # a job execution the main step started (or whose :run was in flight) may still run
+        post_step_executions(
+            _fast(api), config, token, env.get("STATE_job_launch", ""), PhaseReporter(console)
+        )
+    elif env.get("STATE_job_execution"):
         cancel_leftover(_fast(api), env["STATE_job_execution"], PhaseReporter(console))
     if config.mode is settings.Mode.JOB:
         console.info("Mode job changes no traffic: nothing else to clean up.")
@@ -242,6 +258,8 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
         cancelled=cancel.is_set,  # the restoring write is shielded; waiting for its routes is not
         shield=cancel.shield,
         token=token,
+        # Its job executions too, found by the record's token: under act there is no step state.
+        stop_jobs=rollout_stopper(_fast(api), PhaseReporter(console)),
     )
     rollback = replace(config, mode=settings.Mode.ROLLBACK)
     result = rollout.run(rollback, ctx, _fast(api), project, PhaseReporter(console), hooks)

@@ -37,7 +37,7 @@ _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}", re.ASCII)
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}", re.ASCII)
 _SM_NAME = r"[A-Za-z0-9_-]{1,255}"
 _SECRET_REF = re.compile(
-    rf"(?P<name>projects/[^/\s:]+/secrets/{_SM_NAME}|{_SM_NAME})"
+    rf"(?:projects/(?P<project>[^/\s:]+)/secrets/)?(?P<name>{_SM_NAME})"
     r"(?:(?::|/versions/)(?P<version>[^\s:/]*))?",
     re.ASCII,
 )
@@ -638,7 +638,13 @@ def parse_secret_ref(text: str) -> SecretRef:
     version = match["version"] or "latest"
     if version != "latest" and not _INTEGER.fullmatch(version):
         raise Invalid(f"{show(text)} has version {show(version)}; {hint}")
-    return SecretRef(match["name"], version)
+    project = match["project"]
+    if project is not None and not (PROJECT_ID.fullmatch(project) or PROJECT_NUMBER.fullmatch(project)):
+        raise Invalid(
+            f"{show(text)} names project {show(project)}, which is neither a project ID nor a number; "
+            "a secret of another project is projects/PROJECT_NUMBER/secrets/NAME:VERSION"
+        )
+    return SecretRef(match["name"], version, project)
 
 
 def parse_secrets(text: str) -> dict[str, SecretRef]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from deployer import knative, traffic
+from deployer import knative, scaling, traffic
 from deployer.client import ApiError, CloudRun, Conflict
 from deployer.knative import Obj
 from deployer.result import (
@@ -126,6 +126,8 @@ class Hooks:
     ingested: Callable[[str, float], bool] | None = None
     metric_wait: float = 240.0  # Cloud Run's 60 s sampling + up to 180 s until a sample is visible
     job: Callable[[str, RolloutResult], str] = lambda when, result: ""  # pre/post job (deployer.jobs)
+    # Cancel the job executions of a rollout we undo (re-run, takeover, mode rollback): deployer.jobs.
+    stop_jobs: Callable[[RolloutState], object] = lambda recorded: None
 
 
 class Rollout:
@@ -228,6 +230,7 @@ class Rollout:
         self.adopted = recorded
         written, plan = self._restore(recorded, self.api)
         self.adopted = None
+        self.hooks.stop_jobs(recorded)  # its pre/post job executions go with it
         for note in plan.notes:
             self.reporter.warning(note)
         if plan.kind == "theirs":
@@ -272,10 +275,16 @@ class Rollout:
         if not self.result.history:  # a takeover recorded the traffic as found already
             self._record("before", before or knative.spec_traffic(current))
         template, candidate = self._candidate_template(current)
+        instances, refused = scaling.check(current, candidate, self.config.tag, self.config.steps)
+        if instances:  # service-level scaling divides instances by traffic share: say what each step gets
+            self.reporter.info(f"Instances per step ({instances}).")
+        if refused:
+            raise RolloutFailed(refused)
         self.public_before = self._public_before()
         for retry in range(2, NAME_RETRIES + 2):
             try:
                 self._deploy_write(current, template, candidate, phase)
+                phase.detail += f"; instances per step ({instances})" if instances else ""
                 return
             except Conflict as exc:
                 if exc.reason != "ALREADY_EXISTS" or self.config.suffix is not None:
@@ -444,6 +453,7 @@ class Rollout:
     def _shift(self, percent: int) -> Obj:
         """Give the candidate ``percent`` (others scaled down), record it, and wait for the routes."""
         assert self.state is not None
+        self._check_ours(self.last or self._require_service())  # tags Cloud Run cleaned up: not written back
         state = self.state.at_step(percent)
         new = traffic.at_step(self.state.base_traffic, state.candidate, state.tag, percent)
         self._write(lambda svc: knative.with_traffic(svc, new, {STATE_ANNOTATION: state.to_annotation()}))
@@ -567,6 +577,8 @@ class Rollout:
             previous = self.result.previous_revision
             if previous and previous != candidate:
                 annotations[PREVIOUS_STABLE_ANNOTATION] = previous
+            if self.state is not None and self.last:
+                self._check_ours(self.last)  # tags Cloud Run cleaned up: not written back
             state = self.state
             if state is None:  # a new service: nothing to undo, nothing kept for a rollback
                 self._annotate(annotations)
@@ -636,6 +648,7 @@ class Rollout:
                 self._plan_restore(svc)
                 return
             self._undo()
+            self.hooks.stop_jobs(recorded)  # its pre/post job executions go with it
             return
         with self._phase("rollback") as phase:
             before = knative.status_traffic(svc)
@@ -787,6 +800,8 @@ class Rollout:
             annotations[STABLE_ANNOTATION] = state.stable or None
             annotations[PREVIOUS_STABLE_ANNOTATION] = state.previous_stable or None
         now = knative.spec_traffic(svc)
+        if cleaned := traffic.cleaned_tags(expected, now, {state.tag}):  # Cloud Run's tag-quota cleanup
+            state, expected = _forget_tags(state, cleaned), now
         if not traffic.same(now, expected):
             body = knative.with_traffic(svc, now, annotations)
             knative.undo_metadata(body, state.metadata)
@@ -877,6 +892,17 @@ class Rollout:
         """Change only our annotations (the traffic stays as it is)."""
         return self._write(lambda svc: knative.with_traffic(svc, knative.spec_traffic(svc), annotations))
 
+    def ownership(self, when: str = "") -> str:
+        """"" while the rollout is still ours as we left it (read now), else why not: a job of a
+        release that someone rolled back or took over must not run on."""
+        if self.state is None:
+            return ""
+        try:
+            self._check_ours(self._require_service())
+        except RolloutFailed as exc:
+            return str(exc)
+        return ""
+
     def _check_ours(self, svc: Obj) -> None:
         """Before every write: the rollout is still ours and the traffic is what we last wrote."""
         if self.state is None:
@@ -885,7 +911,12 @@ class Rollout:
         if recorded is None or not (recorded.same_owner(self.state) or recorded == self.adopted):
             self.state = None  # not ours (any more): undoing it is not ours to do
             raise RolloutTakenOver(self._taken_over_message(recorded))
-        if not traffic.same(knative.spec_traffic(svc), recorded.written()):
+        cleaned = traffic.cleaned_tags(recorded.written(), knative.spec_traffic(svc), {self.state.tag})
+        if cleaned:  # Cloud Run's tag-quota cleanup, not a person: carry on without those tags
+            state, self.state = self.state, _forget_tags(self.state, cleaned)
+            if state != self.state:
+                self.reporter.warning(_cleanup_message(self.name, cleaned))
+        elif not traffic.same(knative.spec_traffic(svc), recorded.written()):
             raise ForeignChange(self._change_message(svc, recorded.written()))
 
     def _wait(
@@ -1092,6 +1123,21 @@ def restored_latest(state: RolloutState, template_back: bool) -> tuple[Traffic, 
         "where it went before the run."
     )
     return pinned, [note]
+
+
+def _forget_tags(state: RolloutState, tags: set[str]) -> RolloutState:
+    """The rollout without the 0 % tags Cloud Run's tag-quota cleanup deleted (traffic.cleaned_tags):
+    written back, they would be new tags and make the cleanup delete others."""
+    before = state.before and traffic.to_spec(traffic.without_tags(state.before_traffic, tags))
+    return replace(state, base=traffic.to_spec(traffic.without_tags(state.base_traffic, tags)), before=before)
+
+
+def _cleanup_message(service: str, tags: set[str]) -> str:
+    return (
+        f"Cloud Run's tag cleanup removed the tag(s) {', '.join(sorted(tags))} of {service} (the project "
+        "reached its revision-tag quota, 2,000 per region; tags without a traffic percentage are deleted "
+        "oldest first). Not a person's change: the rollout carries on without them."
+    )
 
 
 def _may_have_landed(exc: BaseException) -> bool:

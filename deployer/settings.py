@@ -62,10 +62,12 @@ class SmokeSettings:
 
 @dataclass(frozen=True)
 class SecretRef:
-    """``ENV=secret-name:version`` -> ``valueFrom.secretKeyRef {name: secret, key: version}``."""
+    """``ENV=secret-name:version`` -> ``valueFrom.secretKeyRef {name: secret, key: version}``; a secret
+    of another project (``projects/P/secrets/S``) names its project (None: the run's own)."""
 
     secret: str
     version: str = "latest"
+    project: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class JobSettings:
     """A Cloud Run job and how to execute it (``job_*`` inputs); ``None`` keeps what the job has."""
 
     image: str | None = None  # None: the deploy's image (or the deployed revision's)
+    container: str | None = None  # the container the settings apply to; None: the job's only one
     command: tuple[str, ...] | None = None
     args: tuple[str, ...] | None = None
     env_vars: Mapping[str, str] = field(default_factory=dict)

@@ -222,3 +222,43 @@ def plan(base: Traffic, candidate: str, tag: str, steps: tuple[int, ...]) -> lis
 def _untagged(traffic: Traffic, tag: str) -> list[Target]:
     """``traffic`` with our tag removed (the entry stays, untagged, so its revision stays named)."""
     return [replace(t, tag=None) if t.tag == tag else t for t in traffic]
+
+
+def cleaned_tags(written: Traffic, now: Traffic, ours: set[str]) -> set[str]:
+    """The tags Cloud Run's tag-quota cleanup removed between ``written`` and ``now``: empty when
+    anything else changed.
+
+    Cloud Run's quotas page (revision tags, 2,000 per project and region): "When the revision tag limit
+    is exceeded, Cloud Run executes tag cleanup on the service. For the service for which a new tag is
+    being created, tags that don't have a specified traffic percentage are automatically deleted in
+    historical order." So only entries with a tag and 0 % may be gone, never one of ``ours`` (tags this
+    run wrote), and every other entry is exactly as written.
+    """
+    remaining = list(now)
+    gone: list[Target] = []
+    for target in written:
+        match = next((t for t in remaining if _key(t) == _key(target)), None)
+        if match is None:
+            gone.append(target)
+        else:
+            remaining.remove(match)
+    if remaining or not gone:
+        return set()
+    if any(t.percent or not t.tag or t.tag in ours for t in gone):
+        return set()
+    return {t.tag for t in gone if t.tag}
+
+
+def only_tag_cleanup(written: Traffic, now: Traffic, ours: set[str]) -> bool:
+    """Whether ``now`` is ``written`` less some tags Cloud Run's tag cleanup removed (see cleaned_tags)."""
+    return bool(cleaned_tags(written, now, ours))
+
+
+def without_tags(block: Traffic, tags: set[str]) -> Traffic:
+    """``block`` without the 0 % entries of ``tags`` (Cloud Run deleted them: writing them back would
+    create them anew and make the cleanup delete other tags instead)."""
+    return tuple(t for t in block if not (t.tag in tags and not t.percent))
+
+
+def _key(t: Target) -> tuple[str, int, str, bool]:
+    return (t.revision or "", t.percent, t.tag or "", t.latest)

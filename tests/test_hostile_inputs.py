@@ -106,7 +106,7 @@ def test_hostile_values_are_input_errors_with_no_api_call(
         assert any(f"input '{name}'" in c.data for c in errors), (name, result.log)
     assert all(c.properties.get("title") == "Invalid input" for c in errors), result.log
     assert len(emulator.requests()) == before, "an API call with bad inputs"
-    assert result.outputs == {}
+    assert {k: v for k, v in result.outputs.items() if v} == {"result": "failed"}  # nothing forged
     assert len(result.stdout) < 20_000, "a huge input is echoed in full"
 
 

@@ -62,7 +62,7 @@ def test_defaults_cover_the_contract_and_extensions() -> None:
     assert DEFAULTS["wait_timeout"] == "10m"
     assert DEFAULTS["failure_threshold"] == "1"
     assert DEFAULTS["service"] == "" and DEFAULTS["image"] == ""
-    assert len(DEFAULTS) == 53 + 17  # + job, pre_job, post_job, post_job_failure and 13 job_* inputs
+    assert len(DEFAULTS) == 53 + 18  # + job, pre_job, post_job, post_job_failure and 14 job_* inputs
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in DEFAULTS)
 
 
@@ -348,11 +348,11 @@ def test_env_vars_yaml_problems() -> None:
 
 
 def test_secrets() -> None:
-    text = "DB=db-pass:3\nAPI=api-key\nX=projects/p1/secrets/shared:latest"
+    text = "DB=db-pass:3\nAPI=api-key\nX=projects/123456/secrets/shared:latest"
     assert cfg(secrets=text).secrets == {
         "DB": SecretRef("db-pass", "3"),
         "API": SecretRef("api-key", "latest"),
-        "X": SecretRef("projects/p1/secrets/shared", "latest"),
+        "X": SecretRef("shared", "latest", "123456"),
     }
     assert cfg(secrets="DB: 'db-pass:2'").secrets == {"DB": SecretRef("db-pass", "2")}
     assert 'has version "v2"' in only_problem("secrets", "DB=db:v2")

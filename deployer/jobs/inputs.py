@@ -11,11 +11,13 @@ from typing import Protocol, TypeVar
 
 import yaml
 
+from deployer.jobs.spec import MARKER_ENV
 from deployer.parsers import (
     Invalid,
     choice,
     int_in,
     optional,
+    parse_container,
     parse_duration,
     parse_env_vars,
     parse_image,
@@ -35,6 +37,7 @@ JOB_DEFAULTS: dict[str, str] = {
     "post_job": "",
     "post_job_failure": "rollback",
     "job_image": "",
+    "job_container": "",
     "job_command": "",
     "job_args": "",
     "job_env_vars": "",
@@ -118,6 +121,9 @@ def _env_and_secrets(inputs: InputReader) -> tuple[dict[str, str], dict[str, Sec
             "job_secrets", f"{show(name)} is also set in job_env_vars; give each variable in one of the two"
         )
     override: dict[str, str] = inputs.get("job_env_override", parse_env_vars, {})
+    for name, given in (("job_env_vars", env_vars), ("job_env_override", override), ("job_secrets", secrets)):
+        if MARKER_ENV in given:
+            inputs.add(name, f"{MARKER_ENV} is reserved: the action marks each execution it starts with it")
     for name in sorted(override.keys() & secrets.keys()):
         inputs.add(
             "job_env_override", f"{show(name)} is a secret of the job (job_secrets); it cannot be overridden"
@@ -130,6 +136,7 @@ def read_job_settings(inputs: InputReader) -> JobSettings:
     env_vars, secrets, env_override = _env_and_secrets(inputs)
     settings = JobSettings(
         image=inputs.get("job_image", optional(parse_image), None),
+        container=inputs.get("job_container", optional(parse_container), None),
         command=inputs.get("job_command", optional(parse_argv), None),
         args=inputs.get("job_args", optional(parse_argv), None),
         env_vars=env_vars,

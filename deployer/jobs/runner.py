@@ -3,26 +3,59 @@ rollout calls, and mode ``job``.
 
 A cancel (the runner's SIGINT, or the client's ``should_stop``) while an execution runs cancels that
 execution (``:cancel``, with the short-timeout client, shielded) before the rollout restores the traffic.
+
+No execution escapes: each one the action starts is marked (``spec.MARKER_ENV``, valued
+``<rollout token>/<when>``), so whoever ends or takes over the rollout -- the cancel handler, the post
+step, a re-run, a takeover, a manual rollback -- finds it by its job and the rollout's token, even when
+the ``:run`` answer never arrived, and cancels it (``stop_rollout_executions``), confirming each cancel
+by the execution's terminal condition and reporting it as gcloud does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from deployer import __version__, knative
-from deployer.client import ApiError, Cancelled, CloudRun
+from deployer.client import ApiError, Cancelled, CloudRun, NotFound
 from deployer.jobs import spec
 from deployer.knative import Obj
 from deployer.result import JobRun, Outcome, Phase, Reporter, RolloutResult, recorded_phase
 from deployer.rollout import RolloutFailed
 from deployer.settings import Config, JobFailurePolicy, RunContext
+from deployer.state import RolloutState
 
 POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.25, 1.5, 1.0
 # A progress line when the task counts change (at most every 2 s), else one every 15 s.
 PROGRESS_MIN, PROGRESS_MAX = 2.0, 15.0
 READY_TIMEOUT = 60.0
+CANCEL_CONFIRM = 5.0  # how long a cancel may take to show in the execution's terminal condition
+# Within the runner's grace after a cancel (SIGINT, then SIGTERM 7.5 s later) the rollback comes first:
+# a cancel not confirmed by then is confirmed by the post step.
+GRACE_CONFIRM = 2.0
+# How long the cancel handler looks for an execution whose ``:run`` was in flight (it may land after
+# the answer was abandoned); within the runner's 7.5 s between SIGINT and SIGTERM, with the rollback.
+LATE_RUN_SETTLE = 3.0
+# The post step has time: it waits up to the client's read timeout of a ``:run`` for such an execution.
+POST_STEP_SETTLE = 30.0
+SETTLE_POLL = 0.25
+GUARD_INTERVAL = 5.0  # how often a running execution re-checks that its rollout is still ours
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What became of one execution a rollout had started, once someone stopped it."""
+
+    execution: str
+    result: str  # cancelled | succeeded | failed (ended on its own) | running (not confirmed) | gone
+    message: str
+
+    @property
+    def escaped(self) -> bool:
+        """Still running after our cancel: say so loudly, it may act on a rolled-back release."""
+        return self.result == "running"
 
 
 class JobFailed(RolloutFailed):
@@ -44,9 +77,18 @@ class JobRunner:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         on_started: Callable[[str], None] = lambda execution: None,
+        on_launch: Callable[[str], None] = lambda launch: None,
+        token: str = "",
+        guard: Callable[[str], str] | None = None,
     ) -> None:
         self.config, self.ctx, self.api, self.reporter = config, ctx, api, reporter
         self.on_started = on_started  # main records it for the post step (a killed main step)
+        # "when/job" before ``:run`` is sent (its answer may never come), "" once the answer is known
+        self.on_launch = on_launch
+        self.token = token  # the rollout's (main's) token: the marker of every execution we start
+        # (when) -> "" while the rollout is still ours, else why not: checked before ``:run`` and every
+        # GUARD_INTERVAL while the execution runs (an operator's rollback stops the migration).
+        self.guard = guard
         self.settings = config.jobs
         self.cancel_api = cancel_api or api
         self.shield, self.clock, self.sleep = shield, clock, sleep
@@ -56,14 +98,18 @@ class JobRunner:
     def deploy(self, name: str, image: str, *, dry_run: bool = False) -> Obj:
         """Create the job or update it to our settings, then wait until it is Ready."""
         current = self.api.get_job(name)
-        body = spec.job_body(
-            current,
-            name,
-            self.settings,
-            image,
-            labels=knative.labels_for(self.config, self.ctx),
-            annotations=self._annotations(),
-        )
+        try:
+            body = spec.job_body(
+                current,
+                name,
+                self.settings,
+                image,
+                labels=knative.labels_for(self.config, self.ctx),
+                annotations=self._annotations(),
+                namespace="" if current is not None else self.api.project,
+            )
+        except spec.ContainerError as exc:
+            raise JobFailed(f"job {name}: {exc}") from exc
         if dry_run:
             if current is None:
                 self.api.create_job(body, dry_run=True)
@@ -107,19 +153,35 @@ class JobRunner:
         record = JobRun(when=when, job=name)
         into.append(record)
         try:
-            self.deploy(name, image)
-            self.execute(record)
+            job = self.deploy(name, image)
+            self.execute(record, container=container_name(job, self.settings.container))
         except (ApiError, JobFailed) as exc:
             if record.result in ("pending", "running"):
                 record.result = "error"
             record.message = str(exc)
         return record
 
-    def execute(self, record: JobRun) -> None:
-        """Start an execution (with this run's overrides) and wait for its terminal condition."""
+    def execute(self, record: JobRun, container: str = "") -> None:
+        """Start an execution (with this run's overrides and our marker) and wait for its terminal
+        condition. A cancel, or a ``:run`` whose answer is lost for good, looks for the execution by its
+        marker and cancels it: one that lands after the answer was abandoned does not escape."""
         started = self.clock()
+        marker = spec.execution_marker(self.token, record.when) if self.token else ""
+        why = self.guard(record.when) if self.guard else ""
+        if why:
+            record.result, record.message = "cancelled", f"not executed: {why}"
+            raise JobFailed(f"{record.when} job {record.job} not executed: {why}")
         try:
-            execution = self.api.run_job(record.job, spec.overrides(self.settings))
+            self.on_launch(f"{record.when}/{record.job}")
+            try:
+                execution = self.api.run_job(record.job, spec.overrides(self.settings, container, marker))
+            except ApiError as exc:
+                if exc.status == 0 or exc.status >= 500:  # no answer, or no telling whether it landed
+                    self._stop_unanswered(record, marker)
+                else:
+                    self.on_launch("")  # refused: nothing to look for
+                raise
+            self.on_launch("")
             record.execution = str((execution.get("metadata") or {}).get("name") or "")
             record.console_url = spec.console_url(self.api.project, self.config.region, record.execution)
             record.log_url = str((execution.get("status") or {}).get("logUri") or "")
@@ -131,7 +193,9 @@ class JobRunner:
             final = self._wait(record)
         except (KeyboardInterrupt, Cancelled):
             if record.execution:
-                self._cancel(record)
+                self._cancel(record, GRACE_CONFIRM)
+            else:
+                self._stop_unanswered(record, marker)
             raise
         finally:
             record.duration = self.clock() - started
@@ -143,10 +207,24 @@ class JobRunner:
     def _wait(self, record: JobRun) -> Obj:
         start = self.clock()
         delay, last_line, last_text = POLL_FIRST, start, ""
+        guarded = start
         while True:
+            if self.guard and self.clock() - guarded >= GUARD_INTERVAL:
+                guarded = self.clock()
+                why = self.guard(record.when)
+                if why:  # the rollout is no longer ours: its migration must not go on
+                    self._cancel(record)
+                    record.message = why
+                    raise JobFailed(f"{why}; cancelled execution {record.execution} of job {record.job}")
             execution = self.api.get_execution(record.execution)
             if spec.outcome(execution)[0] != "running":
                 return execution
+            why = spec.blocked(execution)
+            if why:  # as gcloud's poller: a False ResourcesAvailable or Started fails it at once
+                self._fill(record, execution)
+                self._cancel(record)  # so that it cannot start after all, once we have moved on
+                record.result, record.message = "failed", why
+                raise JobFailed(why)
             now = self.clock()
             text = spec.progress(execution).describe()
             due = now - last_line >= PROGRESS_MAX or (text != last_text and now - last_line >= PROGRESS_MIN)
@@ -163,16 +241,47 @@ class JobRunner:
             self._sleep(delay)
             delay = min(delay * POLL_FACTOR, POLL_MAX)
 
-    def _cancel(self, record: JobRun) -> None:
-        """``:cancel`` the execution with the short-timeout client; a failure is reported, not raised."""
+    def _cancel(self, record: JobRun, confirm: float = CANCEL_CONFIRM) -> None:
+        """``:cancel`` the execution with the short-timeout client and confirm it by the terminal
+        condition (for up to ``confirm`` seconds); what became of it is in the record and the log."""
         with self.shield():
-            try:
-                self.cancel_api.cancel_execution(record.execution)
-                record.result = "cancelled"
+            stopped = cancel_execution(
+                self.cancel_api, record.execution, timeout=confirm, clock=self.clock, sleep=self.sleep
+            )
+        self._stopped(record, stopped)
+
+    def _stop_unanswered(self, record: JobRun, marker: str) -> None:
+        """``:run`` was sent but gave no answer: find the execution it may have started (now or a moment
+        later) by its marker and cancel it."""
+        if not marker:
+            return
+        with self.shield():
+            found = stop_rollout_executions(
+                self.cancel_api,
+                record.job,
+                marker,
+                self.reporter,
+                settle=LATE_RUN_SETTLE,
+                expect=1,
+                confirm_timeout=GRACE_CONFIRM,
+                clock=self.clock,
+                sleep=self.sleep,
+            )
+        for stopped in found:
+            record.execution = stopped.execution
+            self._stopped(record, stopped, quiet=True)
+
+    def _stopped(self, record: JobRun, stopped: Stopped, *, quiet: bool = False) -> None:
+        if stopped.result == "cancelled":
+            record.result = "cancelled"
+            if not quiet:
                 self.reporter.warning(f"Cancelled execution {record.execution} of job {record.job}.")
-            except (ApiError, Cancelled) as exc:
-                record.message = f"could not cancel execution {record.execution}: {exc}"
-                self.reporter.warning(record.message)
+            return
+        if stopped.result in ("succeeded", "failed"):
+            record.result = stopped.result
+        record.message = stopped.message
+        if not quiet:
+            self.reporter.warning(stopped.message)
 
     def _fill(self, record: JobRun, execution: Obj) -> None:
         progress = spec.progress(execution)
@@ -184,10 +293,14 @@ class JobRunner:
     # ---- plumbing --------------------------------------------------------------------------
 
     def revision_image(self, revision: str | None) -> str | None:
-        """The image a deployed revision runs: the default image of a job in mode promote."""
+        """The image a deployed revision runs (its container the ``container`` input names, else the
+        ingress one): the default image of a job in mode promote."""
         found = self.api.get_revision(revision) if revision else None
         containers = ((found or {}).get("spec") or {}).get("containers") or [{}]
-        return containers[0].get("image")
+        try:
+            return knative.target_container(containers, self.config.container).get("image")
+        except knative.TemplateError as exc:
+            raise JobFailed(f"no image for the job: revision {revision}: {exc}; set job_image") from exc
 
     def _annotations(self) -> dict[str, str]:
         return {
@@ -205,8 +318,9 @@ def failure_text(record: JobRun) -> str:
     if record.result == "error":
         return f"{what} failed: {record.message}"
     codes = ", ".join(f"task {i} exited with code {c}" for i, c in record.exit_codes.items())
-    counts = f"{record.failed} of {record.tasks} task(s) failed" if record.failed else record.result
-    parts = [f"{what} {record.result.replace('_', ' ')}: execution {record.execution}", counts]
+    parts = [f"{what} {record.result.replace('_', ' ')}: execution {record.execution}"]
+    if record.failed:
+        parts.append(f"{record.failed} of {record.tasks} task(s) failed")
     if codes:
         parts.append(codes)
     if record.message:
@@ -247,16 +361,180 @@ def rollout_hook(runner: JobRunner, config: Config) -> Callable[[str, RolloutRes
     return hook
 
 
+def container_name(job: Obj, wanted: str | None) -> str:
+    """The name of the job's container our settings went to ("" when it has none): overrides name it."""
+    task = ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("template") or {}).get(
+        "spec"
+    ) or {}
+    containers = task.get("containers") or [{}]
+    try:
+        return str(containers[spec.job_container(containers, wanted)].get("name") or "")
+    except spec.ContainerError:
+        return wanted or ""
+
+
+def cancel_execution(
+    api: CloudRun,
+    execution: str,
+    *,
+    timeout: float = CANCEL_CONFIRM,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Stopped:
+    """``:cancel`` one execution and confirm it by its terminal condition, as ``gcloud run jobs executions
+    cancel`` does (command_lib/run/cancellation.py): Cancelled; or "has completed successfully before it
+    could be cancelled"; or "Failed to cancel" (with the execution's message) -- also when it is still
+    running after ``timeout``. A finished execution answers the cancel 400: its ending is reported."""
+    try:
+        api.cancel_execution(execution)
+    except NotFound:
+        return Stopped(execution, "gone", f"Execution [{execution}] could not be found.")
+    except (ApiError, Cancelled) as exc:
+        if not isinstance(exc, ApiError) or exc.status != 400:
+            return Stopped(execution, "running", f"Failed to cancel [{execution}]: {exc}")
+    deadline, delay = clock() + timeout, POLL_FIRST
+    while True:
+        try:
+            result, message = spec.outcome(api.get_execution(execution))
+        except NotFound:
+            return Stopped(execution, "gone", f"Execution [{execution}] could not be found.")
+        except (ApiError, Cancelled) as exc:
+            result, message = "running", str(exc)
+        if result != "running" or clock() >= deadline:
+            break
+        sleep(delay)
+        delay = min(delay * POLL_FACTOR, POLL_MAX)
+    if result == "running":
+        message = f"still running {timeout:g} s after the cancel" + (f" ({message})" if message else "")
+    return Stopped(execution, result, cancel_report(execution, result, message))
+
+
+def cancel_report(execution: str, result: str, message: str) -> str:
+    """gcloud's words for what a cancel came to."""
+    if result == "cancelled":
+        return f"Cancelled execution [{execution}]."
+    if result == "succeeded":
+        return f"[{execution}] has completed successfully before it could be cancelled."
+    return f"Failed to cancel [{execution}]: {message}" if message else f"Failed to cancel [{execution}]."
+
+
+def stop_rollout_executions(
+    api: CloudRun,
+    job: str,
+    marker: str,
+    reporter: Reporter,
+    *,
+    settle: float = 0.0,
+    expect: int = 0,
+    confirm_timeout: float = CANCEL_CONFIRM,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Stopped]:
+    """Cancel, and confirm, every running execution of ``job`` ("": of any job) that a rollout started:
+    those carrying ``marker`` (the rollout's token: all of them; ``token/when``: one launch). One that
+    already ended is reported as it ended. While fewer than ``expect`` have been found, look again
+    until ``settle`` seconds have passed: a ``:run`` whose answer was lost may land later. Never raises
+    for API errors (each is a warning): whoever calls this is ending a rollout and has more to undo."""
+    if not marker:
+        return []
+    deadline = clock() + settle
+    stopped: dict[str, Stopped] = {}
+    while True:
+        try:
+            executions = [e for e in api.list_executions(job) if spec.is_marked(e, marker)]
+        except NotFound:
+            executions = []  # no such job (deleted, or never created): nothing of ours can run
+        except (ApiError, Cancelled) as exc:
+            reporter.warning(f"Could not list the executions of {f'job {job}' if job else 'the jobs'}: {exc}")
+            executions = []
+        for execution in executions:
+            name = str((execution.get("metadata") or {}).get("name") or "")
+            if not name or name in stopped:
+                continue
+            result = spec.outcome(execution)[0]
+            if result == "running":
+                stopped[name] = cancel_execution(api, name, timeout=confirm_timeout, clock=clock, sleep=sleep)
+                owner = job or str(
+                    ((execution.get("metadata") or {}).get("labels") or {}).get(spec.JOB_LABEL)
+                )
+                reporter.warning(f"Job {owner}: {stopped[name].message}")
+            else:
+                stopped[name] = Stopped(name, result, f"execution {name} had already ended: {result}")
+        if len(stopped) >= expect or clock() >= deadline:
+            return list(stopped.values())
+        sleep(SETTLE_POLL)
+
+
+def stop_jobs_of_rollout(
+    api: CloudRun,
+    jobs: Iterable[str],
+    token: str,
+    reporter: Reporter,
+    *,
+    pending: tuple[str, str] | None = None,
+    settle: float = POST_STEP_SETTLE,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Stopped]:
+    """Every undo path (post step, re-run, takeover, mode rollback): stop what the rollout ``token``
+    started on any of ``jobs``. ``pending`` (when, job) is a ``:run`` that was sent but whose answer was
+    not seen: its execution is waited for up to ``settle`` seconds (it returns at once once found)."""
+    found: list[Stopped] = []
+    if not token:
+        return found
+    if pending is not None:
+        when, job = pending
+        marker = spec.execution_marker(token, when)
+        found += stop_rollout_executions(
+            api, job, marker, reporter, settle=settle, expect=1, clock=clock, sleep=sleep
+        )
+    seen = {s.execution for s in found}
+    for job in dict.fromkeys(jobs):  # "" is every job
+        for stopped in stop_rollout_executions(api, job, token, reporter, clock=clock, sleep=sleep):
+            if stopped.execution not in seen:
+                found.append(stopped)
+    return found
+
+
+def rollout_stopper(api: CloudRun, reporter: Reporter) -> Callable[[RolloutState], list[Stopped]]:
+    """For ``rollout.Hooks.stop_jobs``: stop the executions of a rollout being undone by a re-run, a
+    takeover or mode rollback. Its jobs may not be this run's (another workflow; mode rollback names
+    none): every job's executions are searched for its token -- a rare event, one paged list."""
+
+    def stop(recorded: RolloutState) -> list[Stopped]:
+        return stop_jobs_of_rollout(api, ("",), recorded.token, reporter)
+
+    return stop
+
+
+def post_step_executions(api: CloudRun, config: Config, token: str, launch: str, reporter: Reporter) -> None:
+    """The post step: stop what the main step (token) started on its jobs; ``launch`` ("when/job", saved
+    before each ``:run``) is waited for if it has not shown up yet (its ``:run`` may still land)."""
+    when, _, job = launch.partition("/")
+    pending = (when, job) if when and job else None
+    jobs = [name for name in (config.job, config.pre_job, config.post_job) if name]
+    if not jobs and not pending:
+        return  # no job in this configuration: nothing of ours can run
+    found = stop_jobs_of_rollout(api, jobs, token, reporter, pending=pending)
+    for stopped in found:
+        if stopped.result == "cancelled":
+            reporter.warning(f"The main step did not finish: cancelled execution {stopped.execution}.")
+
+
 def cancel_leftover(api: CloudRun, execution: str, reporter: Reporter) -> None:
     """The post step: cancel the execution a killed main step left running (a finished one is left be)."""
     try:
         found = api.get_execution(execution)
-        if spec.outcome(found)[0] != "running":
-            return
-        api.cancel_execution(execution)
-        reporter.warning(f"The main step did not finish: cancelled execution {execution}.")
     except ApiError as exc:
-        reporter.warning(f"Could not cancel execution {execution}: {exc}")
+        reporter.warning(f"Could not read execution {execution}: {exc}")
+        return
+    if spec.outcome(found)[0] != "running":
+        return
+    stopped = cancel_execution(api, execution)
+    if stopped.result == "cancelled":
+        reporter.warning(f"The main step did not finish: cancelled execution {execution}.")
+    else:
+        reporter.warning(f"The main step did not finish: {stopped.message}")
 
 
 def plan_jobs(config: Config, runner: JobRunner, result: RolloutResult) -> None:
@@ -269,7 +547,7 @@ def plan_jobs(config: Config, runner: JobRunner, result: RolloutResult) -> None:
         result.jobs.append(record)
         try:
             runner.deploy(name, config.jobs.image or config.image or "", dry_run=True)
-        except ApiError as exc:
+        except (ApiError, JobFailed) as exc:
             record.result, record.message = "error", str(exc)
             result.outcome, result.reason = Outcome.FAILED, failure_text(record)
 

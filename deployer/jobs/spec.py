@@ -9,11 +9,45 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from deployer import secretrefs
 from deployer.knative import Obj, condition
 from deployer.settings import JobSettings
 
 API_VERSION = "run.googleapis.com/v1"
 SERVER_ANNOTATIONS = ("run.googleapis.com/creator", "run.googleapis.com/lastModifier")
+# Every execution the action starts carries this env var (``RunJobRequest.overrides``: an execution's
+# own env, the job keeps its own), valued ``<rollout token>/<when>``: how a later step finds the
+# executions of a rollout, even one whose ``:run`` answer never arrived. Overrides can set nothing
+# else that shows on the execution (no labels, no annotations).
+MARKER_ENV = "RUN_CANARY_ROLLOUT"
+JOB_LABEL = "run.googleapis.com/job"  # on every execution: the job it belongs to
+# Sub-conditions of an execution that, once False, mean it cannot succeed (gcloud's
+# ExecutionConditionPoller fails on the first False terminal sub-condition; ``stages.py``:
+# ResourcesAvailable, then Started, then Completed).
+BLOCKING_CONDITIONS = ("ResourcesAvailable", "Started")
+
+
+class ContainerError(ValueError):
+    """The job's containers do not say which one the inputs apply to."""
+
+
+def job_container(containers: list[Obj], name: str | None) -> int:
+    """Index of the container the ``job_*`` inputs apply to, as gcloud picks it for a job: the one named
+    (``job_container``), else the only one; among several without a name gcloud refuses ("the target job
+    has multiple containers, a container name must be specified via --container flag"), and so do we.
+    """
+    names = ", ".join(repr(c.get("name") or "(unnamed)") for c in containers)
+    if name:
+        for index, container in enumerate(containers):
+            if container.get("name") == name:
+                return index
+        raise ContainerError(f"input job_container: the job has no container named {name!r} (it has {names})")
+    if len(containers) <= 1:
+        return 0
+    raise ContainerError(
+        f"the job has {len(containers)} containers ({names}); name the one to run and update with the input "
+        "job_container"
+    )
 
 
 def job_body(
@@ -24,12 +58,16 @@ def job_body(
     *,
     labels: Mapping[str, str],
     annotations: Mapping[str, str],
+    namespace: str = "",
 ) -> Obj:
     """The Job to PUT (or POST): the current one with our settings on top; unset settings keep theirs.
 
     Env vars merge by name with the job's current ones (ours win), as ``env_vars`` does for services.
+    A new job names its ``namespace`` (the project), as gcloud's ``jobs create`` always does.
     """
     body: Obj = {"apiVersion": API_VERSION, "kind": "Job", "metadata": {"name": name}, "spec": {}}
+    if namespace:
+        body["metadata"]["namespace"] = namespace
     if current is not None:
         meta = current.get("metadata") or {}
         body["metadata"] = {
@@ -41,20 +79,26 @@ def job_body(
     meta = body["metadata"]
     meta["labels"] = {**(meta.get("labels") or {}), **labels}
     meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
-    execution = body["spec"].setdefault("template", {}).setdefault("spec", {})
+    execution_template = body["spec"].setdefault("template", {})
+    execution = execution_template.setdefault("spec", {})
     task = execution.setdefault("template", {}).setdefault("spec", {})
     containers = task.setdefault("containers", [{}])
     if not containers:
         containers.append({})
-    container = containers[0]
+    container = containers[job_container(containers, settings.container)]
     container["image"] = image
     if settings.command is not None:
         container["command"] = list(settings.command)
     if settings.args is not None:
         container["args"] = list(settings.args)
-    container_env = _merged_env(container.get("env") or [], settings)
+    exec_meta = execution_template.setdefault("metadata", {})
+    aliases = secretrefs.parse_annotation((exec_meta.get("annotations") or {}).get(secretrefs.ANNOTATION))
+    container_env = _merged_env(container.get("env") or [], settings, aliases)
     if container_env:
         container["env"] = container_env
+    secretrefs.set_annotation(exec_meta, aliases, secretrefs.in_use(task))
+    if not exec_meta:
+        del execution_template["metadata"]
     _set(execution, "taskCount", settings.tasks)
     _set(execution, "parallelism", settings.parallelism)
     _set(task, "maxRetries", settings.max_retries)
@@ -68,14 +112,10 @@ def _set(target: Obj, key: str, value: object) -> None:
         target[key] = value
 
 
-def _merged_env(current: list[Obj], settings: JobSettings) -> list[Obj]:
+def _merged_env(current: list[Obj], settings: JobSettings, aliases: dict[str, str]) -> list[Obj]:
+    """Ours win by name; a secret of another project goes by an alias of the execution template."""
     ours: dict[str, Obj] = {k: {"name": k, "value": v} for k, v in settings.env_vars.items()}
-    ours.update(
-        {
-            k: {"name": k, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.version}}}
-            for k, ref in settings.secrets.items()
-        }
-    )
+    ours.update({k: secretrefs.env_entry(k, ref, aliases) for k, ref in settings.secrets.items()})
     kept = [e for e in current if e.get("name") not in ours]
     return kept + list(ours.values())
 
@@ -91,17 +131,43 @@ def _stable(job: Obj) -> object:
     return (job.get("spec"), meta.get("labels") or {}, annotations)
 
 
-def overrides(settings: JobSettings) -> Obj | None:
-    """``RunJobRequest.overrides`` for this execution only (args and env of the container)."""
-    override: Obj = {}
+def overrides(settings: JobSettings, container: str = "", marker: str = "") -> Obj | None:
+    """``RunJobRequest.overrides`` for this execution only: args and env of the job's container (named
+    when it has a name: with several, an override must say which), and our marker."""
+    override: Obj = {"name": container} if container else {}
     if settings.args_override is not None:
         if settings.args_override:
             override["args"] = list(settings.args_override)
         else:
             override["clearArgs"] = True
-    if settings.env_override:
-        override["env"] = [{"name": k, "value": v} for k, v in settings.env_override.items()]
-    return {"containerOverrides": [override]} if override else None
+    env = [{"name": k, "value": v} for k, v in settings.env_override.items() if k != MARKER_ENV]
+    if marker:
+        env.append({"name": MARKER_ENV, "value": marker})
+    if env:
+        override["env"] = env
+    return {"containerOverrides": [override]} if set(override) - {"name"} else None
+
+
+def execution_marker(token: str, when: str) -> str:
+    """The marker of one execution a rollout starts: its token and the phase (pre, post, job)."""
+    return f"{token}/{when}"
+
+
+def marker_of(execution: Obj) -> str:
+    """The marker an execution carries (in any of its containers' env), or ""."""
+    task = (((execution.get("spec") or {}).get("template") or {}).get("spec")) or {}
+    for container in task.get("containers") or []:
+        for var in container.get("env") or []:
+            if var.get("name") == MARKER_ENV and isinstance(var.get("value"), str):
+                return str(var["value"])
+    return ""
+
+
+def is_marked(execution: Obj, marker: str) -> bool:
+    """Whether the execution was started under ``marker``: a whole rollout (its token) or one launch
+    (``token/when``)."""
+    found = marker_of(execution)
+    return bool(marker) and (found == marker or found.startswith(marker + "/"))
 
 
 @dataclass(frozen=True)
@@ -135,6 +201,18 @@ def progress(execution: Obj) -> Progress:
         cancelled=int(status.get("cancelledCount") or 0),
         retried=int(status.get("retriedCount") or 0),
     )
+
+
+def blocked(execution: Obj) -> str:
+    """Why an execution that is not finished yet cannot succeed: the first of ResourcesAvailable and
+    Started that is False (a Warning or Info severity does not count, as in gcloud), as
+    "<type>: <reason>: <message>"; "" while nothing is."""
+    conditions = {c.get("type"): c for c in (execution.get("status") or {}).get("conditions") or []}
+    for kind in BLOCKING_CONDITIONS:
+        found = conditions.get(kind) or {}
+        if found.get("status") == "False" and found.get("severity", "") in ("", "Error"):
+            return ": ".join([kind] + [str(found[k]) for k in ("reason", "message") if found.get(k)])
+    return ""
 
 
 def outcome(execution: Obj) -> tuple[str, str]:

@@ -121,3 +121,31 @@ def test_deploy_to_another_region_is_labelled_with_it(gc: Gcloud) -> None:
     assert svc["metadata"]["labels"]["cloud.googleapis.com/location"] == "europe-west1"
     listed = gc.text("run", "services", "list", "--region", "europe-west1", "--format", "value(name,region)")
     assert listed.split() == ["eu", "europe-west1"]
+
+
+def test_update_secrets_from_another_project_writes_an_alias_the_emulator_resolves(gc: Gcloud) -> None:
+    """gcloud's secrets_mapping: an alias in secretKeyRef.name, `alias:projects/N/secrets/S` on the
+    template's run.googleapis.com/secrets annotation (run.v1.json SecretKeySelector.name)."""
+    gc.run("run", "deploy", "vault", "--image", "sample/hello")
+    svc = gc.run(
+        "run",
+        "deploy",
+        "vault",
+        "--image",
+        "sample/hello",
+        "--update-secrets",
+        "DB=projects/123456789/secrets/shared:latest,OWN=own:2",
+    )
+    template = svc["spec"]["template"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in template["spec"]["containers"][0]["env"]}
+    assert env["OWN"] == {"name": "own", "key": "2"}
+    alias = env["DB"]["name"]
+    assert alias.startswith("share-") and env["DB"]["key"] == "latest"
+    annotation = template["metadata"]["annotations"]["run.googleapis.com/secrets"]
+    assert annotation == f"{alias}:projects/123456789/secrets/shared"
+    served = requests.get(svc["status"]["url"], timeout=5).json()["env"]
+    assert served["DB"] == "secret:projects/123456789/secrets/shared:latest"
+    described = gc.run("run", "services", "describe", "vault")  # gcloud parses the annotation back
+    assert (
+        described["spec"]["template"]["metadata"]["annotations"]["run.googleapis.com/secrets"] == annotation
+    )

@@ -264,3 +264,88 @@ def test_container_commands_run_only_on_a_loopback_emulator() -> None:
         assert store.list_tasks("p", "", 0, "")["items"][0]["status"]["lastAttemptResult"]["exitCode"] == 126
     finally:
         store.close()
+
+
+def test_multi_container_job_runs_its_sidecars_and_the_main_container_decides(
+    jobs: Jobs, tmp_path: Path
+) -> None:
+    # The main (first) container writes, waits for its sidecar, and exits with MAIN_EXIT; the sidecar
+    # would run for ever: it is stopped when the main container ends, and its exit does not count.
+    main = shell('until [ -f "$OUT/up" ]; do sleep 0.02; done; echo "$ROLE" > "$OUT/main"; exit "$MAIN_EXIT"')
+    side = shell('trap \'echo stopped > "$OUT/side"; exit 1\' TERM; echo "$ROLE" > "$OUT/up"; '
+                 "while :; do sleep 0.02; done")  # fmt: skip
+    body = job_body("multi", maxRetries=0)
+    env = [{"name": "OUT", "value": str(tmp_path)}, {"name": "MAIN_EXIT", "value": "0"}]
+    body["spec"]["template"]["spec"]["template"]["spec"]["containers"] = [
+        {"name": "main", "image": JOB_IMAGE, "command": main, "env": [*env, {"name": "ROLE", "value": "m"}]},
+        {"name": "proxy", "image": JOB_IMAGE, "command": side, "env": [*env, {"name": "ROLE", "value": "p"}]},
+    ]
+    created = jobs.create(body)
+    assert created.status_code == 200, created.text
+    stored = created.json()["spec"]["template"]["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in stored] == ["main", "proxy"]
+    started = time.monotonic()
+    done = jobs.execute("multi")
+    assert time.monotonic() - started < 10 and condition(done, "Completed")["status"] == "True"
+    assert (tmp_path / "main").read_text().strip() == "m" and (tmp_path / "up").read_text().strip() == "p"
+    assert (tmp_path / "side").read_text().strip() == "stopped"  # stopped with SIGTERM, its exit 1 ignored
+
+    for path in tmp_path.iterdir():
+        path.unlink()
+    failing = jobs.execute(
+        "multi", {"containerOverrides": [{"name": "main", "env": [{"name": "MAIN_EXIT", "value": "3"}]}]}
+    )
+    assert condition(failing, "Completed")["reason"] == "NonZeroExitCode"
+    assert jobs.tasks(failing["metadata"]["name"])[0]["status"]["lastAttemptResult"]["exitCode"] == 3
+
+
+def test_multi_container_jobs_need_named_containers_and_at_most_ten(jobs: Jobs) -> None:
+    body = job_body("bad")
+    body["spec"]["template"]["spec"]["template"]["spec"]["containers"] = [{"image": JOB_IMAGE}] * 2
+    resp = jobs.create(body)
+    assert resp.status_code == 400
+    fields = {v["field"] for v in error_of(resp)["details"][0]["fieldViolations"]}
+    where = "spec.template.spec.template.spec.containers"
+    assert fields == {f"{where}[0].name", f"{where}[1].name"}
+    body["spec"]["template"]["spec"]["template"]["spec"]["containers"] = [
+        {"name": f"c{i}", "image": JOB_IMAGE} for i in range(11)
+    ]
+    resp = jobs.create(body)
+    assert resp.status_code == 400 and "1 to 10 containers" in error_of(resp)["message"]
+
+
+def test_tasks_carry_their_running_state_label(jobs: Jobs) -> None:
+    # What `gcloud run jobs executions tasks list --failed` selects on.
+    script = 'case "$CLOUD_RUN_TASK_INDEX" in 1) exit 4;; esac'
+    assert (
+        jobs.create(job_body("states", command=shell(script), taskCount=3, maxRetries=0)).status_code == 200
+    )
+    name = jobs.execute("states")["metadata"]["name"]
+    states = {t["status"].get("index", 0): t["metadata"]["labels"]["run.googleapis.com/runningState"]
+              for t in jobs.tasks(name)}  # fmt: skip
+    assert states == {0: "Succeeded", 1: "Failed", 2: "Succeeded"}
+    selector = f"run.googleapis.com/execution = {name},run.googleapis.com/runningState in (Failed)"
+    failed = requests.get(f"{jobs.ns}/tasks", params={"labelSelector": selector}, timeout=10).json()["items"]
+    assert [t["metadata"]["name"] for t in failed] == [f"{name}-task1"]
+
+
+def test_an_image_deleted_after_the_job_was_written_leaves_the_execution_without_resources(
+    emu: Emulator, jobs: Jobs
+) -> None:
+    image = f"{JOB_IMAGE}:deleted-{jobs.project}"
+    assert jobs.create(job_body("orphan", image=image)).status_code == 200
+    config = requests.post(f"{emu.url}/_emulator/config", json={"deleted_images": [image]}, timeout=5).json()
+    assert image in config["deleted_images"]
+    name = jobs.run("orphan").json()["metadata"]["name"]
+    end = time.monotonic() + 5
+    while condition(execution := jobs.execution(name), "ResourcesAvailable")["status"] != "False":
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    resources = condition(execution, "ResourcesAvailable")
+    assert (resources["reason"], resources["message"]) == ("ContainerMissing", f"Image '{image}' not found.")
+    time.sleep(0.3)  # it waits for resources: not started, not completed
+    execution = jobs.execution(name)
+    assert condition(execution, "Completed")["status"] == "Unknown"
+    assert condition(execution, "Started")["status"] == "Unknown"
+    assert requests.post(f"{jobs.ns}/executions/{name}:cancel", json={}, timeout=10).status_code == 200
+    assert condition(jobs.finished(name, timeout=5), "Completed")["reason"] == "Cancelled"
