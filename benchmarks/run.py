@@ -7,6 +7,13 @@ against the ideal time and breaks the difference down (first API request, reques
     python -m benchmarks.run [--scenarios single,fleet] [--json out.json] [--markdown out.md]
                              [--quick] [--strict] [--container]
 
+The ``baseline`` scenario rolls out with ``baseline: revision`` (a baseline revision deployed beside
+the candidate, compared at each step, ``load_rps`` giving both data): its physical limit adds only
+Cloud Monitoring's ingestion after each bake (the emulator's, scaled down), since the baseline and
+the candidate become ready side by side. Unless ``--quick``, the benchmark also prints the
+comparison's detection rate: how often a 20 % and a 50 % latency shift is caught at 100 and 1,000
+requests per side, and how often identical releases are failed (false alarms).
+
 ``--container`` builds the action's image (scripts/container) and adds the container rows: a rollout
 run with ``docker run`` as the runner runs it, the time from ``docker run`` to the first API request,
 and the image's size per layer.
@@ -68,6 +75,8 @@ class Scenario:
     api_latency: float = 0.0  # seconds added by the emulator to every API call
     steps: str = STEPS
     container: bool = False  # run the image with `docker run` (--container) instead of entrypoint.py
+    inputs: tuple[tuple[str, str], ...] = ()  # more inputs for the measured rollout
+    metric_delay: float = 0.0  # the emulator's Cloud Monitoring sampling window and lag (each), if any
 
     @property
     def step_list(self) -> list[int]:
@@ -87,7 +96,9 @@ class Scenario:
         """
         changes = 1 + len(self.step_list)
         bakes = sum(1 for p in self.step_list if p < 100)
-        return changes * self.ready_delay + bakes * self.step_interval
+        # With metric checks, a step's final verdict waits until its last requests are ingested: at
+        # most one sampling window plus the lag after the bake.
+        return changes * self.ready_delay + bakes * (self.step_interval + 2 * self.metric_delay)
 
     @property
     def overhead_budget(self) -> float:
@@ -108,8 +119,17 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("fleet", "20 services rolled out at once against one emulator", 1.0, 2.0, services=20),
         Scenario("latency", "as single, +100 ms on every API call", 1.0, 2.0, api_latency=0.1),
         Scenario("slow-ready", "as single, every change takes 2 s to become ready", 2.0, 2.0),
+        Scenario(
+            "baseline",
+            "as single, baseline: revision compared at each step, load_rps 20, metrics in 0.1 s + 0.1 s",
+            1.0,
+            2.0,
+            inputs=(("baseline", "revision"), ("max_latency_increase", "50"), ("load_rps", "20")),
+            metric_delay=0.1,
+        ),
     )
 }
+BASELINE_RATIO_MAX = 1.1  # a baseline rollout against its physical limit
 CONTAINER = Scenario(
     "container", "as single, the image run with docker run as the runner runs it", 1.0, 2.0, container=True
 )
@@ -123,10 +143,24 @@ QUICK = Scenario("single", "one service, 10/50/100, ready 0.3 s, bake 0.5 s (--q
 class EmulatorProcess:
     """``python -m cloudrun_emulator --port 0`` and its ``/_emulator`` control endpoints."""
 
-    def __init__(self, ready_delay: float, log_dir: Path) -> None:
+    def __init__(self, ready_delay: float, log_dir: Path, metric_delay: float = 0.0) -> None:
         self._log = (log_dir / "emulator.log").open("wb")
+        metrics = (
+            ["--metric-sampling", f"{metric_delay:g}", "--metric-lag", f"{metric_delay:g}"]
+            if metric_delay
+            else []
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cloudrun_emulator", "--port", "0", "--ready-delay", f"{ready_delay:g}"],
+            [
+                sys.executable,
+                "-m",
+                "cloudrun_emulator",
+                "--port",
+                "0",
+                "--ready-delay",
+                f"{ready_delay:g}",
+                *metrics,
+            ],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -398,7 +432,7 @@ def run_stats(run: Run, log: Sequence[Mapping[str, Any]], api_latency: float) ->
 
 def measure(scn: Scenario, work: Path) -> dict[str, Any]:
     """Start an emulator, create the services (not measured), then measure the canary rollouts."""
-    emu = EmulatorProcess(scn.ready_delay, work)
+    emu = EmulatorProcess(scn.ready_delay, work, scn.metric_delay)
     try:
         names = [f"bench-{scn.name}-{i:02d}" for i in range(scn.services)]
         firsts = run_together(
@@ -425,6 +459,8 @@ def _starter(
     scn: Scenario, url: str, service: str, job_dir: Path, image: str, suffix: str
 ) -> Callable[[], Run]:
     inputs = rollout_inputs(scn, service, url, image=image, suffix=suffix)
+    if suffix != "bench-1":  # the measured rollout (the first deploy creates the service)
+        inputs.update(dict(scn.inputs))
     return lambda: launch(service, inputs, job_dir, container=scn.container)
 
 
@@ -483,6 +519,8 @@ def targets(scn: Scenario, figures: Mapping[str, Any]) -> list[dict[str, Any]]:
         checks.append(
             (f"overhead < {LATENCY_OVERHEAD_MAX:g} s", figures["overhead_s"], LATENCY_OVERHEAD_MAX, False)
         )
+    if scn.metric_delay:
+        checks.append((f"wall / limit <= {BASELINE_RATIO_MAX:g}", figures["ratio"], BASELINE_RATIO_MAX, True))
     out = []
     for name, value, limit, inclusive in checks:
         ok = value is not None and (value <= limit if inclusive else value < limit)
@@ -655,6 +693,82 @@ def markdown(results: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------------------------------
+# The baseline comparison's statistics: how often it catches a shift, how often it cries wolf
+
+DETECTION_DRAWS = 500
+DETECTION_SIGMA = 0.5  # lognormal spread of latencies (p95 about 2.3x the median)
+
+
+def _latencies(rng: Any, n: int, median: float) -> Any:
+    """``n`` latencies (ms) in Cloud Run's request_latencies buckets (the emulator's bucket options)."""
+    import math
+
+    from deployer import stats
+
+    bounds = stats.bucket_bounds(
+        {"exponentialBuckets": {"numFiniteBuckets": 64, "growthFactor": 1.4, "scale": 1.0}}, 66
+    )
+    counts = [0] * len(bounds)
+    for _ in range(n):
+        value = median * math.exp(rng.gauss(0.0, DETECTION_SIGMA))
+        counts[0 if value < 1 else min(65, 1 + math.floor(math.log(value, 1.4) + 1e-12))] += 1
+    return stats.Histogram(bounds, tuple(counts))
+
+
+def detection(draws: int = DETECTION_DRAWS) -> list[dict[str, Any]]:
+    """Per shift (0 %: identical releases) and requests per side: the share of seeded draws where the
+    Mann-Whitney test is significant at 95 %, and where the judge fails the step with allowances of
+    10 % and 20 % (median and p95 both above)."""
+    import random
+
+    from deployer import compare, stats
+
+    rows = []
+    for shift in (0.0, 0.2, 0.5):
+        for n in (100, 1000):
+            rng = random.Random(f"{shift}-{n}")
+            significant = caught_10 = caught_20 = 0
+            for _ in range(draws):
+                candidate = compare.Side("candidate", {"2xx": n}, _latencies(rng, n, 100.0 * (1 + shift)))
+                baseline = compare.Side("baseline", {"2xx": n}, _latencies(rng, n, 100.0))
+                p = stats.mann_whitney_greater(candidate.latencies.counts, baseline.latencies.counts).p
+                significant += p < 0.05
+                caught_10 += (
+                    compare.compare(compare.Rules(max_latency_increase=10), candidate, baseline).ok is False
+                )
+                caught_20 += (
+                    compare.compare(compare.Rules(max_latency_increase=20), candidate, baseline).ok is False
+                )
+            rows.append(
+                {
+                    "shift_pct": round(100 * shift),
+                    "requests_per_side": n,
+                    "significant": round(significant / draws, 3),
+                    "failed_allowance_10": round(caught_10 / draws, 3),
+                    "failed_allowance_20": round(caught_20 / draws, 3),
+                }
+            )
+    return rows
+
+
+def detection_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        f"Baseline comparison, {DETECTION_DRAWS} seeded draws per row, lognormal latencies (sigma "
+        f"{DETECTION_SIGMA:g}) in Cloud Run's buckets, confidence 95 %:",
+        "",
+        "| latency shift | requests per side | test significant | fails, allowance 10 % "
+        "| fails, allowance 20 % |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| +{r['shift_pct']} % | {r['requests_per_side']} | {100 * r['significant']:.1f} % | "
+            f"{100 * r['failed_allowance_10']:.1f} % | {100 * r['failed_allowance_20']:.1f} % |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -712,6 +826,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     table = markdown(results)
+    if not args.quick:
+        print("== detection rate of the baseline comparison (seeded draws, no I/O)", flush=True)
+        table += "\n" + detection_markdown(detection())
     if extra:
         table += "\n" + container_markdown(extra["start"], extra["layers"])
         results.append({"scenario": "container-start", **extra, "targets": [extra["start"]["target"]]})

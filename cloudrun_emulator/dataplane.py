@@ -230,13 +230,17 @@ class _Reply:
     reason: str
     headers: list[tuple[str, str]]
     body: bytes
+    # Whether an instance got the request. Cloud Run's request_count and request_latencies count
+    # "requests reaching the revision": the front end's own errors (no instance, connection refused)
+    # are not in them.
+    reached: bool = True
 
 
-def _error_reply(status: int, code: str, message: str) -> _Reply:
+def _error_reply(status: int, code: str, message: str, *, reached: bool = True) -> _Reply:
     """A JSON error in Google's shape."""
     body = json.dumps({"error": {"code": status, "status": code, "message": message}}).encode()
     reason = http.HTTPStatus(status).phrase
-    return _Reply(status, reason, [("Content-Type", "application/json")], body)
+    return _Reply(status, reason, [("Content-Type", "application/json")], body, reached)
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -266,9 +270,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         reply = self._forward(revision, body)
         latency_ms = (time.perf_counter() - started) * 1000.0
         # Recorded before the client sees the answer, so a caller that got a response finds its sample.
-        server.plane._record(
-            RequestSample(revision.rpartition("/")[2], server.service, time.time(), reply.status, latency_ms)
-        )
+        if reply.reached:
+            server.plane._record(
+                RequestSample(
+                    revision.rpartition("/")[2], server.service, time.time(), reply.status, latency_ms
+                )
+            )
         self._write(reply)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _proxy
@@ -303,7 +310,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         """Send the request to the revision's port and collect its answer."""
         port, problem = self.server.plane._upstream(revision)
         if port is None:
-            return _error_reply(503, "UNAVAILABLE", problem)
+            return _error_reply(503, "UNAVAILABLE", problem, reached=False)
         conn = http.client.HTTPConnection(self.server.plane.host, port, timeout=UPSTREAM_TIMEOUT_SECONDS)
         try:
             conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -317,7 +324,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except TimeoutError:
             return _error_reply(504, "DEADLINE_EXCEEDED", f"Revision '{revision}' did not answer in time.")
         except (OSError, http.client.HTTPException) as exc:
-            return _error_reply(503, "UNAVAILABLE", f"Revision '{revision}' is unreachable: {exc}")
+            # Refused or reset before an answer: no instance handled it (counted only once it did).
+            reached = not isinstance(exc, ConnectionRefusedError)
+            return _error_reply(
+                503, "UNAVAILABLE", f"Revision '{revision}' is unreachable: {exc}", reached=reached
+            )
         finally:
             conn.close()
         head = self.command == "HEAD"

@@ -2,24 +2,16 @@
 
 The smoke check only proves the candidate answers; real traffic at 10 % or 50 % shows whether it
 answers *well*. Each configured check gives one ``Verdict``: ``metrics`` (request_count by response
-class and request_latencies percentiles from Cloud Monitoring v3), ``command`` (``check_command`` in
-bash) and ``webhook`` (``check_webhook``). ``ok=None`` means too little data to judge; the rollout
-decides what that means (``on_inconclusive``). Nothing here raises on a failed check or API error:
-a broken monitoring call must not crash a rollout half way through.
+class and request_latencies percentiles from Cloud Monitoring v3), ``baseline`` (the candidate
+against its baseline: ``deployer.compare``), ``command`` (``check_command`` in bash) and
+``webhook`` (``check_webhook``), the last two in ``deployer.checks``. ``ok=None`` means too little
+data to judge; the rollout decides what that means (``on_inconclusive``). Nothing here raises on a
+failed check or API error: a broken monitoring call must not crash a rollout half way through.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import math
-import os
-import shlex
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +20,8 @@ from typing import Any
 
 import requests
 
-from deployer.redact import scrub, url_origin
+from deployer import compare, stats
+from deployer.checks import BODY_EXCERPT, check_env, post_webhook, run_command, webhook_payload
 from deployer.result import StepInfo, Verdict
 from deployer.retry import RETRYABLE_STATUSES, Retrier, Retry, RetryPolicy, never, parse_retry_after
 from deployer.settings import AnalysisSettings
@@ -58,9 +51,6 @@ MONITORING_POLICY = RetryPolicy(
 )
 COMMAND_TIMEOUT_SECONDS = 300.0
 WEBHOOK_TIMEOUT_SECONDS = 30.0
-OUTPUT_TAIL_LINES = 20
-OUTPUT_TAIL_CHARS = 2000
-BODY_EXCERPT = 200
 
 
 class MonitoringError(Exception):
@@ -75,6 +65,7 @@ class Metrics:
     errors: int
     p95_ms: float | None
     p99_ms: float | None
+    own: int = 0  # the action's own smoke-check requests, left out of requests and errors
 
     @property
     def error_rate(self) -> float:
@@ -83,6 +74,8 @@ class Metrics:
 
     def figures(self) -> dict[str, float]:
         out = {"requests": float(self.requests), "errors": float(self.errors), "error_rate": self.error_rate}
+        if self.own:
+            out["own_requests"] = float(self.own)
         if self.p95_ms is not None:
             out["p95_ms"] = self.p95_ms
         if self.p99_ms is not None:
@@ -103,12 +96,6 @@ def _quote(value: str) -> str:
 def _fmt(value: float) -> str:
     """Thresholds as the user wrote them: 5 not 5.0."""
     return f"{value:g}"
-
-
-def _tail(output: str) -> str:
-    """The last lines of a command's output, short enough for a summary."""
-    lines = output.rstrip().splitlines()[-OUTPUT_TAIL_LINES:]
-    return "\n".join(lines)[-OUTPUT_TAIL_CHARS:]
 
 
 # ---- metrics -----------------------------------------------------------------------------------
@@ -140,6 +127,9 @@ def worst_double(series: Sequence[Mapping[str, Any]]) -> float | None:
 def judge(settings: AnalysisSettings, metrics: Metrics, lag: float) -> Verdict:
     """Compare the candidate's figures with the thresholds; too few requests is inconclusive."""
     note = f" (Cloud Monitoring data may lag up to {lag / 60:g} min)" if lag > 0 else ""
+    if metrics.own:
+        own = f"{metrics.own} smoke-check request{'s' if metrics.own != 1 else ''} left out"
+        note = f" ({own})" + note
     figures = metrics.figures()
     if metrics.requests == 0 or metrics.requests < settings.min_requests:
         if metrics.requests == 0:
@@ -172,112 +162,6 @@ def judge(settings: AnalysisSettings, metrics: Metrics, lag: float) -> Verdict:
     return Verdict("metrics", not failed, detail, figures)
 
 
-# ---- user checks -------------------------------------------------------------------------------
-
-
-def check_env(step: StepInfo) -> dict[str, str]:
-    """What check_command sees on top of the action's environment: the step, plain and prefixed."""
-    facts = {
-        "TAG_URL": step.tag_url,
-        "SERVICE_URL": step.url,
-        "REVISION": step.candidate,
-        "PREVIOUS_REVISION": step.previous or "",
-        "STEP": str(step.percent),
-        "ROUND": str(step.round),
-    }
-    return {**facts, **{f"CANARY_{name}": value for name, value in facts.items()}}
-
-
-HELPER = "run-canary-http"
-_helper_dir: str | None = None
-
-
-def helper_dir() -> str:
-    """A directory holding ``run-canary-http`` (made once per process), to put first on PATH.
-
-    A shim that runs :mod:`deployer.httpcheck` with this very interpreter, so it works wherever the
-    action runs (the image, a checkout, a test) without relying on file modes or another Python.
-    """
-    global _helper_dir
-    if _helper_dir is None or not os.path.isfile(os.path.join(_helper_dir, HELPER)):
-        directory = tempfile.mkdtemp(prefix="run-canary-bin-")
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        shim = os.path.join(directory, HELPER)
-        with open(shim, "w", encoding="utf-8") as handle:
-            handle.write(
-                "#!/bin/sh\n"
-                f"PYTHONPATH={shlex.quote(package_root)}${{PYTHONPATH:+:$PYTHONPATH}}\n"
-                "export PYTHONPATH\n"
-                f'exec {shlex.quote(sys.executable)} -m deployer.httpcheck "$@"\n'
-            )
-        os.chmod(shim, 0o755)  # noqa: S103 - a shim that must be executable by the command
-        atexit.register(shutil.rmtree, directory, True)
-        _helper_dir = directory
-    return _helper_dir
-
-
-def command_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    """The command's environment: the action's, without its inputs and saved state (INPUT_* hold
-    the GitHub token, env var values and the webhook URL: a check that prints its environment
-    must not print them), plus ``extra``, with ``run-canary-http`` first on PATH."""
-    env = {k: v for k, v in base.items() if not k.startswith(("INPUT_", "STATE_"))}
-    env.update(extra)
-    env["PATH"] = os.pathsep.join(p for p in (helper_dir(), env.get("PATH", os.defpath)) if p)
-    return env
-
-
-def run_command(command: str, env: Mapping[str, str], timeout: float) -> Verdict:
-    """``bash -c command`` in the workspace; exit 0 passes. Its own session, so a timeout kills it all."""
-    try:
-        process = subprocess.Popen(
-            ["bash", "-c", command],
-            env=command_environment(os.environ, env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return Verdict("command", False, f"check_command could not start bash: {exc}")
-    try:
-        raw, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        raw, _ = process.communicate()
-        return Verdict("command", False, _with_output(f"check_command timed out after {timeout:g} s", raw))
-    code = process.returncode
-    if code == 0:
-        return Verdict(
-            "command", True, _with_output("check_command passed (exit 0)", raw), {"exit_code": 0.0}
-        )
-    return Verdict(
-        "command", False, _with_output(f"check_command failed (exit {code})", raw), {"exit_code": code}
-    )
-
-
-def _with_output(head: str, raw: bytes) -> str:
-    tail = _tail(raw.decode("utf-8", "replace"))
-    return f"{head}; last output:\n{tail}" if tail else f"{head}; no output"
-
-
-def post_webhook(url: str, payload: Mapping[str, Any], timeout: float) -> Verdict:
-    """POST the step as JSON; 2xx passes. A plain session: the user's endpoint gets no Google token."""
-    try:
-        with requests.Session() as plain:
-            resp = plain.post(url, json=payload, timeout=timeout, allow_redirects=False)
-    except requests.RequestException as exc:
-        # requests quotes the URL (or its path and query) in its messages: the URL is a secret.
-        reason = scrub(f"{type(exc).__name__}: {exc}", url)
-        return Verdict("webhook", False, f"check_webhook request to {url_origin(url)} failed: {reason}")
-    figures = {"status": float(resp.status_code)}
-    if 200 <= resp.status_code < 300:
-        return Verdict("webhook", True, f"check_webhook answered {resp.status_code}", figures)
-    excerpt = " ".join(scrub(resp.text[: BODY_EXCERPT * 4], url).split())[:BODY_EXCERPT]
-    detail = f"check_webhook answered {resp.status_code}" + (f": {excerpt}" if excerpt else "")
-    return Verdict("webhook", False, detail, figures)
-
-
 # ---- the analysis ------------------------------------------------------------------------------
 
 
@@ -297,8 +181,10 @@ class Analysis:
         log: Callable[[str], None] | None = None,
         should_stop: Callable[[], bool] = never,
         sleep: Callable[[float], None] = time.sleep,
+        own: compare.OwnRequests | None = None,
     ) -> None:
         self.settings = settings
+        self.own = own or compare.OwnRequests()
         self.session = session
         self.project = project
         self.region = region
@@ -310,9 +196,14 @@ class Analysis:
         self.sleep = sleep
 
     @property
-    def metrics_enabled(self) -> bool:
+    def absolute_enabled(self) -> bool:
         s = self.settings
         return any(v is not None for v in (s.max_error_rate, s.max_latency_p99, s.max_latency_p95))
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Any check that reads Cloud Monitoring (absolute thresholds or a baseline comparison)."""
+        return self.absolute_enabled or self.settings.comparisons
 
     @property
     def enabled(self) -> bool:
@@ -323,8 +214,10 @@ class Analysis:
     def run(self, step: StepInfo) -> list[Verdict]:
         """One verdict per configured check, in a fixed order: metrics, command, webhook."""
         verdicts: list[Verdict] = []
-        if self.metrics_enabled:
+        if self.absolute_enabled:
             verdicts.append(self.check_metrics(step))
+        if self.settings.comparisons:
+            verdicts.append(self.check_baseline(step))
         if self.settings.check_command:
             self.log(f"running check_command at step {step.percent} % (round {step.round})")
             verdicts.append(
@@ -361,7 +254,7 @@ class Analysis:
         """Query the candidate's metrics over the step window and judge them."""
         try:
             end = step.ended if step.ended is not None else self.clock()
-            metrics = self.fetch_metrics(step.candidate, step.started, end)
+            metrics = self.fetch_metrics(step.candidate, step.started, end, step.tag_url)
         except MonitoringError as exc:
             return Verdict("metrics", None, f"Cloud Monitoring query failed: {exc}: inconclusive")
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a body not shaped as documented
@@ -370,20 +263,77 @@ class Analysis:
         # The final verdict of a step comes after the lag was waited out; rounds during the bake may lag.
         return judge(self.settings, metrics, 0.0 if step.ended is not None else METRIC_LAG_SECONDS)
 
-    def fetch_metrics(self, revision: str, start: float, end: float) -> Metrics:
-        """Counts by response class and p95/p99 latency of one revision between start and end."""
+    def check_baseline(self, step: StepInfo) -> Verdict:
+        """Compare the candidate with its baseline over the same window (``deployer.compare``)."""
+        s = self.settings
+        rules = compare.Rules(
+            s.max_latency_increase,
+            s.max_error_rate_increase,
+            s.confidence,
+            s.min_requests,
+            interim=step.ended is None,
+        )
+        lag = (
+            ""
+            if step.ended is not None
+            else f" (Cloud Monitoring data may lag up to {METRIC_LAG_SECONDS / 60:g} min)"
+        )
+        if not step.baseline:
+            return Verdict(compare.NAME, None, "no baseline revision serves in this window: inconclusive")
+        try:
+            end = step.ended if step.ended is not None else self.clock()
+            candidate = self.fetch_side("candidate", (step.candidate,), step.tag_url, step.started, end)
+            baseline = self.fetch_side("baseline", step.baseline, step.baseline_tag_url, step.started, end)
+        except MonitoringError as exc:
+            return Verdict(compare.NAME, None, f"Cloud Monitoring query failed: {exc}: inconclusive")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            detail = f"Cloud Monitoring answered an unexpected body ({type(exc).__name__}): inconclusive"
+            return Verdict(compare.NAME, None, detail)
+        return compare.compare(rules, candidate, baseline, lag)
+
+    def fetch_side(
+        self, label: str, revisions: Sequence[str], tag_url: str, start: float, end: float
+    ) -> compare.Side:
+        """Counts by response class (the action's own smoke requests to ``tag_url`` left out) and the
+        merged latency histogram of ``revisions`` between start and end."""
+        end = max(end, start + 1.0)
+        counts = count_by_class(
+            self._series(
+                REQUEST_COUNT, revisions, start, end, "REDUCE_SUM", ["metric.labels.response_code_class"]
+            )
+        )
+        own = self.own.by_class(tag_url, start, end) if tag_url else {}
+        counts, removed = compare.without_own(counts, own)
+        latencies = stats.Histogram((), ())
+        for one in self._series(REQUEST_LATENCIES, revisions, start, end, "REDUCE_SUM", []):
+            for point in one.get("points", []):
+                value = point.get("value", {}).get("distributionValue")
+                if value is not None:
+                    latencies = latencies.add(stats.from_distribution(value))
+        return compare.Side(label, counts, latencies, removed)
+
+    def fetch_metrics(self, revision: str, start: float, end: float, tag_url: str = "") -> Metrics:
+        """Counts by response class (the action's own smoke-check requests to ``tag_url`` left out)
+        and p95/p99 latency of one revision between start and end."""
         end = max(end, start + 1.0)
         counts = count_by_class(
             self._series(
                 REQUEST_COUNT, revision, start, end, "REDUCE_SUM", ["metric.labels.response_code_class"]
             )
         )
+        counts, own = compare.without_own(counts, self.own.by_class(tag_url, start, end) if tag_url else {})
         p95 = worst_double(self._series(REQUEST_LATENCIES, revision, start, end, "REDUCE_PERCENTILE_95", []))
         p99 = worst_double(self._series(REQUEST_LATENCIES, revision, start, end, "REDUCE_PERCENTILE_99", []))
-        return Metrics(sum(counts.values()), counts.get("5xx", 0), p95, p99)
+        return Metrics(sum(counts.values()), counts.get("5xx", 0), p95, p99, own)
 
     def _series(
-        self, metric: str, revision: str, start: float, end: float, reducer: str, group_by: list[str]
+        self,
+        metric: str,
+        revision: str | Sequence[str],
+        start: float,
+        end: float,
+        reducer: str,
+        group_by: list[str],
     ) -> list[dict[str, Any]]:
         """``timeSeries.list``, every page: ALIGN_DELTA over one period covering the whole window,
         or the raw points when ``reducer`` is empty."""
@@ -403,18 +353,24 @@ class Analysis:
         found: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             page = series_page(self._get(url, params))
+            partial(page)
             found += page.series
             if not page.next_token:
                 return found
             params = {**params, "pageToken": page.next_token}
         raise MonitoringError(f"more than {MAX_PAGES} pages of time series")
 
-    def _filter(self, metric: str, revision: str) -> str:
+    def _filter(self, metric: str, revision: str | Sequence[str]) -> str:
+        """One metric of our revision(s) in our project: a metrics scope that watches several projects
+        (staging deploying the same commit has the same revision names) must not add theirs in."""
+        names = [revision] if isinstance(revision, str) else list(revision)
+        which = _quote(names[0]) if len(names) == 1 else "one_of(" + ", ".join(_quote(n) for n in names) + ")"
         terms = [
             f"metric.type = {_quote(metric)}",
             f"resource.type = {_quote('cloud_run_revision')}",
+            f"resource.labels.project_id = {_quote(self.project)}",
             f"resource.labels.service_name = {_quote(self.service)}",
-            f"resource.labels.revision_name = {_quote(revision)}",
+            f"resource.labels.revision_name = {which}",
             f"resource.labels.location = {_quote(self.region)}",
         ]
         return " AND ".join(terms)
@@ -442,10 +398,26 @@ class Analysis:
 
 @dataclass(frozen=True)
 class SeriesPage:
-    """One ``ListTimeSeriesResponse``: its series and the token of the next page ("" on the last)."""
+    """One ``ListTimeSeriesResponse``: its series, the token of the next page ("" on the last), and
+    what Cloud Monitoring says it could not read (``executionErrors``, ``unreachable``)."""
 
     series: list[dict[str, Any]]
     next_token: str
+    errors: tuple[str, ...] = ()
+    unreachable: tuple[str, ...] = ()
+
+
+def partial(page: SeriesPage) -> None:
+    """A page with execution errors or unreachable resources holds part of the data: judging it as
+    the whole would pass a step on half its requests. MonitoringError (inconclusive) says why."""
+    if page.errors:
+        raise MonitoringError(
+            f"the answer is partial (executionErrors: {'; '.join(page.errors)[:BODY_EXCERPT]})"
+        )
+    if page.unreachable:
+        raise MonitoringError(
+            f"the answer is partial (unreachable: {', '.join(page.unreachable)[:BODY_EXCERPT]})"
+        )
 
 
 def series_page(body: Mapping[str, Any]) -> SeriesPage:
@@ -456,7 +428,12 @@ def series_page(body: Mapping[str, Any]) -> SeriesPage:
         raise MonitoringError("the response has no timeSeries list")
     if not isinstance(token, str):
         raise MonitoringError("the response's nextPageToken is not a string")
-    return SeriesPage(series, token)
+    errors = body.get("executionErrors") or []
+    unreachable = body.get("unreachable") or []
+    described = tuple(
+        str(e.get("message") or e.get("code") or "error") if isinstance(e, dict) else str(e) for e in errors
+    )
+    return SeriesPage(series, token, described, tuple(str(u) for u in unreachable))
 
 
 def parse_rfc3339(text: str) -> float | None:
@@ -486,19 +463,6 @@ def _error_message(resp: requests.Response) -> str:
     except (ValueError, KeyError, TypeError):
         pass
     return " ".join(resp.text[:BODY_EXCERPT].split())
-
-
-def webhook_payload(step: StepInfo) -> dict[str, Any]:
-    """The JSON body check_webhook receives."""
-    return {
-        "service_url": step.url,
-        "tag_url": step.tag_url,
-        "revision": step.candidate,
-        "previous_revision": step.previous,
-        "step": step.percent,
-        "round": step.round,
-        "phase": "step",
-    }
 
 
 def _word(ok: bool | None) -> str:

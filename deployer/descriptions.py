@@ -223,6 +223,26 @@ HELP: dict[str, tuple[str, str]] = {
         "Canary analysis",
         "Number of failed analyses (at one step) that trigger a rollback.",
     ),
+    "baseline": (
+        "Canary analysis",
+        "What the comparative checks compare the new revision with: none, revision (a baseline revision built from the template of the revision that served most, deployed beside the new one, tagged `baseline`, with the same share at each step; removed by promote and rollback) or stable (the revisions from before the run over the same window; weaker: warm instances, other load).",
+    ),
+    "max_latency_increase": (
+        "Canary analysis",
+        "Comparative check: a step fails when the new revision's latencies are higher than the baseline's with significance (one-sided Mann-Whitney U test) and its median and p95 are both more than this many percent above the baseline's. Needs `baseline`. Default: not checked.",
+    ),
+    "max_error_rate_increase": (
+        "Canary analysis",
+        "Comparative check: a step fails when the new revision's share of 5xx is higher than the baseline's with significance (Fisher's exact test) and by more than this many percentage points. Needs `baseline`. Default: not checked.",
+    ),
+    "confidence": (
+        "Canary analysis",
+        "Comparative checks: the confidence (percent) a difference needs to count; a p-value below 1 - confidence is significant.",
+    ),
+    "load_rps": (
+        "Canary analysis",
+        "Requests per second (at most 100) the action itself sends to `smoke_path` during each bake, split between the new revision's and the baseline's tag URLs, so a quiet service gets data to judge. Default: none.",
+    ),
     "job": (
         "Cloud Run jobs",
         "Mode job: the Cloud Run job to create or update (from the job_* inputs) and execute.",

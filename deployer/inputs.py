@@ -55,6 +55,7 @@ from deployer.parsers import (
     show,
 )
 from deployer.settings import (
+    MAX_LOAD_RPS,
     AnalysisSettings,
     Config,
     Mode,
@@ -66,6 +67,7 @@ from deployer.settings import (
     StatusRanges,
     UpdateStrategy,
 )
+from deployer.traffic import BASELINE_TAG
 
 T = TypeVar("T")
 
@@ -144,6 +146,11 @@ DEFAULTS: dict[str, str] = {
     "check_command": "",
     "check_webhook": "",
     "failure_threshold": "1",
+    "baseline": "none",
+    "max_latency_increase": "",
+    "max_error_rate_increase": "",
+    "confidence": "95",
+    "load_rps": "",
     **JOB_DEFAULTS,  # job, pre_job, post_job, post_job_failure, job_* (deployer.jobs.inputs)
 }
 
@@ -237,6 +244,25 @@ def _revision(inputs: _Inputs) -> RevisionSettings:
 
 
 def _analysis(inputs: _Inputs) -> AnalysisSettings:
+    settings = _analysis_settings(inputs)
+    if settings.comparisons and settings.baseline == "none":
+        name = (
+            "max_latency_increase" if settings.max_latency_increase is not None else "max_error_rate_increase"
+        )
+        inputs.add(name, "compares with a baseline: set 'baseline' to revision or stable")
+    if settings.baseline != "none" and not settings.comparisons:
+        inputs.add(
+            "baseline",
+            f"{settings.baseline} compares nothing: set max_latency_increase or max_error_rate_increase too",
+        )
+    if settings.baseline == "revision" and inputs.raw("tag") == BASELINE_TAG:
+        inputs.add(
+            "tag", f"{BASELINE_TAG!r} is the baseline revision's tag with baseline: revision; use another"
+        )
+    return settings
+
+
+def _analysis_settings(inputs: _Inputs) -> AnalysisSettings:
     return AnalysisSettings(
         max_error_rate=inputs.get("max_error_rate", optional(float_in(0, 100, " (percent)")), None),
         max_latency_p99=inputs.get(
@@ -251,6 +277,19 @@ def _analysis(inputs: _Inputs) -> AnalysisSettings:
         check_command=inputs.raw("check_command") or None,
         check_webhook=inputs.get("check_webhook", optional(parse_webhook), None),
         failure_threshold=inputs.get("failure_threshold", int_in(1), 1),
+        baseline=inputs.get("baseline", choice(["none", "revision", "stable"]), "none"),
+        max_latency_increase=inputs.get(
+            "max_latency_increase", optional(float_in(0, None, " (percent)")), None
+        ),
+        max_error_rate_increase=inputs.get(
+            "max_error_rate_increase", optional(float_in(0, 100, " (percentage points)")), None
+        ),
+        confidence=inputs.get("confidence", float_in(50, 99.9, " (percent)"), 95.0),
+        load_rps=inputs.get(
+            "load_rps",
+            optional(float_in(0, MAX_LOAD_RPS, " (requests per second)", exclusive_low=True)),
+            None,
+        ),
     )
 
 

@@ -443,3 +443,18 @@ def undo_metadata(body: Obj, changes: MetadataChanges | None) -> list[str]:
         if not values:
             del meta[kind]
     return kept
+
+
+def chain_changes(first: MetadataChanges | None, then: MetadataChanges) -> MetadataChanges:
+    """Two writes' changes as one: each key's value before the first write that changed it, and its
+    value after the last; a key that ends as it started is no change."""
+    out: MetadataChanges = {kind: dict(keys) for kind, keys in (first or {}).items()}
+    for kind, keys in then.items():
+        into = out.setdefault(kind, {})
+        for key, (old, new) in keys.items():
+            into[key] = [into[key][0] if key in into else old, new]
+    return {
+        kind: {key: pair for key, pair in keys.items() if pair[0] != pair[1]}
+        for kind, keys in out.items()
+        if any(pair[0] != pair[1] for pair in keys.values())
+    }

@@ -22,9 +22,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from deployer import auth, github, inputs, rollout, settings, smoke
+from deployer import auth, github, inputs, load, rollout, settings, smoke
 from deployer.analysis import METRIC_LAG_SECONDS, METRIC_SAMPLING_SECONDS, Analysis
 from deployer.client import CloudRun, RetryPolicy
+from deployer.compare import OwnRequests
 from deployer.console import Console, PhaseReporter
 from deployer.github.files import outputs_for
 from deployer.jobs.runner import (
@@ -137,16 +138,18 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
     if config.mode is settings.Mode.JOB:
         result, unfinished = run_mode(config, job_runner, project), False
     else:
+        own = OwnRequests()  # the smoke check's requests, left out of the metrics
         hooks = rollout.Hooks(
             token=token,
-            smoke=_smoke_check(config, credentials, console, cancel.is_set),
+            smoke=_smoke_check(config, credentials, console, cancel.is_set, own),
             cancelled=cancel.is_set,
             rollback_api=_fast(api),
             shield=cancel.shield,
             job=rollout_hook(job_runner, config),
             stop_jobs=rollout_stopper(_fast(api), reporter),
         )
-        hooks.checks, hooks.ingested = _analysis(config, api, console, cancel.is_set)
+        hooks.checks, hooks.ingested = _analysis(config, api, console, cancel.is_set, own)
+        hooks.load = _load(config, credentials, console, cancel.is_set)
         hooks.metric_wait = METRIC_SAMPLING_SECONDS + METRIC_LAG_SECONDS
         runner = rollout.Rollout(config, ctx, api, project, reporter, hooks)
         job_runner.guard = runner.ownership  # checked while a job runs: a rolled-back release's job stops
@@ -297,7 +300,11 @@ def _connect(
 
 
 def _analysis(
-    config: settings.Config, api: CloudRun, console: Console, stop: Callable[[], bool]
+    config: settings.Config,
+    api: CloudRun,
+    console: Console,
+    stop: Callable[[], bool],
+    own: OwnRequests | None = None,
 ) -> tuple[Callable[[StepInfo], list[Verdict]], Callable[[str, float], bool] | None]:
     """The canary checks run at each bake round (metrics, command, webhook), if any is configured,
     and, with metric thresholds, how the rollout learns that a step's requests are in Cloud Monitoring."""
@@ -313,6 +320,7 @@ def _analysis(
         monitoring_endpoint=endpoint,
         log=console.debug,  # the rollout logs every verdict itself
         should_stop=stop,
+        own=own,
     )
     checks = found.run if found.enabled else (lambda step: [])
     return checks, (found.ingested if found.metrics_enabled else None)
@@ -328,8 +336,10 @@ def _smoke_check(
     credentials: auth.Credentials | None,  # None: anonymous (a loopback endpoint)
     console: Console,
     stop: Callable[[], bool],
+    own: OwnRequests | None = None,
 ) -> Callable[[str], smoke.SmokeResult]:
-    """The smoke check the rollout runs on the tag URL, with an ID token when the service is private."""
+    """The smoke check the rollout runs on the tag URL, with an ID token when the service is private;
+    every request it sends is recorded in ``own``."""
     session = requests.Session()  # never the authorized one: our access token must not reach the service
     sources: dict[str, auth.IdTokenSource] = {}
 
@@ -342,10 +352,47 @@ def _smoke_check(
             )
             id_token = source.token
         return smoke.check(
-            url, config.smoke, session=session, id_token=id_token, should_stop=stop, log=console.info
+            url,
+            config.smoke,
+            session=session,
+            id_token=id_token,
+            should_stop=stop,
+            log=console.info,
+            on_attempt=own.record if own is not None else None,
         )
 
     return check
+
+
+def _load(
+    config: settings.Config,
+    credentials: auth.Credentials | None,
+    console: Console,
+    stop: Callable[[], bool],
+) -> Callable[[tuple[str, ...]], contextlib.AbstractContextManager[Callable[[], str]]]:
+    """``load_rps``: GET ``smoke_path`` on the tag URLs while a bake lasts, with an ID token (for
+    the service's audience) unless ``smoke_auth`` is none or the endpoint is anonymous."""
+    session = requests.Session()  # never the authorized one: our access token must not reach the service
+    sources: dict[str, auth.IdTokenSource] = {}
+
+    def headers(url: str) -> dict[str, str]:
+        if credentials is None or config.smoke.auth is settings.SmokeAuth.NONE:
+            return {}
+        audience = service_audience(url)
+        source = sources.setdefault(audience, auth.IdTokenSource(credentials, audience, mask=console.mask))
+        return {"Authorization": f"Bearer {source.token()}"}
+
+    def hook(urls: tuple[str, ...]) -> contextlib.AbstractContextManager[Callable[[], str]]:
+        return load.running(
+            urls,
+            config.analysis.load_rps,
+            config.smoke.path,
+            session=session,
+            headers=headers,
+            should_stop=stop,
+        )
+
+    return hook
 
 
 def service_audience(url: str) -> str:

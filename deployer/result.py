@@ -90,6 +90,8 @@ class RolloutResult:
     plan: list[Traffic] = field(default_factory=list)  # dry run: the traffic at each step
     template_diff: list[str] = field(default_factory=list)  # dry run: unified diff lines
     jobs: list[JobRun] = field(default_factory=list)  # Cloud Run job executions of this run
+    # The canary checks' verdicts that decided each step (its last round), with the step's percent.
+    analyses: list[tuple[int, Verdict]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -113,6 +115,8 @@ class StepInfo:
     started: float  # epoch seconds when this step's traffic became ready
     round: int  # 1 for the first check of the step
     ended: float | None = None  # epoch seconds the bake ended: set for the final check of a step
+    baseline: tuple[str, ...] = ()  # what the candidate is compared with (baseline: revision or stable)
+    baseline_tag_url: str = ""  # the baseline revision's tag URL (baseline: revision)
 
 
 @dataclass(frozen=True)

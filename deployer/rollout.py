@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from deployer import knative, scaling, traffic
+from deployer import baseline, knative, scaling, traffic
 from deployer.client import ApiError, CloudRun, Conflict
 from deployer.knative import Obj
 from deployer.result import (
@@ -38,7 +38,7 @@ from deployer.state import (
     RolloutState,
     derive_suffix,
 )
-from deployer.traffic import Target, Traffic
+from deployer.traffic import BASELINE_TAG, Target, Traffic
 
 CONFLICT_RETRIES = 3
 # Readiness polling (see poll_delays): every 0.25 s for the first 2 s, then backing off to one read a
@@ -128,6 +128,10 @@ class Hooks:
     job: Callable[[str, RolloutResult], str] = lambda when, result: ""  # pre/post job (deployer.jobs)
     # Cancel the job executions of a rollout we undo (re-run, takeover, mode rollback): deployer.jobs.
     stop_jobs: Callable[[RolloutState], object] = lambda recorded: None
+    # load_rps: requests sent to these tag URLs while a bake lasts; what it yields reports them.
+    load: Callable[[tuple[str, ...]], contextlib.AbstractContextManager[Callable[[], str]]] = lambda urls: (
+        contextlib.nullcontext(lambda: "")
+    )
 
 
 class Rollout:
@@ -155,6 +159,8 @@ class Rollout:
         self.last: Obj | None = None  # the service as last read or written
         self.public_before: bool | None = None  # invoker access before the run, if this run changes it
         self.settled: dict[bool, float] = {}  # shortest wait so far, new revision (True) or traffic only
+        self.baseline = ""  # baseline: revision -- the baseline revision's name, once planned
+        self.baseline_url = ""  # and its tag URL, once it is ready
 
     # --- entry point -------------------------------------------------------------------------
 
@@ -187,7 +193,7 @@ class Rollout:
                 self._update(current, phase)
         if self.config.dry_run:
             return
-        svc = self._wait_candidate()
+        svc = self._wait_baseline(self._wait_candidate())
         if self.config.allow_unauthenticated is not None:
             with self._phase("iam"):
                 self._check_ours(svc)  # as just read while waiting: still ours before another write
@@ -281,6 +287,8 @@ class Rollout:
         if refused:
             raise RolloutFailed(refused)
         self.public_before = self._public_before()
+        if self.config.analysis.baseline == "revision" and self.config.steps[-1] > 0:
+            current = self._deploy_baseline(current, candidate)
         for retry in range(2, NAME_RETRIES + 2):
             try:
                 self._deploy_write(current, template, candidate, phase)
@@ -302,7 +310,7 @@ class Rollout:
             """Our change on top of whatever the service is now (re-applied after a 409)."""
             self._refuse_rival(svc)
             state = self._new_state(svc, candidate)
-            deployed = traffic.deployed(state.base_traffic, candidate, state.tag)
+            deployed = traffic.deployed(state.base_traffic, candidate, state.tag, state.baseline or None)
             out = knative.service_body(
                 svc,
                 self.config,
@@ -311,7 +319,7 @@ class Rollout:
                 labels=knative.labels_for(self.config, self.ctx),
                 annotations=knative.client_annotations(),
             )
-            state = replace(state, metadata=knative.metadata_changes(svc, out) or None)
+            state = _with_changes(state, svc, out)
             out["metadata"].setdefault("annotations", {})[STATE_ANNOTATION] = state.to_annotation()
             planned[:] = [state]
             if not self.config.dry_run:
@@ -323,7 +331,8 @@ class Rollout:
             self.api.replace_service(self.name, body(current), dry_run=True)
             base = planned[0].base_traffic
             phase.detail = traffic.deployed_detail(base, candidate, self.config.tag)
-            self._plan(current, template, traffic.plan(base, candidate, self.config.tag, self.config.steps))
+            blocks = traffic.plan(base, candidate, self.config.tag, self.config.steps, self.baseline or None)
+            self._plan(current, template, blocks)
             return
         # From here on, any failure or cancel puts the service back: the write may land even if we
         # never see its answer, so the undo verifies what is on the service.
@@ -333,6 +342,8 @@ class Rollout:
         self._record("deployed", self.state.written())
 
     def _new_state(self, svc: Obj, candidate: str) -> RolloutState:
+        if self.state is not None and self.state.baseline_only:  # the baseline's write came first
+            return replace(self.state, candidate=candidate, baseline_only=False)
         base = self._pinned_base(svc)
         return RolloutState(
             before=traffic.to_spec(knative.spec_traffic(svc)),
@@ -354,6 +365,8 @@ class Rollout:
             started=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             latest=(svc.get("status") or {}).get("latestReadyRevisionName") or "",
             public_before=self.public_before,
+            jobs=[name for name in (self.config.pre_job, self.config.post_job) if name] or None,
+            baseline="" if self.config.dry_run else self.baseline,  # a dry run's server check: no revision
         )
 
     def _refuse_rival(self, svc: Obj) -> None:
@@ -455,13 +468,29 @@ class Rollout:
         assert self.state is not None
         self._check_ours(self.last or self._require_service())  # tags Cloud Run cleaned up: not written back
         state = self.state.at_step(percent)
-        new = traffic.at_step(self.state.base_traffic, state.candidate, state.tag, percent)
+        new = traffic.at_step(
+            self.state.base_traffic, state.candidate, state.tag, percent, state.baseline or None
+        )
         self._write(lambda svc: knative.with_traffic(svc, new, {STATE_ANNOTATION: state.to_annotation()}))
         self.state = state
         self._record(f"{percent}%", new)
         return self._wait(knative.generation(self.last or {}))
 
     def _bake(self, percent: int) -> str:
+        """The bake, with the action's own load (``load_rps``) on the tag URLs while it lasts."""
+        urls = (
+            (self.result.tag_url or "", self.baseline_url)
+            if self.baseline_url
+            else (self.result.tag_url or "",)
+        )
+        with self.hooks.load(tuple(u for u in urls if u)) as report:
+            detail = self._bake_rounds(percent)
+        sent = report()
+        if sent:
+            self.reporter.info(f"{percent}%: {sent}")
+        return f"{detail}; {sent}" if sent else detail
+
+    def _bake_rounds(self, percent: int) -> str:
         """Hold the step for ``step_interval`` while re-running the smoke check and the canary checks,
         then give the step its final verdict once its own requests are in Cloud Monitoring.
 
@@ -477,6 +506,8 @@ class Rollout:
             every = min(max(interval / 3, 1.0), 15.0)
             while (left := end - self.hooks.clock()) > 0:
                 self._sleep(min(every, left))
+                if self.hooks.ingested is not None and end - self.hooks.clock() <= 0:
+                    break  # over: the final round judges the whole bake once it is in Cloud Monitoring
                 rounds += 1
                 failures = self._judge(percent, self._check_round(percent, started, rounds), failures)
             ended = self.hooks.wall()
@@ -526,12 +557,14 @@ class Rollout:
             "step's requests (sampled every 60 s, visible up to 180 s later)."
         )
         every = min(max(self.hooks.metric_wait / 48, 0.25), 5.0)
+        delay = min(0.1, every)  # a short ingestion (a test's, the emulator's) is seen at once
         while not ingested(candidate, ended):
             left = deadline - self.hooks.clock()
             if left <= 0:
                 self.reporter.info(f"{percent}%: no metric point after the bake arrived in time.")
                 break
-            self._sleep(min(every, left))
+            self._sleep(min(delay, left))
+            delay = min(delay * 1.5, every)
             result = self.hooks.smoke(self.result.tag_url or "")
             if not result.ok:
                 raise RolloutFailed(f"smoke check failed at {percent}%: {result.detail}")
@@ -554,8 +587,12 @@ class Rollout:
             started=started,
             round=round_no,
             ended=ended,
+            baseline=self._compared(),
+            baseline_tag_url=self.baseline_url,
         )
         verdicts = self.hooks.checks(step)
+        kept = [(p, v) for p, v in self.result.analyses if p != percent]
+        self.result.analyses = kept + [(percent, v) for v in verdicts]  # the summary shows the last round
         for v in verdicts:
             state = {True: "ok", False: "FAILED", None: "inconclusive"}[v.ok]
             self.reporter.info(f"{percent}% round {round_no}: {v.name} {state}: {v.detail}")
@@ -815,7 +852,8 @@ class Rollout:
             )
             return Restore("theirs", body, now, message)
         names, ready = self._revisions(api)
-        template_back = state.template is not None and knative.template_name(svc) == state.candidate
+        made = {state.candidate, state.baseline} - {""}  # the template is ours if it made either
+        template_back = state.template is not None and knative.template_name(svc) in made
         before, notes = restored_latest(state, template_back and named)
         gone = {t.revision for t in before if t.revision and t.revision not in names}
         if gone:
@@ -859,6 +897,68 @@ class Rollout:
             f"[{now}]."
         )
 
+    # --- the baseline (baseline: revision) ----------------------------------------------------
+
+    def _deploy_baseline(self, current: Obj, candidate: str) -> Obj:
+        """One write before the candidate's (a Knative write makes one revision): a new revision from
+        the template of the revision that served most before the run, tagged ``baseline`` at 0 %, with
+        the rollout recorded (``baseline_only``), so any failure from here on undoes it too. It and
+        the candidate then become ready side by side."""
+        top = traffic.top_revision(self._pinned_base(current))
+        source = self.api.get_revision(top) if top else None
+        if source is None:
+            raise RolloutFailed(
+                f"baseline: revision needs a revision serving traffic to copy; service {self.name} has "
+                + (f"no revision {top}" if top else "none")
+            )
+        name = self.baseline = baseline.revision_name(candidate)
+        template = baseline.template_from_revision(source, name)
+        self.reporter.info(f"Baseline: revision {name} with the settings of {top}, tagged {BASELINE_TAG!r}.")
+        planned: list[RolloutState] = []
+
+        def body(svc: Obj) -> Obj:
+            self._refuse_rival(svc)
+            state = replace(self._new_state(svc, candidate), baseline=name, baseline_only=True)
+            out = knative.service_body(
+                svc,
+                self.config,
+                template,
+                state.written(),
+                labels=knative.labels_for(self.config, self.ctx),
+                annotations=knative.client_annotations(),
+            )
+            state = _with_changes(state, svc, out)
+            out["metadata"].setdefault("annotations", {})[STATE_ANNOTATION] = state.to_annotation()
+            planned[:] = [state]
+            return out
+
+        if self.config.dry_run:  # the server checks the baseline's write; the plan shows it
+            self.api.replace_service(self.name, body(current), dry_run=True)
+            return current
+
+        self.pending = replace(self._new_state(current, candidate), baseline_only=True)
+        written = self._write(body, current)
+        self.state, self.pending = planned[0], None
+        self._record("baseline", self.state.written())
+        return written
+
+    def _wait_baseline(self, svc: Obj) -> Obj:
+        """Wait until the baseline revision is ready too (usually already: it started first)."""
+        if self.state is None or not self.state.baseline:
+            return svc
+        with self._phase("baseline") as phase:
+            svc = self._wait(knative.generation(svc), candidate=self.state.baseline)
+            self.baseline_url = knative.tag_url(svc, BASELINE_TAG) or ""
+            phase.detail = f"{self.state.baseline} is ready at {self.baseline_url}"
+        return svc
+
+    def _compared(self) -> tuple[str, ...]:
+        """What this step's candidate is compared with (``baseline`` input)."""
+        state = self.state
+        if state is None:
+            return ()
+        return baseline.compared_with(self.config.analysis.baseline, state.base_traffic, state.baseline)
+
     # --- plumbing ----------------------------------------------------------------------------
 
     def _write(
@@ -893,7 +993,7 @@ class Rollout:
         return self._write(lambda svc: knative.with_traffic(svc, knative.spec_traffic(svc), annotations))
 
     def ownership(self, when: str = "") -> str:
-        """"" while the rollout is still ours as we left it (read now), else why not: a job of a
+        """ "" while the rollout is still ours as we left it (read now), else why not: a job of a
         release that someone rolled back or took over must not run on."""
         if self.state is None:
             return ""
@@ -1087,6 +1187,13 @@ class Rollout:
 
     def _phase(self, name: str) -> contextlib.AbstractContextManager[Phase]:
         return recorded_phase(self.result, self.reporter, name, self._now, describe)
+
+
+def _with_changes(state: RolloutState, svc: Obj, body: Obj) -> RolloutState:
+    """``state`` recording the service-level labels and annotations ``body`` changes on ``svc``, on top
+    of those an earlier write of the same rollout changed (the baseline's)."""
+    changes = knative.chain_changes(state.metadata, knative.metadata_changes(svc, body))
+    return replace(state, metadata=changes or None)
 
 
 def join_reasons(reason: str | None, more: str) -> str:

@@ -89,6 +89,9 @@ class RevisionSettings:
     vpc_egress: str | None = None  # all-traffic | private-ranges-only
 
 
+MAX_LOAD_RPS = 100.0  # load_rps is a nudge for quiet services, not a load test
+
+
 @dataclass(frozen=True)
 class AnalysisSettings:
     """Canary analysis on real traffic at each step (Cloud Monitoring and user checks)."""
@@ -101,10 +104,23 @@ class AnalysisSettings:
     check_command: str | None = None
     check_webhook: str | None = None
     failure_threshold: int = 1
+    # Comparison with a baseline (deployer.compare): "none", "revision" (a baseline revision deployed
+    # beside the candidate, same share) or "stable" (the revisions from before the run).
+    baseline: str = "none"
+    max_latency_increase: float | None = None  # percent above the baseline's median and p95
+    max_error_rate_increase: float | None = None  # percentage points of 5xx above the baseline's
+    confidence: float = 95.0  # percent: a difference counts when its p-value is below 1 - confidence
+    load_rps: float | None = None  # requests per second the action itself sends during each bake
+
+    @property
+    def comparisons(self) -> bool:
+        """Any comparative check set (it needs a baseline)."""
+        return self.max_latency_increase is not None or self.max_error_rate_increase is not None
 
     @property
     def metric_thresholds(self) -> bool:
-        return any(v is not None for v in (self.max_error_rate, self.max_latency_p99, self.max_latency_p95))
+        absolute = (self.max_error_rate, self.max_latency_p99, self.max_latency_p95)
+        return any(v is not None for v in absolute) or self.comparisons
 
     @property
     def inconclusive_action(self) -> str:

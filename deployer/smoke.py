@@ -150,8 +150,12 @@ def check(
     should_stop: Callable[[], bool] = never,
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] | None = None,
+    on_attempt: Callable[[str, float, float, int | None], None] | None = None,
 ) -> SmokeResult:
     """GET ``url + settings.path`` until it passes or time runs out (``deadline`` is monotonic).
+
+    ``on_attempt(url, sent, answered, status)`` hears of every request (epoch seconds; status None
+    without an answer): the canary analysis leaves the action's own requests out of the metrics.
 
     Without ``deadline`` the budget is ``settings.timeout``; after the last wait (cut short at the
     deadline) there is always one more attempt.
@@ -172,7 +176,10 @@ def check(
         while True:
             attempts += 1
             timeout = max(MIN_REQUEST_TIMEOUT, min(MAX_REQUEST_TIMEOUT, end - time.monotonic()))
+            sent = time.time()
             outcome = checker.attempt(timeout)
+            if on_attempt is not None:
+                on_attempt(checker.url, sent, time.time(), outcome.status)
             if outcome.ok:
                 return outcome
             if not checker.maybe_switch_to_token(outcome):  # a switch is retried at once

@@ -61,6 +61,13 @@ class RolloutState:
     metadata: dict[str, dict[str, list[str | None]]] | None = None
     # Whether allUsers could invoke the service before the run, when this run changes it (None: no change).
     public_before: bool | None = None
+    # The Cloud Run jobs whose executions this rollout may start (pre_job, post_job): whoever ends or
+    # takes over the rollout stops those executions of them that carry its token (deployer.jobs).
+    jobs: list[str] | None = None
+    # baseline: revision -- the baseline revision (tag ``baseline``, the candidate's share at each
+    # step), and whether only its write (the one before the candidate's) has landed so far.
+    baseline: str = ""
+    baseline_only: bool = False
 
     @property
     def base_traffic(self) -> Traffic:
@@ -73,7 +80,9 @@ class RolloutState:
 
     def written(self) -> Traffic:
         """The traffic this rollout wrote last, together with this record (its ``step``)."""
-        return traffic.at_step(self.base_traffic, self.candidate, self.tag, self.step)
+        if self.baseline_only:
+            return traffic.deployed(self.base_traffic, self.baseline, traffic.BASELINE_TAG)
+        return traffic.at_step(self.base_traffic, self.candidate, self.tag, self.step, self.baseline or None)
 
     def same_owner(self, other: RolloutState) -> bool:
         """Whether both records come from one process (older records: one run attempt)."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 LATEST = "LATEST"
+BASELINE_TAG = "baseline"  # the tag of the baseline revision a comparison deploys (baseline: revision)
 
 
 @dataclass(frozen=True)
@@ -118,30 +119,47 @@ def apportion(weights: list[int], total: int) -> list[int]:
     return out
 
 
-def with_candidate(base: Traffic, candidate: str, tag: str, percent: int) -> Traffic:
+def with_candidate(
+    base: Traffic, candidate: str, tag: str, percent: int, baseline: str | None = None
+) -> Traffic:
     """``base`` with ``candidate`` at ``percent`` under ``tag``; the others scaled down proportionally.
 
     Every tag but ours stays where it was (at 0 % if its revision no longer serves); our tag moves to
     the candidate. Entries that drop to 0 % stay, untagged, at 0 %: a revision the traffic block
     names cannot be deleted, so a rollback always finds every revision it must restore (see
     ``promoted`` for the block that finally lets them go). Percents always sum to 100.
+
+    With a ``baseline`` revision, it gets the candidate's share too (``baseline_share``) under the
+    tag ``baseline``, and the revisions from before the run share what is left.
     """
     if not 0 <= percent <= 100:
         raise TrafficError(f"percent {percent} is not between 0 and 100")
-    others = _untagged(tuple(t for t in base if t.revision != candidate), tag)
+    others = _untagged(tuple(t for t in base if t.revision not in (candidate, baseline)), tag)
+    if baseline:
+        others = _untagged(tuple(others), BASELINE_TAG)
     kept_tags = [replace(t, percent=0) for t in base if t.revision == candidate and t.tag and t.tag != tag]
     if sum(t.percent for t in others) == 0:
         percent = 100  # nothing else serves: the candidate must take it all
-    scaled = apportion([t.percent for t in others], 100 - percent)
+    twin = baseline_share(percent) if baseline else 0
+    scaled = apportion([t.percent for t in others], 100 - percent - twin)
     out = [replace(t, percent=p) for t, p in zip(others, scaled, strict=True)]
-    return (*out, *kept_tags, Target(revision=candidate, percent=percent, tag=tag))
+    paired = [Target(revision=baseline, percent=twin, tag=BASELINE_TAG)] if baseline and percent < 100 else []
+    return (*out, *paired, *kept_tags, Target(revision=candidate, percent=percent, tag=tag))
 
 
-def deployed(base: Traffic, candidate: str, tag: str) -> Traffic:
-    """The first write: ``base`` unchanged but for our tag, which moves to ``candidate`` at 0 %."""
-    out = [replace(t, tag=None) if t.tag == tag and t.revision != candidate else t for t in base]
+def baseline_share(percent: int) -> int:
+    """The baseline's share when the candidate has ``percent``: the same, or what is left above 50 %."""
+    return min(percent, 100 - percent)
+
+
+def deployed(base: Traffic, candidate: str, tag: str, baseline: str | None = None) -> Traffic:
+    """The first write: ``base`` unchanged but for our tag, which moves to ``candidate`` at 0 %
+    (and, with a ``baseline`` revision, the tag ``baseline``, which moves to it at 0 %)."""
+    out = tuple(replace(t, tag=None) if t.tag == tag and t.revision != candidate else t for t in base)
+    if baseline:
+        out = (*deployed(out, baseline, BASELINE_TAG),)
     if any(t.revision == candidate and t.tag == tag for t in out):
-        return tuple(out)  # the candidate is a revision from before (same settings), already ours
+        return out  # the candidate is a revision from before (same settings), already ours
     return (*out, Target(revision=candidate, percent=0, tag=tag))
 
 
@@ -154,14 +172,15 @@ def deployed_detail(base: Traffic, candidate: str, tag: str) -> str:
     return f"revision {candidate} tagged {tag!r} with no traffic"
 
 
-def at_step(base: Traffic, candidate: str, tag: str, percent: int) -> Traffic:
+def at_step(base: Traffic, candidate: str, tag: str, percent: int, baseline: str | None = None) -> Traffic:
     """What the rollout writes at ``percent`` (0: the first write). Every pre-run revision stays
     referenced (at 0 % if its share scaled to nothing) up to and including the 100 % step, so cleanup
     cannot delete what a rollback needs while the rollout bakes, pauses or runs its post job; only
-    the promote lets them go (``promoted``), a write that moves no request (``same_routes``)."""
+    the promote lets them go (``promoted``), a write that moves no request (``same_routes``). The
+    baseline revision, if any, has the candidate's share below 100 % and is gone at 100 %."""
     if percent == 0:
-        return deployed(base, candidate, tag)
-    return with_candidate(base, candidate, tag, percent)
+        return deployed(base, candidate, tag, baseline)
+    return with_candidate(base, candidate, tag, percent, baseline)
 
 
 def promoted(base: Traffic, candidate: str, tag: str) -> Traffic:
@@ -214,12 +233,14 @@ def same(a: Traffic, b: Traffic) -> bool:
     return key(a) == key(b)
 
 
-def plan(base: Traffic, candidate: str, tag: str, steps: tuple[int, ...]) -> list[Traffic]:
+def plan(
+    base: Traffic, candidate: str, tag: str, steps: tuple[int, ...], baseline: str | None = None
+) -> list[Traffic]:
     """Traffic after the first write and after each step."""
-    return [at_step(base, candidate, tag, p) for p in (0, *(p for p in steps if p))]
+    return [at_step(base, candidate, tag, p, baseline) for p in (0, *(p for p in steps if p))]
 
 
-def _untagged(traffic: Traffic, tag: str) -> list[Target]:
+def _untagged(traffic: Traffic | list[Target], tag: str) -> list[Target]:
     """``traffic`` with our tag removed (the entry stays, untagged, so its revision stays named)."""
     return [replace(t, tag=None) if t.tag == tag else t for t in traffic]
 

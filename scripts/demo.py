@@ -7,7 +7,10 @@ while we measure who answers.
    is Ready and smoke-checked, before any traffic moves; then roll out "green" in steps 10 %, 50 %,
    100 %, counting blue/green answers on the service URL live,
 3. try a broken release: its smoke check fails and traffic stays exactly where it was,
-4. roll back to blue by hand (mode rollback), as a workflow_dispatch would.
+4. roll back to blue by hand (mode rollback), as a workflow_dispatch would,
+5. try a release 60 ms slower than blue: every absolute threshold (1 % 5xx, p95 500 ms, p99 1 s) lets
+   it through, but a baseline revision of blue deployed beside it, with the same share, shows it is
+   slower with significance, and it is rolled back at its first step; the summary says why.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ SERVICE = "color-api"
 
 
 def start_emulator(ready_delay: float) -> tuple[subprocess.Popen[str], str]:
+    # Cloud Monitoring's 60 s sampling and 180 s lag, scaled down to 1 s each for a demo.
     cmd = [sys.executable, "-m", "cloudrun_emulator", "--port", "0", "--ready-delay", str(ready_delay)]
+    cmd += ["--metric-sampling", "1", "--metric-lag", "1"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
@@ -46,9 +51,10 @@ def heading(title: str) -> None:
     print(f"\n\033[1m=== {title} ===\033[0m" if bold else f"\n=== {title} ===", flush=True)
 
 
-def run_action(api: str, title: str, **inputs: str) -> dict[str, str]:
+def run_action(api: str, title: str, *, summary: str = "", **inputs: str) -> dict[str, str]:
     """Run the command line (``python -m deployer``) as a person would in a terminal: the log (for a
-    person: headings, no workflow commands) goes to the terminal, the outputs come back as JSON."""
+    person: headings, no workflow commands) goes to the terminal, the outputs come back as JSON.
+    With ``summary``, the lines of the job summary that contain it are printed too."""
     heading(title)
     values = {"api_endpoint": api, "project_id": "demo-project", "service": SERVICE, **inputs}
     args = [sys.executable, "-m", "deployer"]
@@ -57,9 +63,14 @@ def run_action(api: str, title: str, **inputs: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as tmp:
+        env["GITHUB_STEP_SUMMARY"] = str(Path(tmp) / "summary.md")
         proc = subprocess.run(
             [*args, "--output", "json"], env=env, cwd=tmp, stdout=subprocess.PIPE, text=True
         )
+        written = Path(env["GITHUB_STEP_SUMMARY"])
+        lines = written.read_text(encoding="utf-8").splitlines() if summary and written.exists() else []
+        for line in (line for line in lines if summary in line):
+            print(f"--> summary: {line.strip()}")
     try:
         outputs: dict[str, str] = json.loads(proc.stdout or "{}")
     except ValueError:
@@ -141,12 +152,33 @@ def main() -> int:
         time.sleep(1.5)
         back = run_action(api, "4. manual rollback to the previous stable revision (blue)", mode="rollback")
         time.sleep(1.5)
+        slower = run_action(
+            api,
+            "5. a release 60 ms slower: every absolute threshold passes it, the baseline comparison stops it",
+            summary="latency: p50",
+            image="sample/slow",
+            env_vars="COLOR=slow\nDELAY_MS=60",
+            steps="50,100",
+            step_interval=args.step_interval,
+            max_error_rate="1",
+            max_latency_p95="500",
+            max_latency_p99="1000",
+            baseline="revision",
+            max_latency_increase="20",
+            load_rps="20",
+        )
+        time.sleep(1.5)
         meter.stop.set()
         meter.join()
-        print("\nFinal traffic:", json.dumps(json.loads(back.get("traffic", "[]")), indent=1))
-        ok = (green.get("result"), green.get("job_result"), broken.get("result"), back.get("result")) == (
+        print("\nFinal traffic:", json.dumps(json.loads(slower.get("traffic", "[]")), indent=1))
+        results = (green, green, broken, back, slower)
+        ok = tuple(
+            r.get(k)
+            for r, k in zip(results, ("result", "job_result", "result", "result", "result"), strict=True)
+        ) == (
             "promoted",
             "succeeded",
+            "rolled_back",
             "rolled_back",
             "rolled_back",
         )

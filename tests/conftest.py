@@ -56,7 +56,7 @@ def interleaved(items: list[pytest.Item]) -> list[pytest.Item]:
         rest.extend(queue.pop(0) for queue in queues)
         queues = [queue for queue in queues if queue]
     mixed = [item for pair in zip(long, rest, strict=False) for item in pair]
-    return mixed + long[len(rest) :] + rest[len(long) :]  # the longer list's tail, whichever it is
+    return mixed + long[len(rest) :] + rest[len(long) :]  # whichever is longer goes on alone
 
 
 @pytest.fixture(scope="session")

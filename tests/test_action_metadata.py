@@ -35,6 +35,11 @@ EXTRA_INPUTS = {
     "check_command",
     "check_webhook",
     "failure_threshold",
+    "baseline",
+    "max_latency_increase",
+    "max_error_rate_increase",
+    "confidence",
+    "load_rps",
     "container",
     "production_environment",
     *JOB_DEFAULTS,  # Cloud Run jobs around the rollout (issue 15)

@@ -97,3 +97,23 @@ def test_join_reasons_says_each_sentence_once() -> None:
     assert join_reasons("took over", "took over") == "took over"
     assert join_reasons(None, "restored") == "restored"
     assert join_reasons("smoke check failed", "restored") == "smoke check failed; restored"
+
+
+def test_two_writes_changes_keep_the_value_before_the_first() -> None:
+    first: knative.MetadataChanges = {"labels": {"team": ["web", "payments"], "tier": [None, "1"]}}
+    then: knative.MetadataChanges = {"labels": {"team": ["payments", "web"], "x": [None, "y"]}}
+    assert knative.chain_changes(first, then) == {"labels": {"tier": [None, "1"], "x": [None, "y"]}}
+    assert knative.chain_changes(None, then) == then
+
+
+def test_interleaving_keeps_every_test() -> None:
+    """The xdist order (tests/conftest.py) used to drop the long tests beyond the others' count."""
+    from types import SimpleNamespace
+
+    from tests.conftest import interleaved
+
+    def item(nodeid: str, long: bool) -> Any:
+        return SimpleNamespace(nodeid=nodeid, get_closest_marker=lambda name: long and name == "long")
+
+    items = [item(f"a.py::long{i}", True) for i in range(5)] + [item("b.py::short", False)]
+    assert sorted(i.nodeid for i in interleaved(items)) == sorted(i.nodeid for i in items)

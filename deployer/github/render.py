@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from deployer.github.files import SUMMARY_BUDGET
 from deployer.github.text import PHASE_MARK, cap_bytes, one_line, truncate
-from deployer.result import JobRun, Outcome, Phase, RolloutResult, is_failure
+from deployer.result import JobRun, Outcome, Phase, RolloutResult, Verdict, is_failure
 from deployer.settings import Config
 from deployer.traffic import Target, Traffic
 
@@ -88,6 +88,8 @@ def render_summary(result: RolloutResult, config: Config | None = None) -> str:
         parts.append(f"**Reason:** {md_text(result.reason, 2000)}")
     if result.phases:
         parts.append("### Phases\n\n" + _phases_table(result.phases))
+    if result.analyses:
+        parts.append("### Canary analysis\n\n" + _analyses_table(result.analyses))
     if result.jobs:
         parts.append("### Cloud Run jobs\n\n" + _jobs_table(result.jobs))
     parts.append(_traffic_section("Traffic before", result.traffic_before))
@@ -143,6 +145,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _phases_table(phases: Sequence[Phase]) -> str:
     rows = [(_cell(p.name, 80), f"{p.duration:.1f}", PHASE_MARK[p.ok], _cell(p.detail, 300)) for p in phases]
     return _table(("Phase", "Duration (s)", "Result", "Detail"), rows)
+
+
+def _analyses_table(analyses: Sequence[tuple[int, Verdict]]) -> str:
+    """Each step's deciding verdicts, every number included (the comparison's detail names both
+    sides' requests, 5xx %, p50/p95/p99, the p-value and the effect against its allowance)."""
+    marks = {True: "✅ pass", False: "❌ fail", None: "⚠️ inconclusive"}
+    rows = [(f"{p}%", _cell(v.name, 40), marks[v.ok], _cell(v.detail, 1500)) for p, v in analyses]
+    return _table(("Step", "Check", "Verdict", "Why"), rows)
 
 
 def _jobs_table(jobs: Sequence[JobRun]) -> str:

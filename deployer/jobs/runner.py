@@ -499,10 +499,11 @@ def stop_jobs_of_rollout(
 def rollout_stopper(api: CloudRun, reporter: Reporter) -> Callable[[RolloutState], list[Stopped]]:
     """For ``rollout.Hooks.stop_jobs``: stop the executions of a rollout being undone by a re-run, a
     takeover or mode rollback. Its jobs may not be this run's (another workflow; mode rollback names
-    none): every job's executions are searched for its token -- a rare event, one paged list."""
+    none): the record names them; a record of an older version names none, and then every job's
+    executions are searched for its token -- a rare event, one paged list."""
 
     def stop(recorded: RolloutState) -> list[Stopped]:
-        return stop_jobs_of_rollout(api, ("",), recorded.token, reporter)
+        return stop_jobs_of_rollout(api, recorded.jobs or ("",), recorded.token, reporter)
 
     return stop
 
