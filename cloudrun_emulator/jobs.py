@@ -40,11 +40,14 @@ from cloudrun_emulator.store import (
     ApiError,
     StoredCondition,
     check_version,
+    in_scope,
     invalid,
     not_found,
     now_iso,
     page,
     prune,
+    same_project,
+    scope_project,
     status_object,
     url_name_mismatch,
 )
@@ -337,7 +340,7 @@ class JobStore:
 
     def list_jobs(self, ns: str, selector: str, limit: int, token: str) -> dict[str, Any]:
         with self.lock:
-            found = sorted((j for j in self.jobs.values() if j.namespace == ns), key=lambda j: -j.seq)
+            found = sorted((j for j in self.jobs.values() if in_scope(j.namespace, ns)), key=lambda j: -j.seq)
             items = [self._render_job(j) for j in found]
         return _page("JobList", items, selector, limit, token)
 
@@ -407,7 +410,9 @@ class JobStore:
 
     def list_executions(self, ns: str, selector: str, limit: int, token: str) -> dict[str, Any]:
         with self.lock:
-            found = sorted((e for e in self.executions.values() if e.namespace == ns), key=lambda e: -e.seq)
+            found = sorted(
+                (e for e in self.executions.values() if in_scope(e.namespace, ns)), key=lambda e: -e.seq
+            )
             items = [self._render_execution(e) for e in found]
         return _page("ExecutionList", items, selector, limit, token)
 
@@ -453,7 +458,9 @@ class JobStore:
 
     def list_tasks(self, ns: str, selector: str, limit: int, token: str) -> dict[str, Any]:
         with self.lock:
-            found = sorted((e for e in self.executions.values() if e.namespace == ns), key=lambda e: -e.seq)
+            found = sorted(
+                (e for e in self.executions.values() if in_scope(e.namespace, ns)), key=lambda e: -e.seq
+            )
             items = [self._render_task(e, t) for e in found for t in e.tasks]
         return _page("TaskList", items, selector, limit, token)
 
@@ -657,8 +664,8 @@ class JobStore:
     def _meta(self, ns: str, kind: str, name: str, uid: str, version: str, created: str) -> dict[str, Any]:
         return {
             "name": name,
-            "namespace": ns,
-            "selfLink": f"{PREFIX}/{ns}/{kind}/{name}",
+            "namespace": scope_project(ns),
+            "selfLink": f"{PREFIX}/{scope_project(ns)}/{kind}/{name}",
             "uid": uid,
             "resourceVersion": version,
             "creationTimestamp": created,
@@ -822,7 +829,8 @@ def log_uri(ns: str, job: str, execution: str) -> str:
         f'resource.type="cloud_run_job"\nresource.labels.job_name="{job}"\n'
         f'labels."run.googleapis.com/execution_name"="{execution}"'
     )
-    return f"https://console.cloud.google.com/logs/viewer?project={ns}&advancedFilter={quote(query, safe='')}"
+    project, advanced = scope_project(ns), quote(query, safe="")
+    return f"https://console.cloud.google.com/logs/viewer?project={project}&advancedFilter={advanced}"
 
 
 def _counts(execution: Execution) -> str:
@@ -848,8 +856,8 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 def _check_namespace(ns: str, meta: dict[str, Any]) -> list[Violation]:
     given = meta.get("namespace")
-    if given and given != ns:
-        text = f"metadata.namespace: '{given}' does not match the namespace in the URL '{ns}'"
+    if given and not same_project(given, ns):
+        text = f"metadata.namespace: '{given}' does not match the project in the URL"
         return [Violation("metadata.namespace", text)]
     return []
 

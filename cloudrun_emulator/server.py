@@ -36,6 +36,7 @@ from cloudrun_emulator.monitoring import (
 )
 from cloudrun_emulator.schema import SchemaError, Violation, validate
 from cloudrun_emulator.store import (
+    ANY_REGION,
     DEFAULT_REGION,
     ApiError,
     Store,
@@ -43,6 +44,7 @@ from cloudrun_emulator.store import (
     locations,
     project_resource,
     prune,
+    scope,
 )
 
 RECONCILE_SECONDS = 0.05
@@ -145,10 +147,13 @@ class Api:
     def dispatch(
         self, method: str, path: str, query: Mapping[str, str], body: Any, region: str = DEFAULT_REGION
     ) -> Reply:
-        """Route one API request; ``region`` is where a created service lives."""
+        """Route one API request to the project AND region it addresses (``region``: from a
+        ``locations/R`` path, else the regional host): a name is unique per project and region."""
+        if region == ANY_REGION and method != "GET":
+            raise ApiError(400, "INVALID_ARGUMENT", "Location '-' is only valid for listing; name a region.")
         match = IAM.match(path)
         if match:
-            return self._iam(method, match, query, body)
+            return self._iam(method, match, query, body, region)
         match = LOCATIONS.match(path)
         if match and method == "GET":
             return Reply(200, locations(match["ns"]))
@@ -157,7 +162,8 @@ class Api:
             return Reply(200, project_resource(match["ns"]))
         match = KNATIVE.match(path) or V1_RESOURCE.match(path)
         if match:
-            return self._resource(method, match["ns"], match["kind"], match["name"], query, body, region)
+            where = scope(match["ns"], region)
+            return self._resource(method, where, match["kind"], match["name"], query, body, region)
         match = RUN_V1.match(path)
         if match:
             return Reply(200, self._run_v1(method, match, query, body, region))
@@ -219,7 +225,7 @@ class Api:
         self, method: str, match: re.Match[str], query: Mapping[str, str], body: Any, region: str
     ) -> dict[str, Any]:
         """Jobs, executions and tasks (``apis/run.googleapis.com/v1``): the same strict parsing."""
-        ns, kind, name, verb = match["ns"], match["kind"], match["name"], match["verb"]
+        ns, kind, name, verb = scope(match["ns"], region), match["kind"], match["name"], match["verb"]
         jobs = self.jobs
         if verb is not None:
             if method != "POST" or (kind, verb) not in (("jobs", "run"), ("executions", "cancel")):
@@ -251,9 +257,11 @@ class Api:
             return jobs.delete_job(ns, name) if kind == "jobs" else jobs.delete_execution(ns, name)
         raise ApiError(405, "UNIMPLEMENTED", f"Method {method} is not supported on this resource.")
 
-    def _iam(self, method: str, match: re.Match[str], query: Mapping[str, str], body: Any) -> Reply:
+    def _iam(
+        self, method: str, match: re.Match[str], query: Mapping[str, str], body: Any, region: str
+    ) -> Reply:
         """getIamPolicy (GET, or POST like the gRPC transcoding allows), setIamPolicy, testIamPermissions."""
-        ns, name = match["ns"], match["name"]
+        ns, name = scope(match["ns"], region), match["name"]
         if match["verb"] == "getIamPolicy" and method in ("GET", "POST"):
             options = (body or {}).get("options") if isinstance(body, dict) else None
             version = query.get("options.requestedPolicyVersion") or str(

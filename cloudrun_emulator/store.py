@@ -48,6 +48,40 @@ LOCATIONS = {
 }
 
 
+ANY_REGION = "-"  # gcloud lists every region of a project at ``locations/-``
+
+
+def project_key(ns: str) -> str:
+    """A project as the store keys it: its number. Cloud Run paths name a project by ID or number alike
+    (run.v1.json: "namespace ID or number"), and answers carry the number."""
+    return ns if ns.isdigit() else project_number(ns)
+
+
+def scope(ns: str, region: str) -> str:
+    """Where a service, revision or job lives: a project AND a region (``<number>/<region>``).
+
+    In Cloud Run a name is unique per project and region: ``web`` in europe-west1 and ``web`` in
+    us-central1 are two services, each with its own revisions, URLs and IAM policy.
+    """
+    return f"{project_key(ns)}/{region}"
+
+
+def scope_project(key: str) -> str:
+    """The project number of a scope (what ``metadata.namespace`` shows)."""
+    return key.split("/", 1)[0]
+
+
+def in_scope(namespace: str, key: str) -> bool:
+    """Does an object's scope fall under ``key`` (a region, or ``-``: every region of the project)?"""
+    project, _, region = key.partition("/")
+    return namespace == key or (region == ANY_REGION and scope_project(namespace) == project)
+
+
+def same_project(given: str, ns: str) -> bool:
+    """Does ``metadata.namespace`` (ID or number) name the project of the scope or URL ``ns``?"""
+    return project_key(given) == project_key(scope_project(ns))
+
+
 class ApiError(Exception):
     """An error the HTTP layer turns into Google's error body."""
 
@@ -292,8 +326,8 @@ class Store:
     def _check_namespace(self, ns: str, body: dict[str, Any]) -> list[Violation]:
         """metadata.namespace, when given, must be the one in the URL."""
         given = body.get("metadata", {}).get("namespace")
-        if given and given != ns:
-            text = f"metadata.namespace: '{given}' does not match the namespace in the URL '{ns}'"
+        if given and not same_project(given, ns):
+            text = f"metadata.namespace: '{given}' does not match the project in the URL"
             return [Violation("metadata.namespace", text)]
         return []
 
@@ -435,7 +469,9 @@ class Store:
         """services.list: newest first, label selector, limit/continue paging."""
         with self.lock:
             found = sorted(
-                (s for s in self.services.values() if s.namespace == ns), key=lambda s: s.seq, reverse=True
+                (s for s in self.services.values() if in_scope(s.namespace, ns)),
+                key=lambda s: s.seq,
+                reverse=True,
             )
             for service in found:
                 self._reconcile(service)
@@ -596,8 +632,8 @@ class Store:
         """Object metadata shared by the service and its route/configuration views."""
         return {
             "name": service.name,
-            "namespace": service.namespace,
-            "selfLink": f"{NS_PREFIX}/{service.namespace}/{kind}/{service.name}",
+            "namespace": scope_project(service.namespace),
+            "selfLink": f"{NS_PREFIX}/{scope_project(service.namespace)}/{kind}/{service.name}",
             "uid": service.uid,
             "resourceVersion": service.resource_version,
             "generation": service.generation,
@@ -639,9 +675,11 @@ class Store:
     def list_revisions(self, ns: str, selector: str, limit: int, token: str) -> dict[str, Any]:
         """revisions.list, newest first."""
         with self.lock:
-            for service in [s for s in self.services.values() if s.namespace == ns]:
+            for service in [s for s in self.services.values() if in_scope(s.namespace, ns)]:
                 self._reconcile(service)
-            found = sorted((r for r in self.revisions.values() if r.namespace == ns), key=lambda r: -r.seq)
+            found = sorted(
+                (r for r in self.revisions.values() if in_scope(r.namespace, ns)), key=lambda r: -r.seq
+            )
             items = [self._render_revision(r) for r in found]
         return page("RevisionList", items, selector, limit, token, self._list_version())
 
@@ -707,8 +745,8 @@ class Store:
                 "kind": "Revision",
                 "metadata": {
                     "name": revision.name,
-                    "namespace": revision.namespace,
-                    "selfLink": f"{NS_PREFIX}/{revision.namespace}/revisions/{revision.name}",
+                    "namespace": scope_project(revision.namespace),
+                    "selfLink": f"{NS_PREFIX}/{scope_project(revision.namespace)}/revisions/{revision.name}",
                     "uid": revision.uid,
                     "resourceVersion": revision.resource_version,
                     "generation": 1,
@@ -750,7 +788,9 @@ class Store:
         """routes.list / configurations.list."""
         with self.lock:
             found = sorted(
-                (s for s in self.services.values() if s.namespace == ns), key=lambda s: s.seq, reverse=True
+                (s for s in self.services.values() if in_scope(s.namespace, ns)),
+                key=lambda s: s.seq,
+                reverse=True,
             )
             for service in found:
                 self._reconcile(service)
@@ -1055,7 +1095,7 @@ def log_url(revision: Revision) -> str:
     """Where Cloud Run would point for the revision's logs."""
     return (
         "https://console.cloud.google.com/logs/viewer?project="
-        f"{revision.namespace}&resource=cloud_run_revision/service_name/{revision.service}"
+        f"{scope_project(revision.namespace)}&resource=cloud_run_revision/service_name/{revision.service}"
         f"/revision_name/{revision.name}"
     )
 

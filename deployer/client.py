@@ -8,11 +8,13 @@ they are repeated, so a lost response never causes a second, different write.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -216,6 +218,30 @@ IAM_POLICY_VERSION = 3
 _POLICY_V3 = {"options.requestedPolicyVersion": str(IAM_POLICY_VERSION)}
 
 
+def regional_endpoint(base: str, region: str) -> str:
+    """Where a Knative-style call of ``region`` goes through the endpoint override ``base``.
+
+    Cloud Run's v1 API addresses services and revisions by location (``/v1/projects/P/locations/R``),
+    but jobs, executions and tasks only as ``namespaces/P`` on a regional endpoint. gcloud derives
+    that endpoint from an override by prefixing the region to its host
+    (command_lib/run/connection_context.DeriveRegionalEndpoint): so does this, for a host name. An
+    IP address or ``localhost`` (an emulator) has no regional form and is used as it is.
+    """
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    if not host or host == "localhost" or _is_ip(host):
+        return base
+    return urlunsplit(parts._replace(netloc=f"{region}-{parts.netloc}"))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class CloudRun:
     """Admin API v1 client: services, revisions and IAM for one project and region."""
 
@@ -247,6 +273,8 @@ class CloudRun:
         base = api_endpoint.rstrip("/") if api_endpoint else None
         self.knative_base = base or f"https://{region}-run.googleapis.com"
         self.iam_base = base or "https://run.googleapis.com"
+        # Jobs have no location path in v1: through an override they go to its regional form.
+        self.jobs_base = regional_endpoint(base, region) if base else self.knative_base
         self.request_count: dict[str, int] = (
             request_count if request_count is not None else {"read": 0, "write": 0}
         )
@@ -270,7 +298,12 @@ class CloudRun:
     # ---- URLs -------------------------------------------------------------------------------
 
     def _ns(self, kind: str, name: str | None = None) -> str:
-        url = f"{self.knative_base}/{KNATIVE}/namespaces/{self.project}/{kind}"
+        """Services and revisions: by location through an override (one endpoint serves every
+        region, as run.googleapis.com does), else Knative-style at the regional endpoint."""
+        if self.api_endpoint:
+            url = f"{self.knative_base}/v1/projects/{self.project}/locations/{self.region}/{kind}"
+        else:
+            url = f"{self.knative_base}/{KNATIVE}/namespaces/{self.project}/{kind}"
         return f"{url}/{name}" if name else url
 
     def _iam(self, service: str, verb: str) -> str:
@@ -353,7 +386,7 @@ class CloudRun:
     # ---- jobs and executions (apis/run.googleapis.com/v1) -----------------------------------
 
     def _run_ns(self, kind: str, name: str | None = None) -> str:
-        url = f"{self.knative_base}/{RUN_V1}/namespaces/{self.project}/{kind}"
+        url = f"{self.jobs_base}/{RUN_V1}/namespaces/{self.project}/{kind}"
         return f"{url}/{name}" if name else url
 
     def get_job(self, name: str) -> dict[str, Any] | None:

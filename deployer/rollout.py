@@ -326,10 +326,11 @@ class Rollout:
                 self.pending = state  # from here on, a failure or cancel undoes what may have landed
             return out
 
-        phase.detail = f"revision {candidate} tagged {self.config.tag!r} with no traffic"
+        phase.detail = f"revision {candidate} tagged {self.config.tag!r}"
         if self.config.dry_run:
             self.api.replace_service(self.name, body(current), dry_run=True)
             base = planned[0].base_traffic
+            phase.detail = traffic.deployed_detail(base, candidate, self.config.tag)
             blocks = traffic.plan(base, candidate, self.config.tag, self.config.steps, self.baseline or None)
             self._plan(current, template, blocks)
             return
@@ -337,6 +338,7 @@ class Rollout:
         # never see its answer, so the undo verifies what is on the service.
         self._write(body, current)
         self.state, self.pending = planned[0], None
+        phase.detail = traffic.deployed_detail(self.state.base_traffic, candidate, self.config.tag)
         self._record("deployed", self.state.written())
 
     def _new_state(self, svc: Obj, candidate: str) -> RolloutState:

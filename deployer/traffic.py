@@ -163,6 +163,15 @@ def deployed(base: Traffic, candidate: str, tag: str, baseline: str | None = Non
     return (*out, Target(revision=candidate, percent=0, tag=tag))
 
 
+def deployed_detail(base: Traffic, candidate: str, tag: str) -> str:
+    """What the first write did, in words that never call a serving revision one "with no traffic"
+    (a candidate that is a revision from before keeps the share it had)."""
+    share = shares(deployed(base, candidate, tag)).get(candidate, 0)
+    if share:
+        return f"revision {candidate} tagged {tag!r}, already serving {share} % before this run"
+    return f"revision {candidate} tagged {tag!r} with no traffic"
+
+
 def at_step(base: Traffic, candidate: str, tag: str, percent: int, baseline: str | None = None) -> Traffic:
     """What the rollout writes at ``percent`` (0: the first write). Every pre-run revision stays
     referenced (at 0 % if its share scaled to nothing) up to and including the 100 % step, so cleanup

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,13 @@ class Api:
         self.base = base.rstrip("/")
         self.project = project
         self.region = region
-        self.ns = f"{self.base}/apis/serving.knative.dev/v1/namespaces/{project}"
+        # The Knative paths carry no region (the emulator's plain host means us-central1); any other
+        # region is addressed by location, as Cloud Run's v1 API allows through one endpoint.
+        self.ns = (
+            f"{self.base}/apis/serving.knative.dev/v1/namespaces/{project}"
+            if region == "us-central1"
+            else f"{self.base}/v1/projects/{project}/locations/{region}"
+        )
         self.http = requests.Session()
 
     # ---- raw calls -------------------------------------------------------------------------------
@@ -126,6 +133,14 @@ class Api:
         resp = self.put(svc)
         assert resp.status_code == 200, resp.text
         return self.wait_ready(name)
+
+
+def api_path(project: str, rest: str = "") -> str:
+    """A regex for API paths of ``project`` in either form the action uses: Knative-style
+    (``namespaces/P``, at a regional endpoint) or by location (``projects/P/locations/R``, the form it
+    uses through an endpoint override)."""
+    name = re.escape(project)
+    return rf"/(?:namespaces/{name}|projects/{name}/locations/[a-z0-9-]+)/{rest}"
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:

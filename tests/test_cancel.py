@@ -22,7 +22,7 @@ import pytest
 from cloudrun_emulator import Emulator
 from deployer.state import STATE_ANNOTATION
 from devtools import harness
-from tests.cloudrun import Api, routing
+from tests.cloudrun import Api, api_path, routing
 from tests.test_rollout_e2e import split_two_revisions
 
 SERVICE = "shop"
@@ -55,7 +55,7 @@ def writes(emu: Emulator, project: str, since: float = 0.0) -> list[dict[str, An
         r
         for r in emu.requests()
         if r["method"] in ("PUT", "POST")
-        and f"/namespaces/{project}/services" in r["path"]
+        and re.search(api_path(project, "services"), r["path"])
         and r["status"] == 200
         and r["time"] >= since
     ]
@@ -202,7 +202,7 @@ def test_sigterm_while_an_api_call_hangs(own_emulator: Emulator, project: str, t
     api = Api(emu.url, project)
     split_two_revisions(api, SERVICE)
     rule = emu.faults.add(
-        method="GET", path=rf"/namespaces/{project}/revisions/{CANDIDATE}$", action="hang", delay=20
+        method="GET", path=api_path(project, rf"revisions/{CANDIDATE}$"), action="hang", delay=20
     )
     with harness.start(inputs(emu, project), tmp_path=tmp_path) as running:
         wait_until(lambda: rule not in emu.faults.rules(), what="the hanging call")

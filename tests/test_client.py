@@ -34,7 +34,8 @@ from deployer.client import (
 
 PROJECT = "proj"
 REGION = "us-central1"
-NS = f"/apis/serving.knative.dev/v1/namespaces/{PROJECT}"
+NS = f"/apis/serving.knative.dev/v1/namespaces/{PROJECT}"  # at a regional endpoint
+LOC = f"/v1/projects/{PROJECT}/locations/{REGION}"  # through an endpoint override
 SECRET = "ya29.SECRET-TOKEN-VALUE"
 FAST = RetryPolicy(
     attempts=6, base_delay=0.01, max_delay=0.05, total=10.0, connect_timeout=1.0, read_timeout=0.4
@@ -497,7 +498,7 @@ def test_get_service_404_is_none(server: ScriptedServer) -> None:
     api, _, _ = make(server)
     assert api.get_service("missing") is None
     assert api.get_revision("missing") is None
-    assert [r.path for r in server.requests] == [f"{NS}/services/missing", f"{NS}/revisions/missing"]
+    assert [r.path for r in server.requests] == [f"{LOC}/services/missing", f"{LOC}/revisions/missing"]
     with pytest.raises(NotFound):
         api.get_iam_policy("missing")
 
@@ -527,9 +528,9 @@ def test_dry_run_query(server: ScriptedServer) -> None:
     api.replace_service("svc", service(), dry_run=True)
     api.replace_service("svc", service())
     assert [(r.method, r.path, r.query.get("dryRun")) for r in server.requests] == [
-        ("POST", f"{NS}/services", ["all"]),
-        ("PUT", f"{NS}/services/svc", ["all"]),
-        ("PUT", f"{NS}/services/svc", None),
+        ("POST", f"{LOC}/services", ["all"]),
+        ("PUT", f"{LOC}/services/svc", ["all"]),
+        ("PUT", f"{LOC}/services/svc", None),
     ]
     assert api.request_count["write"] == 3
 
@@ -571,7 +572,7 @@ def test_list_revisions_follows_continue(server: ScriptedServer) -> None:
     api, _, _ = make(server)
     assert [r["metadata"]["name"] for r in api.list_revisions("svc")] == ["a", "b", "c"]
     assert all(r.query["labelSelector"] == ["serving.knative.dev/service=svc"] for r in server.requests)
-    assert all(r.path == f"{NS}/revisions" for r in server.requests)
+    assert all(r.path == f"{LOC}/revisions" for r in server.requests)
 
 
 def test_should_stop_before_any_request(server: ScriptedServer) -> None:

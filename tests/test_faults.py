@@ -36,7 +36,7 @@ from cloudrun_emulator import Emulator
 from deployer.state import STATE_ANNOTATION
 from devtools import harness
 from tests import cloudrun
-from tests.cloudrun import Api, routing
+from tests.cloudrun import Api, api_path, routing
 from tests.test_rollout_e2e import split_two_revisions
 
 SERVICE = "shop"
@@ -91,11 +91,11 @@ def call_kind(path: str) -> str:
 def path_regex(project: str, kind: str) -> str:
     """The emulator path of a call kind, for a fault rule that touches only this project."""
     names = {"service": f"services/{SERVICE}", "revision": f"revisions/{CANDIDATE}", "revisions": "revisions"}
-    return rf"/namespaces/{re.escape(project)}/{names[kind]}$"
+    return api_path(project, f"{names[kind]}$")
 
 
 def api_calls(emu: Emulator, project: str) -> list[dict[str, Any]]:
-    return [r for r in emu.requests() if f"/namespaces/{project}/" in r["path"]]
+    return [r for r in emu.requests() if re.search(api_path(project), r["path"])]
 
 
 def as_calls(entries: list[dict[str, Any]]) -> list[Call]:
@@ -409,7 +409,7 @@ def test_reference_sequence_is_what_the_matrix_covers(reference: Reference) -> N
 def test_skip_counts_only_matching_requests(emu: Emulator, project: str) -> None:
     """The emulator's ``skip``: the first N matching requests pass, the next gets the fault."""
     api = Api(emu.url, project)
-    rule = emu.faults.add(method="GET", path=rf"/namespaces/{project}/services/nope$", status=503, skip=2)
+    rule = emu.faults.add(method="GET", path=api_path(project, "services/nope$"), status=503, skip=2)
     url = f"{api.ns}/services/nope"
     statuses = [requests.get(url, timeout=5).status_code for _ in range(4)]
     assert statuses == [404, 404, 503, 404]

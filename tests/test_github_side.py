@@ -5,6 +5,7 @@ belongs to, the job summary's chart, the post step's words, check_command's envi
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from cloudrun_emulator import Emulator
 from deployer.context import load_context
 from devtools import harness
-from tests.cloudrun import Api, routing
+from tests.cloudrun import Api, api_path, routing
 from tests.fakes.github_api import FakeGitHub
 
 TOKEN = "ghs_" + "HeadShaTokenValue0123456789abcdef"
@@ -83,12 +84,12 @@ def _wait_for_share(api: Api, service: str, revision: str, percent: int, timeout
 
 def _writes(emulator: Emulator, project: str, service: str) -> int:
     """Successful PUTs of one service (a refused write changes nothing)."""
-    path = f"/namespaces/{project}/services/{service}"
+    path = api_path(project, rf"services/{service}$")
     return len(
         [
             r
             for r in emulator.requests()
-            if r["method"] == "PUT" and r["path"].endswith(path) and r["status"] == 200
+            if r["method"] == "PUT" and re.search(path, r["path"]) and r["status"] == 200
         ]
     )
 

@@ -19,7 +19,7 @@ import pytest
 
 from cloudrun_emulator import Emulator
 from devtools import harness
-from tests.cloudrun import Api
+from tests.cloudrun import Api, api_path
 
 MARK = "PWNED"
 INJECTIONS = [
@@ -78,7 +78,7 @@ def assert_not_injected(result: harness.RunResult) -> None:
 
 
 def writes(emu: Emulator, project: str) -> list[dict[str, Any]]:
-    return [r for r in emu.requests() if f"/namespaces/{project}/" in r["path"] and r["method"] != "GET"]
+    return [r for r in emu.requests() if re.search(api_path(project), r["path"]) and r["method"] != "GET"]
 
 
 REJECTING = ["service", "tag", "suffix", "steps", "labels", "smoke_status", "region", "step_interval"]

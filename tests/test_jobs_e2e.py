@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import requests
 
 from cloudrun_emulator import Emulator
 from devtools import harness
-from tests.cloudrun import Api, routing
+from tests.cloudrun import Api, api_path, routing
 from tests.fakes.github_api import FakeGitHub
 
 SERVICE = "shop"
@@ -156,7 +157,7 @@ def test_failing_pre_job_leaves_traffic_untouched_and_names_the_exit_code(
     assert shares == [(rev, pct) for rev, pct, _ in before if pct] == [(f"{SERVICE}-v1", 100)]
     # No traffic write ever gave the candidate a share.
     for r in emulator.requests():
-        if r["method"] == "PUT" and f"/namespaces/{project}/services/" in r["path"]:
+        if r["method"] == "PUT" and re.search(api_path(project, "services/"), r["path"]):
             assert all(
                 t.get("percent", 0) == 0
                 for t in r["body"]["spec"]["traffic"]

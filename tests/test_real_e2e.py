@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from cloudrun_emulator import Emulator
+from cloudrun_emulator.store import project_number
 from devtools import harness
 from tests.cloudrun import Api, routing
 from tests.conftest import METRIC_LAG, METRIC_SAMPLING
@@ -101,7 +102,7 @@ def test_a_gcloud_described_service_as_metadata_file_is_created_in_our_project(
     )
     assert result.returncode == 0, result.log
     svc = Api(emulator.url, project).service("hello")
-    assert svc["metadata"]["namespace"] == project
+    assert svc["metadata"]["namespace"] == project_number(project)  # Cloud Run answers with the number
     annotations = svc["metadata"]["annotations"]
     assert annotations["run.googleapis.com/client-name"] == "run-canary"
     assert "run.googleapis.com/operation-id" not in annotations

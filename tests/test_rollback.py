@@ -13,6 +13,7 @@ run as the runner runs them, against the emulator).
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,10 @@ import requests
 
 from cloudrun_emulator import Emulator
 from cloudrun_emulator.images import builtin_argv
+from cloudrun_emulator.store import scope
 from deployer.state import STATE_ANNOTATION, RolloutState
 from devtools import harness
-from tests.cloudrun import Api, routing, spec_routing
+from tests.cloudrun import Api, api_path, routing, spec_routing
 from tests.test_rollout_e2e import inputs, puts, split_two_revisions
 
 SERVICE = "shop"
@@ -37,7 +39,7 @@ def service_writes(emu: Emulator, project: str) -> list[dict[str, Any]]:
         r
         for r in emu.requests()
         if r["method"] in ("PUT", "POST", "PATCH", "DELETE")
-        and f"/namespaces/{project}/services" in r["path"]
+        and re.search(api_path(project, "services"), r["path"])
     ]
 
 
@@ -273,7 +275,7 @@ def test_base_revision_deleted_during_a_pause_then_rollback_restores_as_close_as
     assert refused.status_code == 400, refused.text
     # ...but a revision can still disappear by other means: then the rollback comes as close as it can.
     with emulator.store.lock:
-        del emulator.store.revisions[(project, f"{SERVICE}-v2")]
+        del emulator.store.revisions[(scope(project, "us-central1"), f"{SERVICE}-v2")]
     result = harness.run(inputs(emulator, project, service=SERVICE, mode="rollback"), tmp_path=tmp_path / "2")
     assert result.outputs["result"] == "rolled_back", result.log
     warnings = " ".join(a.data for a in result.annotations("warning"))
@@ -323,7 +325,7 @@ def test_cancel_during_the_first_write_then_the_post_step_leaves_no_trace(
     split_two_revisions(api, SERVICE)
     before = api.service(SERVICE)
     # The first PUT reaches the server, which takes 3 s to apply it: the cancel comes meanwhile.
-    own_emulator.faults.add(method="PUT", path=rf"/namespaces/{project}/services/{SERVICE}$", delay=3.0)
+    own_emulator.faults.add(method="PUT", path=api_path(project, rf"services/{SERVICE}$"), delay=3.0)
     rollout = inputs(own_emulator, project, service=SERVICE, image="sample/hello:v3", suffix="v3")
     with harness.start(rollout, tmp_path=tmp_path) as running:
         wait_output(running, r"::group::deploy")

@@ -27,7 +27,7 @@ from deployer.smoke import SmokeResult
 from deployer.state import STATE_ANNOTATION
 from devtools import harness
 from tests import cloudrun
-from tests.cloudrun import Api, routing
+from tests.cloudrun import Api, api_path, routing
 
 SERVICE = "prop"
 TAGS = ["blue", "green", "old", "canary"]  # "canary" is the action's own tag
@@ -157,7 +157,7 @@ def run_failing(emu: Emulator, project: str, failure: str) -> rollout.RolloutRes
     if kind == "conflict":  # the step's PUT and its three re-applications all meet a 409
         emu.faults.add(
             method="PUT",
-            path=rf"/namespaces/{project}/services/{SERVICE}$",
+            path=api_path(project, rf"services/{SERVICE}$"),
             status=409,
             times=4,
             skip=int(at),

@@ -7,6 +7,7 @@ emulator received and from the service itself), the step outputs, the exit code 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import requests
 
 from cloudrun_emulator import Emulator
 from devtools import harness
-from tests.cloudrun import Api, hit, routing, spec_routing
+from tests.cloudrun import Api, api_path, hit, routing, spec_routing
 
 FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
 
@@ -29,7 +30,7 @@ def puts(emu: Emulator, project: str, service: str) -> list[dict[str, Any]]:
         r["body"]
         for r in emu.requests()
         if r["method"] in ("PUT", "POST")
-        and f"/namespaces/{project}/services" in r["path"]
+        and re.search(api_path(project, "services"), r["path"])
         and "dryRun" not in (r.get("query") or "")
         and r["status"] == 200
     ]

@@ -176,3 +176,12 @@ def test_validate_reports_what_cloud_run_refuses() -> None:
     assert "percents must sum to 100, not 110" in problems
     assert "tags must be unique" in problems
     assert any("not both" in p for p in problems)
+
+
+def test_the_deploy_detail_never_says_no_traffic_of_a_serving_revision() -> None:
+    """A candidate that is a revision from before (same name and settings) keeps its share."""
+    base = (Target(revision=CANDIDATE, percent=100),)
+    detail = traffic.deployed_detail(base, CANDIDATE, OUR_TAG)
+    assert "no traffic" not in detail and "already serving 100 %" in detail
+    fresh = traffic.deployed_detail((Target(revision="svc-00001", percent=100),), CANDIDATE, OUR_TAG)
+    assert fresh == f"revision {CANDIDATE} tagged 'canary' with no traffic"

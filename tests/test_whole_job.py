@@ -8,6 +8,7 @@ and asserts where requests go afterwards, not only what the spec says.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +23,7 @@ from deployer.result import Outcome, Reporter
 from deployer.smoke import SmokeResult
 from deployer.state import RolloutState
 from devtools import harness
-from tests.cloudrun import Api, hit, routing, service_body
+from tests.cloudrun import Api, api_path, hit, routing, service_body
 
 FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
 
@@ -67,9 +68,7 @@ def service_writes(emu: Emulator, project: str, service: str, since: float = 0.0
         r
         for r in emu.requests()
         if r["method"] in ("PUT", "POST")
-        and r["path"].endswith(
-            (f"/namespaces/{project}/services/{service}", f"/namespaces/{project}/services")
-        )
+        and re.search(api_path(project, rf"services(?:/{service})?$"), r["path"])
         and "dryRun" not in (r.get("query") or "")
         and r["status"] == 200
         and r["time"] >= since

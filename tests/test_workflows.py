@@ -202,9 +202,45 @@ def test_reusable_workflow_runs_the_action_of_its_own_commit() -> None:
         ]
         assert len(checkouts) == 1, job_id
         given = checkouts[0]["with"]
-        assert given["repository"] == "${{ job.workflow_repository }}"
-        assert given["ref"] == "${{ job.workflow_sha }}"
+        # job.workflow_* first: GitHub always sets them, so there the fallback (for act, which leaves
+        # them empty) never applies.
+        assert given["repository"] == "${{ job.workflow_repository || github.repository }}"
+        assert given["ref"] == "${{ job.workflow_sha || github.sha }}"
         assert given["persist-credentials"] is False
+
+
+def _canary_steps(name: str) -> list[dict[str, Any]]:
+    """Every step of a workflow that runs the action (``uses: ./`` or a checked-out copy)."""
+    return [
+        s
+        for job in load(name)["jobs"].values()
+        for s in steps_of(job)
+        if str(s.get("uses", "")).startswith("./")
+    ]
+
+
+def test_every_workflow_passes_the_endpoints_to_the_action() -> None:
+    """Without them no workflow can be pointed at a Private Service Connect endpoint or an emulator."""
+    for name in ("deploy.yml", "migrate-deploy.yml"):
+        inputs = load(name)[True]["workflow_call"]["inputs"]
+        steps = _canary_steps(name)
+        assert steps, name
+        for key in ("api_endpoint", "monitoring_endpoint"):
+            assert inputs[key] == {"description": inputs[key]["description"], "type": "string", "default": ""}
+            assert all(s["with"][key] == f"${{{{ inputs.{key} }}}}" for s in steps), name
+    for name in ("manual.yml", "preview.yml"):
+        steps = _canary_steps(name)
+        assert steps, name
+        for step in steps:
+            assert step["with"]["api_endpoint"] == "${{ vars.CLOUD_RUN_API_ENDPOINT }}", name
+            assert step["with"]["monitoring_endpoint"] == "${{ vars.CLOUD_MONITORING_ENDPOINT }}", name
+
+
+def test_preview_cleanup_reads_the_endpoint_the_previews_use() -> None:
+    cleanup = load("preview.yml")["jobs"]["cleanup"]
+    step = next(s for s in steps_of(cleanup) if "API_ENDPOINT" in s.get("env", {}))
+    assert step["env"]["API_ENDPOINT"] == "${{ vars.CLOUD_RUN_API_ENDPOINT }}"
+    assert "/locations/{env['REGION']}" in step["run"]  # keeps the region through an override
 
 
 def test_reusable_workflow_serialises_each_region() -> None:

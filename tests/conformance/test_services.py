@@ -15,6 +15,7 @@ import pytest
 import requests
 import yaml
 
+from cloudrun_emulator.store import project_number
 from tests.gcloud import Gcloud
 
 pytestmark = pytest.mark.gcloud
@@ -60,7 +61,7 @@ def test_describe_and_list(gc: Gcloud) -> None:
     table = gc.text("run", "services", "list", "--format", "table(metadata.name,region)")
     assert table.split() == ["NAME", "REGION", "one", "us-central1", "two", "us-central1"]
     svc = gc.run("run", "services", "describe", "one")
-    assert svc["metadata"]["name"] == "one" and svc["metadata"]["namespace"] == gc.project
+    assert svc["metadata"]["name"] == "one" and svc["metadata"]["namespace"] == project_number(gc.project)
     missing = gc.call("run", "services", "describe", "nope")
     assert missing.returncode == 1 and "Cannot find service [nope]" in missing.stderr
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from cloudrun_emulator import Emulator
+from cloudrun_emulator.store import project_number
 from tests.cloudrun import Api, condition, error_of, service_body
 
 
@@ -38,9 +39,10 @@ def fetch(url: str) -> dict[str, Any]:
 def test_create_get_list_replace_delete(api: Api) -> None:
     created = api.create(service_body("web")).json()
     meta = created["metadata"]
-    assert meta["generation"] == 1 and meta["namespace"] == api.project
+    number = project_number(api.project)  # Cloud Run answers with the project number
+    assert meta["generation"] == 1 and meta["namespace"] == number
     assert meta["uid"] and meta["resourceVersion"] and meta["creationTimestamp"]
-    assert meta["selfLink"].endswith(f"/namespaces/{api.project}/services/web")
+    assert meta["selfLink"].endswith(f"/namespaces/{number}/services/web")
     assert meta["annotations"]["serving.knative.dev/creator"]
     service = api.wait("web")
     assert api.http.get(f"{api.ns}/services").json()["items"][0]["metadata"]["name"] == "web"
@@ -517,10 +519,11 @@ def test_iam_policy_etag(api: Api) -> None:
     bad_request(api.iam("iam", "setIamPolicy", bad_member), "policy.bindings[0].members[0]")
 
 
-def test_iam_any_region_and_locations(api: Api) -> None:
+def test_iam_in_the_service_region_and_locations(api: Api) -> None:
     api.create(service_body("anyregion"))
-    url = f"{api.base}/v1/projects/{api.project}/locations/asia-south2/services/anyregion:getIamPolicy"
-    assert requests.get(url, timeout=5).status_code == 200
+    url = f"{api.base}/v1/projects/{api.project}/locations/{{}}/services/anyregion:getIamPolicy"
+    assert requests.get(url.format("us-central1"), timeout=5).status_code == 200
+    assert requests.get(url.format("asia-south2"), timeout=5).status_code == 404  # no such service there
     regions = requests.get(f"{api.base}/v1/projects/{api.project}/locations", timeout=5).json()["locations"]
     assert "us-central1" in [r["locationId"] for r in regions]
 

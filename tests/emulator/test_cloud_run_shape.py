@@ -76,7 +76,9 @@ def test_location_label_and_default_probe(api: Api, emu: Emulator) -> None:
     # The region comes from the path, or from the regional host name as gcloud addresses it.
     regional = f"{emu.url}/v1/projects/{api.project}/locations/europe-west1/services"
     assert requests.post(regional, json=service_body("eu"), timeout=10).status_code == 200
-    assert api.get("eu").json()["metadata"]["labels"]["cloud.googleapis.com/location"] == "europe-west1"
+    europe = Api(emu.url, api.project, "europe-west1")
+    assert europe.get("eu").json()["metadata"]["labels"]["cloud.googleapis.com/location"] == "europe-west1"
+    assert api.get("eu").status_code == 404  # a service lives in one region
     by_host = requests.post(
         f"{api.ns}/services",
         json=service_body("asia"),
