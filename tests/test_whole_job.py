@@ -92,6 +92,18 @@ def as_operator(api: Api, service: str, change: Any) -> dict[str, Any]:
     return dict(resp.json())
 
 
+def at_step(api: Api, service: str, step: int, timeout: float = 30.0) -> None:
+    """Wait until the run's record on the service says it wrote ``step`` (the step's group opens
+    before its write: acting on the group alone races the write)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        recorded = RolloutState.from_service(api.service(service))
+        if recorded is not None and recorded.step == step:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{service} never reached {step}%")
+
+
 def latest_service(api: Api, service: str) -> dict[str, Any]:
     """A service that follows its latest revision (no traffic block: gcloud's default)."""
     api.deploy(service_body(service, "sample/hello:v1", f"{service}-v1"))
@@ -157,6 +169,7 @@ def test_rerun_after_a_killed_rollout_on_a_latest_service_keeps_the_old_release_
     )
     with harness.start(args, tmp_path=tmp_path / "1") as running:
         running.wait_for_output(r"::group::10%25", timeout=30)
+        at_step(api, "again", 10)
         running.kill()  # SIGKILL: no undo, no post step (the runner itself died)
     killed = RolloutState.from_service(api.service("again"))
     assert killed is not None and killed.step == 10
@@ -198,6 +211,7 @@ def test_rollback_after_an_operator_relabelled_the_service_sends_latest_back_to_
     )
     with harness.start(args, tmp_path=tmp_path / "run") as running:
         running.wait_for_output(r"::group::50%25", timeout=30)
+        at_step(api, "relabel", 50)
 
         def relabel(svc: dict[str, Any]) -> None:  # what gcloud sends for --update-labels team=x
             svc["metadata"].setdefault("labels", {})["team"] = "x"
@@ -395,6 +409,7 @@ def test_an_operators_change_is_reported_once(emulator: Emulator, project: str, 
     args = inputs(emulator, project, service="once", image="sample/hello:v2", suffix="v2", steps="50,100")
     with harness.start({**args, "step_interval": "5s"}, tmp_path=tmp_path) as running:
         running.wait_for_output(r"::group::50%25", timeout=30)
+        at_step(api, "once", 50)
         as_operator(  # everything back to v1; the candidate keeps its tag (the smoke check still passes)
             api,
             "once",
