@@ -123,6 +123,22 @@ def test_deploy_to_another_region_is_labelled_with_it(gc: Gcloud) -> None:
     assert listed.split() == ["eu", "europe-west1"]
 
 
+def test_one_name_in_two_regions_is_two_services(gc: Gcloud) -> None:
+    """A service name is per project and region: `gcloud run deploy web --region` twice makes two
+    services, each with its own revisions and URL (issue 25; docs/cloud-run-facts.md fact 19)."""
+    us = gc.run("run", "deploy", "web", "--image", "sample/hello:v1", "--region", "us-central1")
+    eu = gc.run("run", "deploy", "web", "--image", "sample/hello:v2", "--region", "europe-west1")
+    assert us["status"]["url"] != eu["status"]["url"]
+    for region, image in (("us-central1", "sample/hello:v1"), ("europe-west1", "sample/hello:v2")):
+        revisions = gc.text(
+            "run", "revisions", "list", "--service", "web", "--region", region, "--format", "value(name)"
+        ).split()
+        assert len(revisions) == 1, (region, revisions)
+        described = gc.run("run", "services", "describe", "web", "--region", region)
+        assert described["spec"]["template"]["spec"]["containers"][0]["image"] == image
+        assert requests.get(described["status"]["url"], timeout=5).json()["image"] == image
+
+
 def test_update_secrets_from_another_project_writes_an_alias_the_emulator_resolves(gc: Gcloud) -> None:
     """gcloud's secrets_mapping: an alias in secretKeyRef.name, `alias:projects/N/secrets/S` on the
     template's run.googleapis.com/secrets annotation (run.v1.json SecretKeySelector.name)."""
