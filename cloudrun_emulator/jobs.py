@@ -30,27 +30,15 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from cloudrun_emulator import secretrefs
+from cloudrun_emulator.conditions import StoredCondition
 from cloudrun_emulator.dataplane import _base_env
+from cloudrun_emulator.errors import ApiError, check_version, invalid, not_found, url_name_mismatch
 from cloudrun_emulator.images import ImageCatalogue
+from cloudrun_emulator.listing import page
+from cloudrun_emulator.projects import DEFAULT_REGION, LOCATION_LABEL, in_scope, same_project, scope_project
 from cloudrun_emulator.schema import DNS1035, MAX_NAME, Violation, _check_env
-from cloudrun_emulator.store import (
-    DEFAULT_REGION,
-    LOCATION_LABEL,
-    PRINCIPAL,
-    ApiError,
-    StoredCondition,
-    check_version,
-    in_scope,
-    invalid,
-    not_found,
-    now_iso,
-    page,
-    prune,
-    same_project,
-    scope_project,
-    status_object,
-    url_name_mismatch,
-)
+from cloudrun_emulator.services import PRINCIPAL
+from cloudrun_emulator.wire import now_iso, prune, status_object
 
 API_VERSION = "run.googleapis.com/v1"
 PREFIX = "/apis/run.googleapis.com/v1/namespaces"

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cloudrun_emulator.dataplane import SERVE_POLL_SECONDS, DataPlane, close_server
+from cloudrun_emulator.errors import ApiError, invalid
 from cloudrun_emulator.faults import FaultRule, Faults, RequestLog
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.jobs import JobStore
@@ -34,18 +35,10 @@ from cloudrun_emulator.monitoring import (
     Ingestion,
     time_series,
 )
+from cloudrun_emulator.projects import ANY_REGION, DEFAULT_REGION, locations, project_resource, scope
 from cloudrun_emulator.schema import SchemaError, Violation, validate
-from cloudrun_emulator.store import (
-    ANY_REGION,
-    DEFAULT_REGION,
-    ApiError,
-    Store,
-    invalid,
-    locations,
-    project_resource,
-    prune,
-    scope,
-)
+from cloudrun_emulator.store import Store
+from cloudrun_emulator.wire import prune
 
 RECONCILE_SECONDS = 0.05
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
