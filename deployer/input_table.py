@@ -18,38 +18,37 @@ from typing import Any, TypeVar
 from deployer.jobs.inputs import MAX_RETRIES, MAX_TASKS, parse_argv, parse_job_name, parse_task_timeout
 from deployer.parsers import (
     Invalid,
-    check_revision_name,
     choice,
     float_in,
     free_text,
     int_in,
     optional,
     parse_bool,
-    parse_container,
-    parse_cpu,
     parse_duration,
-    parse_endpoint,
-    parse_env_vars,
-    parse_image,
-    parse_labels,
-    parse_memory,
-    parse_metadata,
-    parse_project,
     parse_regex,
-    parse_region,
-    parse_request_timeout,
-    parse_secrets,
-    parse_service,
-    parse_service_account,
     parse_smoke_path,
     parse_status_ranges,
     parse_steps,
+    positive_duration,
+)
+from deployer.parsers_names import (
+    check_revision_name,
+    parse_container,
+    parse_cpu,
+    parse_endpoint,
+    parse_image,
+    parse_memory,
+    parse_project,
+    parse_region,
+    parse_request_timeout,
+    parse_service,
+    parse_service_account,
     parse_suffix,
     parse_tag,
     parse_vpc_connector,
     parse_webhook,
-    positive_duration,
 )
+from deployer.parsers_yaml import parse_env_vars, parse_labels, parse_metadata, parse_secrets
 from deployer.settings import MAX_LOAD_RPS, JobFailurePolicy, Mode, SmokeAuth, UpdateStrategy
 
 E = TypeVar("E", bound=enum.StrEnum)

@@ -18,7 +18,8 @@ from deployer import secretrefs
 from deployer.context import load_context
 from deployer.input_table import DEFAULTS, INPUTS, PARSE_ORDER, InputSpec
 from deployer.jobs.inputs import check_job_settings, check_jobs
-from deployer.parsers import PROJECT_ID, PROJECT_NUMBER, Invalid, check_tag_length, show
+from deployer.parsers import Invalid, show
+from deployer.parsers_names import PROJECT_ID, PROJECT_NUMBER, check_tag_length
 from deployer.settings import Config, Mode, RunContext, SecretRef
 from deployer.traffic import BASELINE_TAG
 

@@ -16,6 +16,8 @@ INPUT_MODULES = {
     "deployer.inputs",
     "deployer.input_table",
     "deployer.parsers",
+    "deployer.parsers_names",
+    "deployer.parsers_yaml",
     "deployer.context",
     "deployer.jobs.inputs",
 }

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployer import parsers
+from deployer import parsers_yaml
 from deployer.context import load_context
 from deployer.inputs import DEFAULTS, ConfigError, load
 from deployer.parsers import MAX_DURATION, Invalid, parse_duration, parse_steps
@@ -681,5 +681,5 @@ def test_yaml_pairs_inputs_are_bounded(name: str) -> None:
 
 
 def test_yaml_within_the_bounds_still_loads() -> None:
-    assert parsers.load_yaml("a: &x [1, 2]\nb: *x") == {"a": [1, 2], "b": [1, 2]}
-    assert parsers.load_yaml("") is None
+    assert parsers_yaml.load_yaml("a: &x [1, 2]\nb: *x") == {"a": [1, 2], "b": [1, 2]}
+    assert parsers_yaml.load_yaml("") is None
