@@ -124,7 +124,7 @@ def test_operator_update_traffic_during_a_bake_is_kept(
     """`gcloud run services update-traffic --to-revisions OLD=100` mid-bake: the operator wins."""
     old = gc.run("run", "deploy", "bake", "--image", "sample/hello:v1")["status"]["latestReadyRevisionName"]
     action = inputs(
-        emulator, project, service="bake", image="sample/hello:v2", steps="10,100", step_interval="8s"
+        emulator, project, service="bake", image="sample/hello:v2", steps="10,100", step_interval="15s"
     )
     with harness.start(action, tmp_path=tmp_path) as running:
         running.wait_for_output(r"::group::10%25", timeout=60)

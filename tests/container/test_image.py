@@ -228,7 +228,7 @@ def test_post_entrypoint_as_pid_1_stops_on_sigterm(
 ) -> None:
     """Before it has anything to restore (here: its first read hangs), SIGTERM ends the post step at
     once; as PID 1 without a handler it would be ignored until the runner's SIGKILL."""
-    hang = emu.faults.add(path=r"^/apis/", delay=30.0, times=1)  # gone from the rules once it fired
+    hang = emu.faults.add(path=r"^/(apis|v1)/", delay=30.0, times=1)  # gone from the rules once it fired
     args = inputs(emu, project)
     with docker_action.start(
         image.id,
