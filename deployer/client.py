@@ -16,9 +16,13 @@ from typing import Any, TypeVar
 
 import requests
 
+from deployer.errors import ApiError as ApiError
+from deployer.errors import Cancelled as Cancelled
+from deployer.errors import Conflict as Conflict
+from deployer.errors import NotFound as NotFound
+from deployer.errors import TransportError as TransportError
 from deployer.retry import (
     RETRYABLE_STATUSES,
-    Cancelled,
     Retrier,
     Retry,
     RetryPolicy,
@@ -62,48 +66,6 @@ CANONICAL_CODES = {
     504: "DEADLINE_EXCEEDED",
 }
 _OWN_ANNOTATION_PREFIX = "run-canary.dev/"
-
-
-class ApiError(Exception):
-    """An error answer from the API (or a transport failure that outlived the retries)."""
-
-    def __init__(
-        self,
-        status: int,
-        reason: str,
-        message: str,
-        field_violations: list[dict[str, Any]] | None = None,
-        *,
-        method: str = "",
-        url: str = "",
-    ) -> None:
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.field_violations = list(field_violations or [])
-        self.method = method
-        self.url = url
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        text = f"{self.status} {self.reason}: {self.message}"
-        fields = "; ".join(
-            f"field {v.get('field', '?')}: {v.get('description', '')}".rstrip(": ")
-            for v in self.field_violations
-        )
-        return f"{text} ({fields})" if fields else text
-
-
-class NotFound(ApiError):
-    """404: the object does not exist."""
-
-
-class Conflict(ApiError):
-    """409: ALREADY_EXISTS, or ABORTED because our resourceVersion/etag was stale."""
-
-
-class TransportError(ApiError):
-    """No HTTP answer (connection failure or timeout) after all retries; status is 0."""
 
 
 def _short(url: str) -> str:

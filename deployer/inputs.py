@@ -15,6 +15,7 @@ import yaml
 
 from deployer import secretrefs
 from deployer.context import load_context
+from deployer.errors import DeployerError
 from deployer.jobs.inputs import JOB_DEFAULTS, read_job_settings, read_jobs
 from deployer.parsers import (
     PROJECT_ID,
@@ -81,7 +82,7 @@ class Problem:
         return f"input '{self.input}': {self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(DeployerError):
     """Every problem found in the inputs, reported at once."""
 
     def __init__(self, problems: list[Problem]):

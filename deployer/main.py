@@ -27,7 +27,7 @@ from deployer.analysis import METRIC_LAG_SECONDS, METRIC_SAMPLING_SECONDS, Analy
 from deployer.client import CloudRun, RetryPolicy
 from deployer.compare import OwnRequests
 from deployer.console import Console, PhaseReporter
-from deployer.github.files import outputs_for
+from deployer.errors import DeployerError
 from deployer.jobs.runner import (
     JobRunner,
     cancel_leftover,
@@ -37,6 +37,7 @@ from deployer.jobs.runner import (
     rollout_stopper,
     run_mode,
 )
+from deployer.outputs import outputs_for
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.state import RolloutState
 from deployer.terminal import TerminalConsole
@@ -112,7 +113,7 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
     cancel.install()
     try:
         api, project, credentials = _connect(config, console, cancel.is_set)
-    except (auth.AuthError, ValueError) as exc:
+    except DeployerError as exc:
         console.error(str(exc), title="Cloud Run credentials")
         _refused(env, output)
         return 1
@@ -222,7 +223,7 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
     try:
         config, ctx = inputs.load(env)
         api, project, _ = _connect(config, console, lambda: False)
-    except (inputs.ConfigError, auth.AuthError, ValueError):
+    except (DeployerError, ValueError):
         console.info("The main step never got as far as a valid configuration: nothing to clean up.")
         return 0
     if token:  # a job execution the main step started (or whose :run was in flight) may still run
@@ -285,7 +286,7 @@ def _connect(
 ) -> tuple[CloudRun, str, auth.Credentials | None]:
     session, project, credentials = auth.authorized_session(config.api_endpoint, config.project_id)
     if not project:
-        raise ValueError(
+        raise auth.AuthError(
             "input 'project_id': no project given and none found in the credentials; set project_id"
         )
     api = CloudRun(

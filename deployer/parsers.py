@@ -13,6 +13,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
+from deployer.errors import DeployerError
 from deployer.loopback import is_loopback_host
 from deployer.settings import SecretRef, StatusRanges
 
@@ -58,7 +59,7 @@ _CONNECTOR = re.compile(
 _YAML_FIRST_LINE = re.compile(r"\{.*|[^=:\s][^=]*?:(\s.*)?", re.DOTALL)
 
 
-class Invalid(ValueError):
+class Invalid(DeployerError, ValueError):
     """A parser's verdict on one input; each message says what would be valid."""
 
     def __init__(self, *messages: str):
@@ -456,7 +457,7 @@ _StringLoader.add_implicit_resolver(
 )
 
 
-class YamlTooBig(yaml.YAMLError):
+class YamlTooBig(DeployerError, yaml.YAMLError):
     """A YAML document beyond the bounds: too large, too many nodes once aliases expand, too deep."""
 
     def __init__(self, problem: str) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from deployer.errors import Cancelled as Cancelled
+
 T = TypeVar("T")
 
 # Transient answers worth repeating: 408 Request Timeout and 429 Too Many Requests (the request was
@@ -22,10 +24,6 @@ T = TypeVar("T")
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 STOP_SLICE = 0.1  # seconds between should_stop checks while waiting
 UNLIMITED = sys.maxsize  # attempts: only the time budget ends the retries
-
-
-class Cancelled(Exception):
-    """The caller's should_stop hook asked us to stop."""
 
 
 def never() -> bool:

@@ -17,7 +17,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deployer import baseline, knative, scaling, traffic
-from deployer.client import ApiError, CloudRun, Conflict
+from deployer.client import CloudRun
+from deployer.errors import (
+    ApiError,
+    Conflict,
+    DeployerError,
+    ForeignChange,
+    RevisionFailed,
+    RolloutFailed,
+    RolloutTakenOver,
+)
 from deployer.knative import Obj
 from deployer.result import (
     Outcome,
@@ -76,22 +85,6 @@ def poll_delays(expected: float = 0.0) -> Iterator[float]:
         elapsed += delay
         if elapsed >= POLL_FAST_FOR:
             delay = min(delay * POLL_FACTOR, POLL_MAX)
-
-
-class RolloutFailed(Exception):
-    """A reason to stop: the message is what the user reads."""
-
-
-class RevisionFailed(RolloutFailed):
-    """The candidate revision will never become ready (bad image, crash at start-up...)."""
-
-
-class ForeignChange(RolloutFailed):
-    """Someone else changed the traffic this run last wrote: their change wins, the run stops."""
-
-
-class RolloutTakenOver(RolloutFailed):
-    """Our rollout is no longer ours (another run, job or operator replaced or removed its record)."""
 
 
 LAST_MODIFIER = "serving.knative.dev/lastModifier"
@@ -1278,7 +1271,7 @@ def describe(exc: BaseException) -> str:
     """A one-line reason for the user."""
     if isinstance(exc, KeyboardInterrupt):
         return "cancelled"
-    if isinstance(exc, ApiError | RolloutFailed | knative.TemplateError):
+    if isinstance(exc, DeployerError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 

@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from deployer import __version__, knative
-from deployer.client import ApiError, Cancelled, CloudRun, NotFound
+from deployer.client import CloudRun
+from deployer.errors import ApiError, Cancelled, DeployerError, JobFailed, NotFound
 from deployer.jobs import spec
 from deployer.knative import Obj
 from deployer.result import JobRun, Outcome, Phase, Reporter, RolloutResult, recorded_phase
-from deployer.rollout import RolloutFailed
 from deployer.settings import Config, JobFailurePolicy, RunContext
 from deployer.state import RolloutState
 
@@ -56,10 +56,6 @@ class Stopped:
     def escaped(self) -> bool:
         """Still running after our cancel: say so loudly, it may act on a rolled-back release."""
         return self.result == "running"
-
-
-class JobFailed(RolloutFailed):
-    """A job could not be written, or its execution did not succeed; the message says why."""
 
 
 class JobRunner:
@@ -579,7 +575,7 @@ def run_mode(config: Config, runner: JobRunner, project: str) -> RolloutResult:
                 raise JobFailed(failure_text(record))
             result.outcome = Outcome.EXECUTED
             phase.detail = success_text(record)
-    except (ApiError, RolloutFailed, Cancelled) as exc:
+    except DeployerError as exc:
         result.reason = str(exc)
     except KeyboardInterrupt:
         result.reason = "cancelled"
