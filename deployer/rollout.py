@@ -11,12 +11,12 @@ import contextlib
 import copy
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from deployer import baseline, knative, scaling, traffic
+from deployer import baseline, knative, readiness, scaling, traffic
 from deployer.client import CloudRun
 from deployer.errors import (
     ApiError,
@@ -50,41 +50,9 @@ from deployer.state import (
 from deployer.traffic import BASELINE_TAG, Target, Traffic
 
 CONFLICT_RETRIES = 3
-# Readiness polling (see poll_delays): every 0.25 s for the first 2 s, then backing off to one read a
-# second; once a change of the same kind has settled in this rollout, around the time it took.
-POLL_FIRST, POLL_FAST_FOR, POLL_FACTOR, POLL_MAX = 0.25, 2.0, 1.5, 1.0
-POLL_LEAD, POLL_NEAR, POLL_NEAR_MIN, POLL_NEAR_UNTIL = 0.95, 0.05, 0.1, 1.15
-POLL_LEARN_FROM = 0.75  # quicker changes cost three reads or fewer anyway: keep the plain schedule
-PROGRESS_EVERY = 5.0
 ROLLBACK_WAIT = 60.0
 MAX_EXTENSIONS = 3  # on_inconclusive: extend
 NAME_RETRIES = 5  # derived revision names taken by other settings: -2, -3, ...
-
-
-def poll_delays(expected: float = 0.0) -> Iterator[float]:
-    """The sleeps between reads of a change that has not settled yet (the PUT's answer is the first look).
-
-    With nothing to go by: every POLL_FIRST s for the first POLL_FAST_FOR s (most traffic changes settle
-    then), then backing off by POLL_FACTOR to one read every POLL_MAX s. With ``expected``, the time an
-    earlier change of the same kind took in this rollout (they take about as long): the first read at
-    POLL_LEAD of it, then every POLL_NEAR of it (POLL_NEAR_MIN s at least) up to POLL_NEAR_UNTIL of it,
-    then as above. A rollout's later traffic steps then cost two or three reads each instead of one per
-    0.25 s, and are still seen within a twentieth of their time (0.1 s at least).
-    """
-    elapsed = 0.0
-    if expected > POLL_FIRST:
-        near = max(POLL_NEAR * expected, POLL_NEAR_MIN)
-        elapsed = POLL_LEAD * expected
-        yield elapsed
-        while elapsed < POLL_NEAR_UNTIL * expected:
-            yield near
-            elapsed += near
-    delay = POLL_FIRST
-    while True:
-        yield delay
-        elapsed += delay
-        if elapsed >= POLL_FAST_FOR:
-            delay = min(delay * POLL_FACTOR, POLL_MAX)
 
 
 LAST_MODIFIER = "serving.knative.dev/lastModifier"
@@ -1019,78 +987,41 @@ class Rollout:
         api: CloudRun | None = None,
     ) -> Obj:
         """Poll until the write is observed, the candidate (if any) is Ready and the routes are ready."""
-        api = api or self.api
+        reader = api or self.api
         timeout = self.config.wait_timeout if timeout is None else timeout
-        start = self.hooks.clock()
-        kind = bool(candidate)
-        delays, last_report, status = poll_delays(self.settled.get(kind, 0.0)), start, "not observed yet"
+        start, kind = self.hooks.clock(), bool(candidate)
         # The PUT's own answer is the first look: no need to read the service again at once.
-        written = self.last if self.last and knative.generation(self.last) == generation else None
-        while True:
-            svc, written = written or self._require_service(api), None
-            if knative.is_fresh(svc, generation):
-                done, status = self._readiness(svc, candidate, api)
-                if done:
-                    self.last = svc
-                    took = self.hooks.clock() - start
-                    if took >= POLL_LEARN_FROM:
-                        self.settled[kind] = min(self.settled.get(kind, took), took)
-                    return svc
-            now = self.hooks.clock()
-            if now - start >= timeout:
-                raise RolloutFailed(
-                    f"timed out after {timeout:g}s waiting for {candidate or 'the routes'}: {status}"
-                )
-            if now - last_report >= PROGRESS_EVERY:
-                self.reporter.info(f"Still waiting ({now - start:.0f}s): {status}")
-                last_report = now
-            self._sleep(min(next(delays), timeout - (now - start)))
+        first = [self.last] if self.last and knative.generation(self.last) == generation else []
 
-    def _readiness(self, svc: Obj, candidate: str, api: CloudRun) -> tuple[bool, str]:
-        """(done, what we are waiting for) for a fresh status; raises as soon as anything failed.
+        status = "not observed yet"
 
-        As gcloud's poller: a False condition of the service for the current generation is final,
-        and its reason and message are the error. After a deploy that is any of Ready,
-        ConfigurationsReady and RoutesReady. A traffic change (step, rollback) does not touch the
-        configuration: a failed latest revision keeps ConfigurationsReady, and so Ready, False after
-        traffic went back to good revisions, so there only the routes count.
-        """
-        if candidate:
-            waiting = self._candidate_readiness(svc, candidate, api)
-            if waiting:
-                return False, waiting
-            kinds: tuple[str, ...] = ("ConfigurationsReady", "RoutesReady", "Ready")
-        elif knative.condition(svc, "ConfigurationsReady").status == "False":
-            kinds = ("RoutesReady",)
-        else:
-            kinds = ("RoutesReady", "Ready")
-        for kind in kinds:
-            found = knative.condition(svc, kind)
-            if found.status == "False":
-                raise RolloutFailed(f"service {self.name} failed: {found.describe()}")
-        routes = knative.condition(svc, "RoutesReady")
-        return routes.status == "True", routes.describe()
+        def look() -> tuple[Obj | None, str]:
+            nonlocal status
+            svc = first.pop() if first else self._require_service(reader)
+            if not knative.is_fresh(svc, generation):
+                return None, status
+            done, status = readiness.service_readiness(svc, candidate, reader, self.name)
+            return (svc if done else None), status
 
-    def _candidate_readiness(self, svc: Obj, candidate: str, api: CloudRun) -> str:
-        """What the candidate still waits for ("" once Ready); RevisionFailed when it never will be."""
-        configs = knative.condition(svc, "ConfigurationsReady")
-        latest_ready = (svc.get("status") or {}).get("latestReadyRevisionName")
-        if configs.status == "Unknown" and latest_ready != candidate:
-            return f"revision {candidate}: {configs.describe()}"
-        revision = api.get_revision(candidate)
-        ready = knative.condition(revision, "Ready")
-        if ready.status == "False":
-            raise RevisionFailed(
-                f"revision {candidate} is not ready: {ready.reason}: {ready.message}".strip()
-            )
-        if configs.status == "False":
-            created = "was never created" if revision is None else "is not ready"
-            raise RevisionFailed(f"revision {candidate} {created}: {configs.describe()}")
-        if revision is None:
-            raise RevisionFailed(
-                f"revision {candidate} was never created (the configuration is {configs.describe()})"
-            )
-        return "" if ready.status == "True" else f"revision {candidate}: {ready.describe()}"
+        svc = readiness.wait(
+            look,
+            timeout=timeout,
+            clock=self.hooks.clock,
+            sleep=self._sleep,
+            delays=readiness.poll_delays(self.settled.get(kind, 0.0)),
+            progress=readiness.Progress(
+                lambda elapsed, status: self.reporter.info(f"Still waiting ({elapsed:.0f}s): {status}"),
+                every=readiness.PROGRESS_EVERY,
+            ),
+            expired=lambda status: RolloutFailed(
+                f"timed out after {timeout:g}s waiting for {candidate or 'the routes'}: {status}"
+            ),
+        )
+        self.last = svc
+        took = self.hooks.clock() - start
+        if took >= readiness.POLL_LEARN_FROM:
+            self.settled[kind] = min(self.settled.get(kind, took), took)
+        return svc
 
     def _smoke(self, svc: Obj) -> str:
         url = self.result.tag_url or knative.tag_url(

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from deployer import __version__, knative
+from deployer import __version__, knative, readiness
 from deployer.client import CloudRun
 from deployer.errors import ApiError, Cancelled, DeployerError, JobFailed, NotFound
 from deployer.jobs import spec
@@ -27,7 +27,6 @@ from deployer.result import JobRun, Outcome, Phase, Reporter, RolloutResult, rec
 from deployer.settings import Config, JobFailurePolicy, RunContext
 from deployer.state import RolloutState
 
-POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.25, 1.5, 1.0
 # A progress line when the task counts change (at most every 2 s), else one every 15 s.
 PROGRESS_MIN, PROGRESS_MAX = 2.0, 15.0
 READY_TIMEOUT = 60.0
@@ -128,19 +127,21 @@ class JobRunner:
 
     def _wait_ready(self, name: str, job: Obj) -> Obj:
         generation = knative.generation(job)
-        end = self.clock() + min(self.config.wait_timeout, READY_TIMEOUT)
-        delay = POLL_FIRST
-        while True:
-            ready = knative.condition(job, "Ready")
-            if knative.is_fresh(job, generation) and ready.status == "True":
-                return job
-            if knative.is_fresh(job, generation) and ready.status == "False":
-                raise JobFailed(f"job {name} is not ready: {ready.reason}: {ready.message}".rstrip(": "))
-            if self.clock() >= end:
-                raise JobFailed(f"job {name} did not become ready: {ready.describe()}")
-            self._sleep(delay)
-            delay = min(delay * POLL_FACTOR, POLL_MAX)
-            job = self.api.get_job(name) or job
+        first = [job]
+
+        def look() -> tuple[Obj | None, str]:
+            nonlocal job
+            job = first.pop() if first else (self.api.get_job(name) or job)
+            ready, status = readiness.job_readiness(job, generation, name)
+            return (job if ready else None), status
+
+        return readiness.wait(
+            look,
+            timeout=min(self.config.wait_timeout, READY_TIMEOUT),
+            clock=self.clock,
+            sleep=self._sleep,
+            expired=lambda status: JobFailed(f"job {name} did not become ready: {status}"),
+        )
 
     # ---- executions ------------------------------------------------------------------------
 
@@ -201,10 +202,10 @@ class JobRunner:
                 record.exit_codes = spec.exit_codes(self.api.list_tasks(record.execution))
 
     def _wait(self, record: JobRun) -> Obj:
-        start = self.clock()
-        delay, last_line, last_text = POLL_FIRST, start, ""
-        guarded = start
-        while True:
+        guarded = self.clock()
+
+        def look() -> tuple[Obj | None, str]:
+            nonlocal guarded
             if self.guard and self.clock() - guarded >= GUARD_INTERVAL:
                 guarded = self.clock()
                 why = self.guard(record.when)
@@ -214,28 +215,37 @@ class JobRunner:
                     raise JobFailed(f"{why}; cancelled execution {record.execution} of job {record.job}")
             execution = self.api.get_execution(record.execution)
             if spec.outcome(execution)[0] != "running":
-                return execution
+                return execution, ""
             why = spec.blocked(execution)
             if why:  # as gcloud's poller: a False ResourcesAvailable or Started fails it at once
                 self._fill(record, execution)
                 self._cancel(record)  # so that it cannot start after all, once we have moved on
                 record.result, record.message = "failed", why
                 raise JobFailed(why)
-            now = self.clock()
-            text = spec.progress(execution).describe()
-            due = now - last_line >= PROGRESS_MAX or (text != last_text and now - last_line >= PROGRESS_MIN)
-            if due:
-                self.reporter.info(f"{record.job} {record.execution}: {text} ({now - start:.0f}s)")
-                last_line, last_text = now, text
-            if now - start >= self.settings.wait_timeout:
-                self._cancel(record)
-                record.result = "timed_out"
-                raise JobFailed(
-                    f"execution {record.execution} of job {record.job} did not finish within "
-                    f"job_wait_timeout ({self.settings.wait_timeout:g}s): cancelled it ({text})"
-                )
-            self._sleep(delay)
-            delay = min(delay * POLL_FACTOR, POLL_MAX)
+            return None, spec.progress(execution).describe()
+
+        def timed_out(text: str) -> JobFailed:
+            self._cancel(record)
+            record.result = "timed_out"
+            return JobFailed(
+                f"execution {record.execution} of job {record.job} did not finish within "
+                f"job_wait_timeout ({self.settings.wait_timeout:g}s): cancelled it ({text})"
+            )
+
+        return readiness.wait(
+            look,
+            timeout=self.settings.wait_timeout,
+            clock=self.clock,
+            sleep=self._sleep,
+            progress=readiness.Progress(
+                lambda elapsed, text: self.reporter.info(
+                    f"{record.job} {record.execution}: {text} ({elapsed:.0f}s)"
+                ),
+                every=PROGRESS_MAX,
+                on_change=PROGRESS_MIN,
+            ),
+            expired=timed_out,
+        )
 
     def _cancel(self, record: JobRun, confirm: float = CANCEL_CONFIRM) -> None:
         """``:cancel`` the execution with the short-timeout client and confirm it by the terminal
@@ -388,7 +398,7 @@ def cancel_execution(
     except (ApiError, Cancelled) as exc:
         if not isinstance(exc, ApiError) or exc.status != 400:
             return Stopped(execution, "running", f"Failed to cancel [{execution}]: {exc}")
-    deadline, delay = clock() + timeout, POLL_FIRST
+    deadline, delays = clock() + timeout, readiness.poll_delays()
     while True:
         try:
             result, message = spec.outcome(api.get_execution(execution))
@@ -398,8 +408,7 @@ def cancel_execution(
             result, message = "running", str(exc)
         if result != "running" or clock() >= deadline:
             break
-        sleep(delay)
-        delay = min(delay * POLL_FACTOR, POLL_MAX)
+        sleep(next(delays))
     if result == "running":
         message = f"still running {timeout:g} s after the cancel" + (f" ({message})" if message else "")
     return Stopped(execution, result, cancel_report(execution, result, message))
