@@ -82,9 +82,10 @@ def test_a_traffic_change_counts_only_the_routes_when_the_latest_revision_failed
 
 
 def test_a_job_is_ready_only_for_the_generation_written() -> None:
-    job = {
+    conditions = [cond("Ready", "False")]
+    job: dict[str, Any] = {
         "metadata": {"generation": 3},
-        "status": {"observedGeneration": 2, "conditions": [cond("Ready", "False")]},
+        "status": {"observedGeneration": 2, "conditions": conditions},
     }
     assert readiness.job_readiness(job, 3, "migrate")[0] is False  # an older generation's failure: stale
     job["status"]["observedGeneration"] = 3
