@@ -8,13 +8,11 @@ It talks to Cloud Run only through ``client.CloudRun`` and to the outside world 
 from __future__ import annotations
 
 import contextlib
-import copy
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from deployer import baseline, knative, readiness, scaling, traffic
 from deployer.client import CloudRun
@@ -22,12 +20,22 @@ from deployer.errors import (
     ApiError,
     Conflict,
     DeployerError,
-    ForeignChange,
     RevisionFailed,
     RolloutFailed,
     RolloutTakenOver,
 )
 from deployer.knative import Obj
+from deployer.restore import (
+    Restore,
+    Undoing,
+    cleanup_message,
+    is_public,
+    join_reasons,
+    named_template,
+    restore_plan,
+    still_ours,
+    with_public,
+)
 from deployer.result import (
     Outcome,
     Phase,
@@ -53,20 +61,6 @@ CONFLICT_RETRIES = 3
 ROLLBACK_WAIT = 60.0
 MAX_EXTENSIONS = 3  # on_inconclusive: extend
 NAME_RETRIES = 5  # derived revision names taken by other settings: -2, -3, ...
-
-
-LAST_MODIFIER = "serving.knative.dev/lastModifier"
-
-
-@dataclass
-class Restore:
-    """What undoing a rollout writes, decided on the service as it is now."""
-
-    kind: str  # "restored" | "theirs" (their traffic kept, only ours undone) | "nothing" | "taken over"
-    body: Obj | None = None
-    traffic: Traffic = ()
-    message: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -306,7 +300,7 @@ class Rollout:
         base = self._pinned_base(svc)
         return RolloutState(
             before=traffic.to_spec(knative.spec_traffic(svc)),
-            template=_named_template(svc),
+            template=named_template(svc),
             stable=knative.annotation(svc, STABLE_ANNOTATION) or "",
             previous_stable=knative.annotation(svc, PREVIOUS_STABLE_ANNOTATION) or "",
             job=self.ctx.job,
@@ -347,7 +341,7 @@ class Rollout:
         allow = self.config.allow_unauthenticated
         if allow is None or self.config.dry_run:
             return None
-        public = _is_public(self.api.get_iam_policy(self.name))
+        public = is_public(self.api.get_iam_policy(self.name))
         return None if public == allow else public
 
     def _candidate_template(self, current: Obj) -> tuple[Obj, str]:
@@ -769,92 +763,21 @@ class Rollout:
         raise AssertionError("unreachable")
 
     def _restore_plan(self, svc: Obj, state: RolloutState, api: CloudRun, *, named: bool) -> Restore:
-        """Decide the undo on the service as it is now.
+        """Decide the undo on the service as it is now (``restore.restore_plan``)."""
+        undoing = Undoing(
+            service=self.name,
+            revision=self.result.revision or "",
+            adopted=self.adopted,
+            promoting=self.promoting,
+            pending=self.pending is not None,
+            keep_tag=self.keep_tag,
+        )
+        return restore_plan(svc, state, undoing, lambda: self._revisions(api), named=named)
 
-        - Our record is gone or another's: the first write never landed (nothing to do), the promote
-          landed (undo it too), or someone else owns the service now (leave it).
-        - The traffic is not what we last wrote: someone else changed it. Keep their traffic; remove
-          our record and put the template back (when it is still ours and no entry follows latest).
-        - Otherwise: traffic exactly as before the run (revisions deleted since: their share to the
-          remaining ones), the template as before, our tag left on a healthy candidate if free.
-        """
-        recorded = RolloutState.from_service(svc)
-        promote_landed = False
-        if recorded is not None:
-            if not (recorded.same_owner(state) or recorded == self.adopted):
-                return Restore("taken over", message=self._taken_over_message(recorded))
-            expected = recorded.written()
-        elif self.promoting and knative.annotation(svc, STABLE_ANNOTATION) == state.candidate:
-            promote_landed = True
-            expected = traffic.promoted(state.base_traffic, state.candidate, state.tag)
-        elif self.pending is not None:
-            return Restore("nothing", message="the first write never reached the service: nothing to undo")
-        else:
-            return Restore("taken over", message=self._taken_over_message(None))
-        annotations: dict[str, str | None] = {STATE_ANNOTATION: None}
-        if promote_landed:
-            annotations[STABLE_ANNOTATION] = state.stable or None
-            annotations[PREVIOUS_STABLE_ANNOTATION] = state.previous_stable or None
-        now = knative.spec_traffic(svc)
-        if cleaned := traffic.cleaned_tags(expected, now, {state.tag}):  # Cloud Run's tag-quota cleanup
-            state, expected = _forget_tags(state, cleaned), now
-        if not traffic.same(now, expected):
-            body = knative.with_traffic(svc, now, annotations)
-            knative.undo_metadata(body, state.metadata)
-            ours = knative.template_name(svc) == state.candidate and not any(t.latest for t in now)
-            if ours and state.template is not None:
-                body["spec"]["template"] = _template(state.template, named)
-            message = (
-                f"{self._change_message(svc, expected)} Their traffic is kept; only this run's record"
-                + (" and template were" if ours and state.template is not None else " was")
-                + " removed."
-            )
-            return Restore("theirs", body, now, message)
-        names, ready = self._revisions(api)
-        made = {state.candidate, state.baseline} - {""}  # the template is ours if it made either
-        template_back = state.template is not None and knative.template_name(svc) in made
-        before, notes = restored_latest(state, template_back and named)
-        gone = {t.revision for t in before if t.revision and t.revision not in names}
-        if gone:
-            before = traffic.without(before, gone)
-            notes.append(
-                f"Revision(s) {', '.join(sorted(gone))} no longer exist: their share went to the remaining "
-                f"revisions from before the run ({', '.join(t.describe() for t in before)})."
-            )
-        keep = state.keep_tag and self.keep_tag and ready.get(state.candidate, False)
-        restored = traffic.restore(before, state.candidate, state.tag, keep_tag=keep)
-        body = knative.with_traffic(svc, restored, annotations)
-        knative.undo_metadata(body, state.metadata)
-        what = "traffic restored to where it was before the run"
-        if template_back and state.template is not None:
-            body["spec"]["template"] = _template(state.template, named)
-            what = "traffic and template restored to where they were before the run"
-        elif state.template is not None:
-            notes.append(
-                f"The template of {self.name} was changed by someone else since this run deployed "
-                f"{state.candidate}: it is kept."
-            )
-        return Restore("restored", body, restored, what, notes)
-
-    def _revisions(self, api: CloudRun) -> tuple[set[str], dict[str, bool]]:
+    def _revisions(self, api: CloudRun) -> dict[str, bool]:
         """The service's revisions, and which are Ready."""
         found = api.list_revisions(self.name)
-        ready = {r["metadata"]["name"]: knative.condition(r, "Ready").status == "True" for r in found}
-        return set(ready), ready
-
-    def _taken_over_message(self, recorded: RolloutState | None) -> str:
-        who = f"another run ({recorded.owner()})" if recorded else "another run or an operator"
-        return f"{who} took over service {self.name}; this run leaves it as it is"
-
-    def _change_message(self, svc: Obj, expected: Traffic) -> str:
-        who = knative.annotation(svc, LAST_MODIFIER) or "someone else"
-        had = ", ".join(t.describe() for t in expected)
-        now = ", ".join(t.describe() for t in knative.spec_traffic(svc))
-        return (
-            f"the traffic of service {self.name} was changed by {who} while this run was rolling out "
-            f"{self.result.revision or 'its revision'}: this run had written [{had}], the service now has "
-            f"[{now}]."
-        )
+        return {r["metadata"]["name"]: knative.condition(r, "Ready").status == "True" for r in found}
 
     # --- the baseline (baseline: revision) ----------------------------------------------------
 
@@ -966,17 +889,14 @@ class Rollout:
         """Before every write: the rollout is still ours and the traffic is what we last wrote."""
         if self.state is None:
             return
-        recorded = RolloutState.from_service(svc)
-        if recorded is None or not (recorded.same_owner(self.state) or recorded == self.adopted):
+        try:
+            state, cleaned = still_ours(svc, self.state, self.adopted, self.name, self.result.revision or "")
+        except RolloutTakenOver:
             self.state = None  # not ours (any more): undoing it is not ours to do
-            raise RolloutTakenOver(self._taken_over_message(recorded))
-        cleaned = traffic.cleaned_tags(recorded.written(), knative.spec_traffic(svc), {self.state.tag})
-        if cleaned:  # Cloud Run's tag-quota cleanup, not a person: carry on without those tags
-            state, self.state = self.state, _forget_tags(self.state, cleaned)
-            if state != self.state:
-                self.reporter.warning(_cleanup_message(self.name, cleaned))
-        elif not traffic.same(knative.spec_traffic(svc), recorded.written()):
-            raise ForeignChange(self._change_message(svc, recorded.written()))
+            raise
+        if state != self.state:  # Cloud Run's tag-quota cleanup, not a person: carry on without those tags
+            self.state = state
+            self.reporter.warning(cleanup_message(self.name, cleaned))
 
     def _wait(
         self,
@@ -1043,20 +963,12 @@ class Rollout:
         if it is still what this run set: someone who changed it since wins.
         """
         for attempt in range(CONFLICT_RETRIES + 1):
-            policy = api.get_iam_policy(self.name)
-            if not forward and _is_public(policy) != (not allow):
+            found = api.get_iam_policy(self.name)
+            if not forward and is_public(found) != (not allow):
                 return  # not what this run left: someone else's access policy now
-            bindings: list[dict[str, Any]] = policy.setdefault("bindings", [])
-            invoker = next((b for b in bindings if b.get("role") == "roles/run.invoker"), None)
-            members = set((invoker or {}).get("members", []))
-            if ("allUsers" in members) == allow:
+            policy = with_public(found, allow)
+            if policy is None:
                 return
-            if invoker is None:
-                invoker = {"role": "roles/run.invoker", "members": []}
-                bindings.append(invoker)
-            invoker["members"] = sorted(members | {"allUsers"} if allow else members - {"allUsers"})
-            if not invoker["members"]:
-                bindings.remove(invoker)
             try:
                 api.set_iam_policy(self.name, policy)
                 self.reporter.info(
@@ -1118,57 +1030,6 @@ def _with_changes(state: RolloutState, svc: Obj, body: Obj) -> RolloutState:
     return replace(state, metadata=changes or None)
 
 
-def join_reasons(reason: str | None, more: str) -> str:
-    """The run's reason followed by what the way back found, each sentence once: the way back often
-    restates the reason (the operator's change that stopped the run, a takeover) and adds to it."""
-    if not reason or more.startswith(reason):
-        return more
-    if more in reason:
-        return reason
-    return f"{reason}; {more}"
-
-
-def _is_public(policy: Obj) -> bool:
-    """Whether an IAM policy lets ``allUsers`` invoke the service."""
-    return any(
-        b.get("role") == "roles/run.invoker" and "allUsers" in (b.get("members") or [])
-        for b in policy.get("bindings") or []
-    )
-
-
-def restored_latest(state: RolloutState, template_back: bool) -> tuple[Traffic, list[str]]:
-    """The traffic a rollback restores, judged by where requests go: a ``latestRevision`` entry sends
-    requests to the latest ready revision, which is the one from before the run only when the
-    rollback writes the named template from before the run back. Otherwise (someone changed the
-    template since, so Cloud Run made a revision from it: of the rolled-back release, say) the entry
-    is pinned to the revision it reached before the run."""
-    before = state.before_traffic
-    if template_back or not state.latest or not any(t.latest for t in before):
-        return before, []
-    pinned = traffic.pin_latest(before, state.latest)
-    note = (
-        f"The template changed since the run started, so the latest revision is no longer "
-        f"{state.latest}: the traffic that followed the latest revision is pinned to {state.latest}, "
-        "where it went before the run."
-    )
-    return pinned, [note]
-
-
-def _forget_tags(state: RolloutState, tags: set[str]) -> RolloutState:
-    """The rollout without the 0 % tags Cloud Run's tag-quota cleanup deleted (traffic.cleaned_tags):
-    written back, they would be new tags and make the cleanup delete others."""
-    before = state.before and traffic.to_spec(traffic.without_tags(state.before_traffic, tags))
-    return replace(state, base=traffic.to_spec(traffic.without_tags(state.base_traffic, tags)), before=before)
-
-
-def _cleanup_message(service: str, tags: set[str]) -> str:
-    return (
-        f"Cloud Run's tag cleanup removed the tag(s) {', '.join(sorted(tags))} of {service} (the project "
-        "reached its revision-tag quota, 2,000 per region; tags without a traffic percentage are deleted "
-        "oldest first). Not a person's change: the rollout carries on without them."
-    )
-
-
 def _may_have_landed(exc: BaseException) -> bool:
     """Whether a failed write may still have reached the service (anything but a clear 4xx refusal)."""
     return not (isinstance(exc, ApiError) and 400 <= exc.status < 500)
@@ -1176,26 +1037,6 @@ def _may_have_landed(exc: BaseException) -> bool:
 
 def _attempt(text: str) -> int:
     return int(text) if text.isdigit() else 0
-
-
-def _named_template(svc: Obj) -> Obj | None:
-    """The service's template, named after the revision it made (Knative leaves the name empty when
-    the server chose it): written back, it makes that revision the latest again instead of a new one."""
-    template = (svc.get("spec") or {}).get("template")
-    if template is None:
-        return None
-    named = copy.deepcopy(template)
-    latest = (svc.get("status") or {}).get("latestCreatedRevisionName")
-    if not knative.template_name(svc) and latest and knative.is_fresh(svc, knative.generation(svc)):
-        named.setdefault("metadata", {})["name"] = latest
-    return named
-
-
-def _template(template: Obj, named: bool) -> Obj:
-    out = copy.deepcopy(template)
-    if not named:
-        out.get("metadata", {}).pop("name", None)
-    return out
 
 
 def describe(exc: BaseException) -> str:
