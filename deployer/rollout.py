@@ -8,13 +8,12 @@ It talks to Cloud Run only through ``client.CloudRun`` and to the outside world 
 from __future__ import annotations
 
 import contextlib
-import secrets
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from deployer import baseline, knative, readiness, scaling, traffic
+from deployer.bake import Bake, bake_rounds
 from deployer.client import CloudRun
 from deployer.errors import (
     ApiError,
@@ -24,6 +23,7 @@ from deployer.errors import (
     RolloutFailed,
     RolloutTakenOver,
 )
+from deployer.hooks import Hooks as Hooks
 from deployer.knative import Obj
 from deployer.restore import (
     Restore,
@@ -43,11 +43,9 @@ from deployer.result import (
     RolloutResult,
     StepInfo,
     TrafficChange,
-    Verdict,
     recorded_phase,
 )
 from deployer.settings import Config, Mode, RunContext
-from deployer.smoke import SmokeResult
 from deployer.state import (
     PREVIOUS_STABLE_ANNOTATION,
     STABLE_ANNOTATION,
@@ -59,34 +57,7 @@ from deployer.traffic import BASELINE_TAG, Target, Traffic
 
 CONFLICT_RETRIES = 3
 ROLLBACK_WAIT = 60.0
-MAX_EXTENSIONS = 3  # on_inconclusive: extend
 NAME_RETRIES = 5  # derived revision names taken by other settings: -2, -3, ...
-
-
-@dataclass
-class Hooks:
-    """What the rollout needs from its surroundings; tests and the benchmark swap these."""
-
-    smoke: Callable[[str], SmokeResult]
-    checks: Callable[[StepInfo], list[Verdict]] = lambda step: []  # canary analysis, user checks
-    wall: Callable[[], float] = time.time  # epoch seconds, for metric windows
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    cancelled: Callable[[], bool] = lambda: False
-    rollback_api: CloudRun | None = None  # short timeouts for the way back
-    shield: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext  # no cancel inside
-    token: str = field(default_factory=lambda: secrets.token_hex(8))  # this process's claim on a rollout
-    # Metric thresholds: whether Cloud Monitoring holds the candidate's data up to an epoch time, and
-    # how long to wait for it after a bake (sampling + ingestion lag). None: no metric analysis.
-    ingested: Callable[[str, float], bool] | None = None
-    metric_wait: float = 240.0  # Cloud Run's 60 s sampling + up to 180 s until a sample is visible
-    job: Callable[[str, RolloutResult], str] = lambda when, result: ""  # pre/post job (deployer.jobs)
-    # Cancel the job executions of a rollout we undo (re-run, takeover, mode rollback): deployer.jobs.
-    stop_jobs: Callable[[RolloutState], object] = lambda recorded: None
-    # load_rps: requests sent to these tag URLs while a bake lasts; what it yields reports them.
-    load: Callable[[tuple[str, ...]], contextlib.AbstractContextManager[Callable[[], str]]] = lambda urls: (
-        contextlib.nullcontext(lambda: "")
-    )
 
 
 class Rollout:
@@ -436,120 +407,24 @@ class Rollout:
             if self.baseline_url
             else (self.result.tag_url or "",)
         )
+        info = StepInfo(
+            percent=percent,
+            candidate=self.result.revision or "",
+            previous=self.result.previous_revision,
+            tag_url=self.result.tag_url or "",
+            url=self.result.url or "",
+            started=0.0,
+            round=0,
+            baseline=self._compared(),
+            baseline_tag_url=self.baseline_url,
+        )
+        step = Bake(info, self.config.step_interval, self.config.analysis)
         with self.hooks.load(tuple(u for u in urls if u)) as report:
-            detail = self._bake_rounds(percent)
+            detail = bake_rounds(step, self.hooks, self.reporter, self.result, self._sleep)
         sent = report()
         if sent:
             self.reporter.info(f"{percent}%: {sent}")
         return f"{detail}; {sent}" if sent else detail
-
-    def _bake_rounds(self, percent: int) -> str:
-        """Hold the step for ``step_interval`` while re-running the smoke check and the canary checks,
-        then give the step its final verdict once its own requests are in Cloud Monitoring.
-
-        A failed check counts towards ``failure_threshold`` (rounds during the bake judge the data that
-        has arrived, so errors stop a step early). The final check covers exactly the bake; when it is
-        inconclusive, ``on_inconclusive`` decides (default: fail when metric thresholds are set).
-        """
-        interval, analysis = self.config.step_interval, self.config.analysis
-        started = self.hooks.wall()
-        rounds, failures, extensions, waited = 0, 0, 0, 0.0
-        while True:
-            end = self.hooks.clock() + interval
-            every = min(max(interval / 3, 1.0), 15.0)
-            while (left := end - self.hooks.clock()) > 0:
-                self._sleep(min(every, left))
-                if self.hooks.ingested is not None and end - self.hooks.clock() <= 0:
-                    break  # over: the final round judges the whole bake once it is in Cloud Monitoring
-                rounds += 1
-                failures = self._judge(percent, self._check_round(percent, started, rounds), failures)
-            ended = self.hooks.wall()
-            waited += self._await_metrics(percent, ended)
-            rounds += 1
-            verdicts = self._check_round(percent, started, rounds, ended=ended)
-            failures = self._judge(percent, verdicts, failures)
-            unsure = [v for v in verdicts if v.ok is None]
-            action = analysis.inconclusive_action
-            if not unsure or action == "pass":
-                break
-            if action == "fail" or extensions >= MAX_EXTENSIONS:
-                raise RolloutFailed(f"inconclusive at {percent}%: " + "; ".join(v.detail for v in unsure))
-            extensions += 1
-            self.reporter.info(
-                f"Inconclusive at {percent}%: baking {interval:g}s more ({extensions}/{MAX_EXTENSIONS})."
-            )
-        figures = "; ".join(f"{v.name} {'ok' if v.ok else 'inconclusive'}: {v.detail}" for v in verdicts)
-        lag = f" + {waited:.0f}s for metrics" if waited >= 1 else ""
-        detail = f"baked {interval * (1 + extensions):g}s{lag}, {rounds} rounds"
-        return detail + (f"; {figures}" if figures else "")
-
-    def _judge(self, percent: int, verdicts: list[Verdict], failures: int) -> int:
-        """Count a failed round; raise once ``failure_threshold`` rounds failed."""
-        failed = [v for v in verdicts if v.ok is False]
-        if not failed:
-            return failures
-        failures += 1
-        summary = "; ".join(f"{v.name}: {v.detail}" for v in failed)
-        threshold = self.config.analysis.failure_threshold
-        if failures >= threshold:
-            raise RolloutFailed(f"check failed at {percent}%: {summary}")
-        self.reporter.warning(f"Check failed at {percent}% ({failures}/{threshold}): {summary}")
-        return failures
-
-    def _await_metrics(self, percent: int, ended: float) -> float:
-        """Wait (smoke-checking meanwhile) until Cloud Monitoring holds the candidate's requests up to
-        ``ended``, at most sampling + ingestion lag; seconds waited. The traffic stays at the step."""
-        ingested = self.hooks.ingested
-        if ingested is None:
-            return 0.0
-        start = self.hooks.clock()
-        deadline = start + self.hooks.metric_wait
-        candidate = self.result.revision or ""
-        self.reporter.info(
-            f"{percent}%: waiting up to {self.hooks.metric_wait:g}s for Cloud Monitoring to ingest the "
-            "step's requests (sampled every 60 s, visible up to 180 s later)."
-        )
-        every = min(max(self.hooks.metric_wait / 48, 0.25), 5.0)
-        delay = min(0.1, every)  # a short ingestion (a test's, the emulator's) is seen at once
-        while not ingested(candidate, ended):
-            left = deadline - self.hooks.clock()
-            if left <= 0:
-                self.reporter.info(f"{percent}%: no metric point after the bake arrived in time.")
-                break
-            self._sleep(min(delay, left))
-            delay = min(delay * 1.5, every)
-            result = self.hooks.smoke(self.result.tag_url or "")
-            if not result.ok:
-                raise RolloutFailed(f"smoke check failed at {percent}%: {result.detail}")
-        return self.hooks.clock() - start
-
-    def _check_round(
-        self, percent: int, started: float, round_no: int, ended: float | None = None
-    ) -> list[Verdict]:
-        """One round of checks during a bake: the smoke check must pass; the others give verdicts."""
-        url = self.result.tag_url or ""
-        result = self.hooks.smoke(url)
-        if not result.ok:
-            raise RolloutFailed(f"smoke check failed at {percent}%: {result.detail}")
-        step = StepInfo(
-            percent=percent,
-            candidate=self.result.revision or "",
-            previous=self.result.previous_revision,
-            tag_url=url,
-            url=self.result.url or "",
-            started=started,
-            round=round_no,
-            ended=ended,
-            baseline=self._compared(),
-            baseline_tag_url=self.baseline_url,
-        )
-        verdicts = self.hooks.checks(step)
-        kept = [(p, v) for p, v in self.result.analyses if p != percent]
-        self.result.analyses = kept + [(percent, v) for v in verdicts]  # the summary shows the last round
-        for v in verdicts:
-            state = {True: "ok", False: "FAILED", None: "inconclusive"}[v.ok]
-            self.reporter.info(f"{percent}% round {round_no}: {v.name} {state}: {v.detail}")
-        return verdicts
 
     def _promote_write(self, svc: Obj) -> None:
         """Mark the candidate stable and forget the rollout: from here a failure is no longer ours to undo."""

@@ -344,7 +344,7 @@ def success_text(record: JobRun) -> str:
 
 
 def rollout_hook(runner: JobRunner, config: Config) -> Callable[[str, RolloutResult], str]:
-    """The ``pre``/``post`` job for ``rollout.Hooks.job``: returns the phase detail, raises JobFailed
+    """The ``pre``/``post`` job for ``hooks.Hooks.job``: returns the phase detail, raises JobFailed
     to stop (pre) or roll back (post, with ``post_job_failure: rollback``)."""
 
     def hook(when: str, result: RolloutResult) -> str:
@@ -502,7 +502,7 @@ def stop_jobs_of_rollout(
 
 
 def rollout_stopper(api: CloudRun, reporter: Reporter) -> Callable[[RolloutState], list[Stopped]]:
-    """For ``rollout.Hooks.stop_jobs``: stop the executions of a rollout being undone by a re-run, a
+    """For ``hooks.Hooks.stop_jobs``: stop the executions of a rollout being undone by a re-run, a
     takeover or mode rollback. Its jobs may not be this run's (another workflow; mode rollback names
     none): the record names them; a record of an older version names none, and then every job's
     executions are searched for its token -- a rare event, one paged list."""
