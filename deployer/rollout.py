@@ -45,6 +45,7 @@ from deployer.result import (
     TrafficChange,
     recorded_phase,
 )
+from deployer.retry import is_conflict, retry_conflicts
 from deployer.settings import Config, Mode, RunContext
 from deployer.state import (
     PREVIOUS_STABLE_ANNOTATION,
@@ -55,7 +56,6 @@ from deployer.state import (
 )
 from deployer.traffic import BASELINE_TAG, Target, Traffic
 
-CONFLICT_RETRIES = 3
 ROLLBACK_WAIT = 60.0
 NAME_RETRIES = 5  # derived revision names taken by other settings: -2, -3, ...
 
@@ -614,28 +614,28 @@ class Rollout:
         """Write the undo of ``state``'s rollout, re-deciding it on every re-read (409, a revision
         deleted meanwhile); returns the service written (None: nothing to write) and the decision."""
         named = True
-        for attempt in range(CONFLICT_RETRIES + 1):
+
+        def attempt(n: int) -> tuple[Obj | None, Restore]:
             svc = self._require_service(api)
             plan = self._restore_plan(svc, state, api, named=named)
             if plan.body is None:
                 return None, plan
-            try:
-                self.last = api.replace_service(self.name, plan.body)
-                if state.public_before is not None:
-                    self._set_public(state.public_before, api, forward=False)
-                return self.last, plan
-            except Conflict as exc:
+            self.last = api.replace_service(self.name, plan.body)
+            if state.public_before is not None:
+                self._set_public(state.public_before, api, forward=False)
+            return self.last, plan
+
+        def again(exc: ApiError) -> bool:
+            nonlocal named
+            if isinstance(exc, Conflict):
                 if exc.reason == "ALREADY_EXISTS" and named:
                     # The template we recorded names a revision whose settings differ: write it unnamed
                     # (Cloud Run makes a new revision with the settings from before the run).
                     named = False
-                    continue
-                if attempt == CONFLICT_RETRIES:
-                    raise
-            except ApiError as exc:
-                if exc.status != 400 or attempt == CONFLICT_RETRIES:
-                    raise  # a 400 may be a revision deleted since we listed them: decide again
-        raise AssertionError("unreachable")
+                return True
+            return exc.status == 400  # a 400 may be a revision deleted since we listed them: decide again
+
+        return retry_conflicts(attempt, again=again)
 
     def _restore_plan(self, svc: Obj, state: RolloutState, api: CloudRun, *, named: bool) -> Restore:
         """Decide the undo on the service as it is now (``restore.restore_plan``)."""
@@ -728,22 +728,22 @@ class Rollout:
     ) -> Obj:
         """PUT ``change(service)``; on a 409 (someone else wrote), re-read and re-apply our change on top."""
         api = api or self.api
-        svc = None if fresh else (current or self.last)
-        for attempt in range(CONFLICT_RETRIES + 1):
-            if svc is None:
-                svc = self._require_service(api)
+        first = None if fresh else (current or self.last)
+
+        def attempt(n: int) -> Obj:
+            svc = first if n == 0 and first is not None else self._require_service(api)
             # Every write, not only after a 409: a promote, a rollback, another run or an operator may
             # have changed the service since our last read, and writing on top would undo what they did.
             self._check_ours(svc)
-            try:
-                self.last = api.replace_service(self.name, change(svc))
-                return self.last
-            except Conflict as exc:
-                if exc.reason == "ALREADY_EXISTS" or attempt == CONFLICT_RETRIES:
-                    raise
+            self.last = api.replace_service(self.name, change(svc))
+            return self.last
+
+        def again(exc: ApiError) -> bool:
+            if is_conflict(exc):
                 self.reporter.info(f"Service {self.name} changed under us (409); re-reading and re-applying.")
-                svc = None
-        raise AssertionError("unreachable")
+            return is_conflict(exc)
+
+        return retry_conflicts(attempt, again=again)
 
     def _annotate(self, annotations: dict[str, str | None]) -> Obj:
         """Change only our annotations (the traffic stays as it is)."""
@@ -837,25 +837,26 @@ class Rollout:
         after a 409). The way back (``forward=False``) puts back the access from before the run only
         if it is still what this run set: someone who changed it since wins.
         """
-        for attempt in range(CONFLICT_RETRIES + 1):
+
+        def attempt(n: int) -> None:
             found = api.get_iam_policy(self.name)
             if not forward and is_public(found) != (not allow):
                 return  # not what this run left: someone else's access policy now
             policy = with_public(found, allow)
             if policy is None:
                 return
-            try:
-                api.set_iam_policy(self.name, policy)
-                self.reporter.info(
-                    f"{'Allowed' if allow else 'Removed'} unauthenticated access to {self.name}"
-                    + ("." if forward else ", as it was before the run.")
-                )
-                return
-            except Conflict:
-                if attempt == CONFLICT_RETRIES:
-                    raise
-                if forward:
-                    self._check_ours(self._require_service())  # still ours after someone else's write?
+            api.set_iam_policy(self.name, policy)
+            self.reporter.info(
+                f"{'Allowed' if allow else 'Removed'} unauthenticated access to {self.name}"
+                + ("." if forward else ", as it was before the run.")
+            )
+
+        def again(exc: ApiError) -> bool:
+            if isinstance(exc, Conflict) and forward:
+                self._check_ours(self._require_service())  # still ours after someone else's write?
+            return isinstance(exc, Conflict)
+
+        retry_conflicts(attempt, again=again)
 
     def _require_service(self, api: CloudRun | None = None) -> Obj:
         svc = (api or self.api).get_service(self.name)
