@@ -24,7 +24,11 @@ LAYERS: list[tuple[str, bool, set[str]]] = [
     ("inputs", False, {"deployer.inputs", "deployer.jobs.inputs", "deployer.parsers", "deployer.context"}),
     ("outputs", True, {"deployer.github", "deployer.terminal"}),
     ("runs", True, {"deployer.rollout", "deployer.jobs.runner", "deployer.analysis"}),
-    ("rules", False, {"deployer.hooks", "deployer.readiness", "deployer.restore", "deployer.bake"}),
+    (
+        "rules",
+        False,
+        {"deployer.hooks", "deployer.readiness", "deployer.restore", "deployer.bake", "deployer.jobs.stop"},
+    ),
     (
         "services",
         True,
