@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, bool, set[str]]] = [
             "deployer.outputs",
             "deployer.text",
             "deployer.verdicts",
+            "deployer.landed",
         },
     ),
     (
