@@ -22,6 +22,7 @@ import requests
 
 from deployer import compare, stats
 from deployer.checks import BODY_EXCERPT, check_env, post_webhook, run_command, webhook_payload
+from deployer.errors import MonitoringError as MonitoringError
 from deployer.result import StepInfo, Verdict
 from deployer.retry import RETRYABLE_STATUSES, Retrier, Retry, RetryPolicy, never, parse_retry_after
 from deployer.settings import AnalysisSettings
@@ -51,10 +52,6 @@ MONITORING_POLICY = RetryPolicy(
 )
 COMMAND_TIMEOUT_SECONDS = 300.0
 WEBHOOK_TIMEOUT_SECONDS = 30.0
-
-
-class MonitoringError(Exception):
-    """A Cloud Monitoring query failed for good (after retries); the message says why."""
 
 
 @dataclass(frozen=True)

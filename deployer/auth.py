@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from deployer.errors import AuthError as AuthError
 from deployer.loopback import is_loopback
 
 if TYPE_CHECKING:
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 _REFRESH_MARGIN = 60.0  # seconds before expiry at which an ID token is replaced
-
-
-class AuthError(Exception):
-    """Credentials are missing or cannot do what the action needs."""
 
 
 def _adc_file_exists() -> bool:

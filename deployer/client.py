@@ -9,18 +9,25 @@ they are repeated, so a lost response never causes a second, different write.
 from __future__ import annotations
 
 import ipaddress
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from deployer.errors import ApiError as ApiError
+from deployer.errors import Cancelled as Cancelled
+from deployer.errors import Conflict as Conflict
+from deployer.errors import NotFound as NotFound
+from deployer.errors import TransportError as TransportError
+from deployer.landed import bindings as _bindings
+from deployer.landed import carries_env as _carries_env
+from deployer.landed import dig as _dig
+from deployer.landed import write_landed as write_landed
 from deployer.retry import (
     RETRYABLE_STATUSES,
-    Cancelled,
     Retrier,
     Retry,
     RetryPolicy,
@@ -63,49 +70,6 @@ CANONICAL_CODES = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
-_OWN_ANNOTATION_PREFIX = "run-canary.dev/"
-
-
-class ApiError(Exception):
-    """An error answer from the API (or a transport failure that outlived the retries)."""
-
-    def __init__(
-        self,
-        status: int,
-        reason: str,
-        message: str,
-        field_violations: list[dict[str, Any]] | None = None,
-        *,
-        method: str = "",
-        url: str = "",
-    ) -> None:
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.field_violations = list(field_violations or [])
-        self.method = method
-        self.url = url
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        text = f"{self.status} {self.reason}: {self.message}"
-        fields = "; ".join(
-            f"field {v.get('field', '?')}: {v.get('description', '')}".rstrip(": ")
-            for v in self.field_violations
-        )
-        return f"{text} ({fields})" if fields else text
-
-
-class NotFound(ApiError):
-    """404: the object does not exist."""
-
-
-class Conflict(ApiError):
-    """409: ALREADY_EXISTS, or ABORTED because our resourceVersion/etag was stale."""
-
-
-class TransportError(ApiError):
-    """No HTTP answer (connection failure or timeout) after all retries; status is 0."""
 
 
 def _short(url: str) -> str:
@@ -139,74 +103,6 @@ def error_from_response(resp: requests.Response, method: str = "", url: str = ""
         message = " ".join(text.split())[:200] or (resp.reason or "no error message")
     cls = NotFound if status == 404 else Conflict if status == 409 else ApiError
     return cls(status, reason, message, violations, method=method, url=url)
-
-
-def _norm_traffic(traffic: Any) -> str:
-    """Traffic JSON without zero/false/empty values (which the server omits on the wire)."""
-    entries = [{k: v for k, v in t.items() if v} for t in (traffic or []) if isinstance(t, dict)]
-    return json.dumps(entries, sort_keys=True)
-
-
-def _carries_env(execution: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> bool:
-    """Whether an execution has every env var ``RunJobRequest.overrides`` set (in any container)."""
-    wanted = {
-        (e.get("name"), e.get("value"))
-        for o in (overrides or {}).get("containerOverrides") or []
-        for e in o.get("env") or []
-    }
-    containers = _dig(execution, "spec", "template", "spec", "containers") or []
-    present = {(e.get("name"), e.get("value")) for c in containers for e in c.get("env") or []}
-    return wanted <= present
-
-
-def _dig(obj: Mapping[str, Any] | None, *keys: str) -> Any:
-    cur: Any = obj
-    for key in keys:
-        if not isinstance(cur, Mapping):
-            return None
-        cur = cur.get(key)
-    return cur
-
-
-def write_landed(sent: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
-    """Whether ``current`` (fresh GET) shows that our replaceService of ``sent`` was applied."""
-    if not current:
-        return False
-    sent_rv = _dig(sent, "metadata", "resourceVersion")
-    if sent_rv and _dig(current, "metadata", "resourceVersion") == sent_rv:
-        return False
-    if _norm_traffic(_dig(sent, "spec", "traffic")) != _norm_traffic(_dig(current, "spec", "traffic")):
-        return False
-    sent_name = _dig(sent, "spec", "template", "metadata", "name")
-    if sent_name and sent_name != _dig(current, "spec", "template", "metadata", "name"):
-        return False
-    ours = {
-        k: v
-        for k, v in (_dig(sent, "metadata", "annotations") or {}).items()
-        if k.startswith(_OWN_ANNOTATION_PREFIX)
-    }
-    theirs = {
-        k: v
-        for k, v in (_dig(current, "metadata", "annotations") or {}).items()
-        if k.startswith(_OWN_ANNOTATION_PREFIX)
-    }
-    if ours != theirs:
-        return False
-    sent_tpl = _dig(sent, "spec", "template", "metadata", "annotations") or {}
-    cur_tpl = _dig(current, "spec", "template", "metadata", "annotations") or {}
-    return all(cur_tpl.get(k) == v for k, v in sent_tpl.items())
-
-
-def _bindings(policy: Mapping[str, Any] | None) -> list[tuple[str, tuple[str, ...], str]]:
-    """Bindings in a comparable form: role, members and condition (conditional bindings differ)."""
-    return sorted(
-        (
-            str(b.get("role")),
-            tuple(sorted(b.get("members") or [])),
-            json.dumps(b.get("condition") or {}, sort_keys=True),
-        )
-        for b in (policy or {}).get("bindings") or []
-    )
 
 
 # IAM policy version 3 is the only one that carries conditional role bindings: read with

@@ -20,14 +20,11 @@ from collections.abc import Sequence
 
 import requests
 
+from deployer.errors import UsageError as Usage
 from deployer.redact import redact_url, redact_urls
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MAX_BODY = 1 << 20
-
-
-class Usage(ValueError):
-    """Bad arguments: exit 2 with the message."""
 
 
 def parse_statuses(text: str) -> tuple[tuple[int, int], ...]:

@@ -16,6 +16,7 @@ import yaml
 
 from deployer import secretrefs
 from deployer.context import load_context
+from deployer.errors import DeployerError
 from deployer.input_table import DEFAULTS, INPUTS, PARSE_ORDER, InputSpec
 from deployer.jobs.inputs import check_job_settings, check_jobs
 from deployer.parsers import Invalid, show
@@ -37,7 +38,7 @@ class Problem:
         return f"input '{self.input}': {self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(DeployerError):
     """Every problem found in the inputs, reported at once."""
 
     def __init__(self, problems: list[Problem]):

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from deployer import secretrefs, traffic
+from deployer.errors import TemplateError as TemplateError
 from deployer.settings import Config, RevisionSettings, RunContext, UpdateStrategy
 from deployer.traffic import Traffic
 
@@ -113,10 +114,6 @@ def new_template(base: Obj | None, config: Config, revision_name: str) -> Obj:
     _apply_revision_settings(tpl, container, config.revision)
     _client_annotations(tpl, container)
     return tpl
-
-
-class TemplateError(ValueError):
-    """The template cannot take the inputs (no such container, no ingress container)."""
 
 
 def _names(containers: list[Obj]) -> str:

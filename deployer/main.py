@@ -27,7 +27,8 @@ from deployer.analysis import METRIC_LAG_SECONDS, METRIC_SAMPLING_SECONDS, Analy
 from deployer.client import ApiError, CloudRun, RetryPolicy
 from deployer.compare import OwnRequests
 from deployer.console import Console, PhaseReporter
-from deployer.github.files import outputs_for
+from deployer.errors import DeployerError
+from deployer.hooks import Hooks
 from deployer.jobs.runner import (
     JobRunner,
     cancel_leftover,
@@ -37,6 +38,7 @@ from deployer.jobs.runner import (
     rollout_stopper,
     run_mode,
 )
+from deployer.outputs import outputs_for
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.state import RolloutState
 from deployer.terminal import TerminalConsole
@@ -112,7 +114,7 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
     cancel.install()
     try:
         api, project, credentials = _connect(config, console, cancel.is_set)
-    except (auth.AuthError, ValueError) as exc:
+    except DeployerError as exc:
         console.error(str(exc), title="Cloud Run credentials")
         _refused(env, output)
         return 1
@@ -124,6 +126,12 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
     # Saved before any write: whatever happens next, the post step can find this process's rollout.
     github.save_state("token", token, env.get("GITHUB_STATE"))
     reporter = PhaseReporter(console)
+    runner: rollout.Rollout | None = None  # the rollout, once built: its jobs check it is still ours
+
+    def still_ours(when: str) -> str:
+        """Checked while a job runs: a rolled-back release's job stops."""
+        return runner.ownership(when) if runner is not None else ""
+
     job_runner = JobRunner(
         config,
         ctx,
@@ -134,25 +142,28 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
         on_started=lambda name: github.save_state("job_execution", name, env.get("GITHUB_STATE")),
         on_launch=lambda launch: github.save_state("job_launch", launch, env.get("GITHUB_STATE")),
         token=token,
+        guard=None if config.mode is settings.Mode.JOB else still_ours,
     )
     if config.mode is settings.Mode.JOB:
         result, unfinished = run_mode(config, job_runner, project), False
     else:
         own = OwnRequests()  # the smoke check's requests, left out of the metrics
-        hooks = rollout.Hooks(
+        smoke_check = _smoke_check(config, credentials, console, cancel.is_set, own)
+        checks, ingested = _analysis(config, api, console, cancel.is_set, own)
+        hooks = Hooks(
             token=token,
-            smoke=_smoke_check(config, credentials, console, cancel.is_set, own),
+            smoke=smoke_check,
+            checks=checks,
+            ingested=ingested,
+            metric_wait=METRIC_SAMPLING_SECONDS + METRIC_LAG_SECONDS,
+            load=_load(config, credentials, console, cancel.is_set),
             cancelled=cancel.is_set,
             rollback_api=_fast(api),
             shield=cancel.shield,
             job=rollout_hook(job_runner, config),
             stop_jobs=rollout_stopper(_fast(api), reporter),
         )
-        hooks.checks, hooks.ingested = _analysis(config, api, console, cancel.is_set, own)
-        hooks.load = _load(config, credentials, console, cancel.is_set)
-        hooks.metric_wait = METRIC_SAMPLING_SECONDS + METRIC_LAG_SECONDS
         runner = rollout.Rollout(config, ctx, api, project, reporter, hooks)
-        job_runner.guard = runner.ownership  # checked while a job runs: a rolled-back release's job stops
         result = runner.run()
         if config.dry_run and result.outcome is Outcome.PLANNED:
             plan_jobs(config, job_runner, result)
@@ -229,7 +240,7 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
     try:
         config, ctx = inputs.load(env)
         api, project, _ = _connect(config, console, lambda: False)
-    except (inputs.ConfigError, auth.AuthError, ValueError):
+    except (DeployerError, ValueError):
         console.info("The main step never got as far as a valid configuration: nothing to clean up.")
         return 0
     if token:  # a job execution the main step started (or whose :run was in flight) may still run
@@ -263,7 +274,7 @@ def _post(env: Mapping[str, str], console: Console, cancel: Cancellation) -> int
         f"The main step did not finish its rollout of {recorded.candidate}: "
         "restoring the traffic and template."
     )
-    hooks = rollout.Hooks(
+    hooks = Hooks(
         smoke=lambda url: smoke.SmokeResult(True, None, 0, "skipped", 0.0),
         cancelled=cancel.is_set,  # the restoring write is shielded; waiting for its routes is not
         shield=cancel.shield,
@@ -292,7 +303,7 @@ def _connect(
 ) -> tuple[CloudRun, str, auth.Credentials | None]:
     session, project, credentials = auth.authorized_session(config.api_endpoint, config.project_id)
     if not project:
-        raise ValueError(
+        raise auth.AuthError(
             "input 'project_id': no project given and none found in the credentials; set project_id"
         )
     api = CloudRun(

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
+from deployer.errors import DeployerError
 from deployer.settings import StatusRanges
 
 MAX_DURATION = 7 * 24 * 3600.0  # longer than any GitHub job may run
@@ -29,7 +30,7 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _STATUS_ITEM = re.compile(r"([0-9]{3})(?:-([0-9]{3}))?|([1-5])xx", re.ASCII | re.IGNORECASE)
 
 
-class Invalid(ValueError):
+class Invalid(DeployerError, ValueError):
     """A parser's verdict on one input; each message says what would be valid."""
 
     def __init__(self, *messages: str):

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from deployer.errors import DeployerError
 from deployer.parsers import INTEGER, Invalid, escape_text, show
 from deployer.parsers_names import PROJECT_ID, PROJECT_NUMBER
 from deployer.settings import SecretRef
@@ -58,7 +59,7 @@ _StringLoader.add_implicit_resolver(
 )
 
 
-class YamlTooBig(yaml.YAMLError):
+class YamlTooBig(DeployerError, yaml.YAMLError):
     """A YAML document beyond the bounds: too large, too many nodes once aliases expand, too deep."""
 
     def __init__(self, problem: str) -> None:

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from deployer.errors import ApiError, Conflict
+from deployer.errors import Cancelled as Cancelled
+
 T = TypeVar("T")
 
 # Transient answers worth repeating: 408 Request Timeout and 429 Too Many Requests (the request was
@@ -22,10 +25,7 @@ T = TypeVar("T")
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 STOP_SLICE = 0.1  # seconds between should_stop checks while waiting
 UNLIMITED = sys.maxsize  # attempts: only the time budget ends the retries
-
-
-class Cancelled(Exception):
-    """The caller's should_stop hook asked us to stop."""
+CONFLICT_RETRIES = 3  # read-modify-writes repeated after someone else's write (409)
 
 
 def never() -> bool:
@@ -152,12 +152,39 @@ class Retrier:
             raise Cancelled(cancelled)
 
 
+def is_conflict(error: ApiError) -> bool:
+    """A 409 that re-reading can resolve: ABORTED (a stale resourceVersion or etag), not ALREADY_EXISTS."""
+    return isinstance(error, Conflict) and error.reason != "ALREADY_EXISTS"
+
+
+def retry_conflicts(
+    attempt: Callable[[int], T],
+    *,
+    again: Callable[[ApiError], bool] = is_conflict,
+    retries: int = CONFLICT_RETRIES,
+) -> T:
+    """A read-modify-write: ``attempt(n)`` reads, decides and writes; when it fails with an error
+    ``again`` accepts (by default a 409: someone else wrote since our read), it runs once more on a
+    fresh read, at most ``retries`` more times; then (or for any other error) the error is raised.
+    ``again`` may note what to do differently next time (and log that it retries)."""
+    for n in range(retries + 1):
+        try:
+            return attempt(n)
+        except ApiError as exc:
+            if n == retries or not again(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
 __all__ = [
+    "CONFLICT_RETRIES",
     "RETRYABLE_STATUSES",
     "Cancelled",
     "Retrier",
     "Retry",
     "RetryPolicy",
+    "is_conflict",
     "never",
     "parse_retry_after",
+    "retry_conflicts",
 ]

@@ -8,17 +8,34 @@ It talks to Cloud Run only through ``client.CloudRun`` and to the outside world 
 from __future__ import annotations
 
 import contextlib
-import copy
-import secrets
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
-from deployer import baseline, knative, scaling, traffic
-from deployer.client import ApiError, CloudRun, Conflict
+from deployer import baseline, knative, readiness, scaling, traffic
+from deployer.bake import Bake, bake_rounds
+from deployer.client import CloudRun
+from deployer.errors import (
+    ApiError,
+    Conflict,
+    DeployerError,
+    RevisionFailed,
+    RolloutFailed,
+    RolloutTakenOver,
+)
+from deployer.hooks import Hooks as Hooks
 from deployer.knative import Obj
+from deployer.restore import (
+    Restore,
+    Undoing,
+    cleanup_message,
+    is_public,
+    join_reasons,
+    named_template,
+    restore_plan,
+    still_ours,
+    with_public,
+)
 from deployer.result import (
     Outcome,
     Phase,
@@ -26,11 +43,10 @@ from deployer.result import (
     RolloutResult,
     StepInfo,
     TrafficChange,
-    Verdict,
     recorded_phase,
 )
+from deployer.retry import is_conflict, retry_conflicts
 from deployer.settings import Config, Mode, RunContext
-from deployer.smoke import SmokeResult
 from deployer.state import (
     PREVIOUS_STABLE_ANNOTATION,
     STABLE_ANNOTATION,
@@ -40,98 +56,8 @@ from deployer.state import (
 )
 from deployer.traffic import BASELINE_TAG, Target, Traffic
 
-CONFLICT_RETRIES = 3
-# Readiness polling (see poll_delays): every 0.25 s for the first 2 s, then backing off to one read a
-# second; once a change of the same kind has settled in this rollout, around the time it took.
-POLL_FIRST, POLL_FAST_FOR, POLL_FACTOR, POLL_MAX = 0.25, 2.0, 1.5, 1.0
-POLL_LEAD, POLL_NEAR, POLL_NEAR_MIN, POLL_NEAR_UNTIL = 0.95, 0.05, 0.1, 1.15
-POLL_LEARN_FROM = 0.75  # quicker changes cost three reads or fewer anyway: keep the plain schedule
-PROGRESS_EVERY = 5.0
 ROLLBACK_WAIT = 60.0
-MAX_EXTENSIONS = 3  # on_inconclusive: extend
 NAME_RETRIES = 5  # derived revision names taken by other settings: -2, -3, ...
-
-
-def poll_delays(expected: float = 0.0) -> Iterator[float]:
-    """The sleeps between reads of a change that has not settled yet (the PUT's answer is the first look).
-
-    With nothing to go by: every POLL_FIRST s for the first POLL_FAST_FOR s (most traffic changes settle
-    then), then backing off by POLL_FACTOR to one read every POLL_MAX s. With ``expected``, the time an
-    earlier change of the same kind took in this rollout (they take about as long): the first read at
-    POLL_LEAD of it, then every POLL_NEAR of it (POLL_NEAR_MIN s at least) up to POLL_NEAR_UNTIL of it,
-    then as above. A rollout's later traffic steps then cost two or three reads each instead of one per
-    0.25 s, and are still seen within a twentieth of their time (0.1 s at least).
-    """
-    elapsed = 0.0
-    if expected > POLL_FIRST:
-        near = max(POLL_NEAR * expected, POLL_NEAR_MIN)
-        elapsed = POLL_LEAD * expected
-        yield elapsed
-        while elapsed < POLL_NEAR_UNTIL * expected:
-            yield near
-            elapsed += near
-    delay = POLL_FIRST
-    while True:
-        yield delay
-        elapsed += delay
-        if elapsed >= POLL_FAST_FOR:
-            delay = min(delay * POLL_FACTOR, POLL_MAX)
-
-
-class RolloutFailed(Exception):
-    """A reason to stop: the message is what the user reads."""
-
-
-class RevisionFailed(RolloutFailed):
-    """The candidate revision will never become ready (bad image, crash at start-up...)."""
-
-
-class ForeignChange(RolloutFailed):
-    """Someone else changed the traffic this run last wrote: their change wins, the run stops."""
-
-
-class RolloutTakenOver(RolloutFailed):
-    """Our rollout is no longer ours (another run, job or operator replaced or removed its record)."""
-
-
-LAST_MODIFIER = "serving.knative.dev/lastModifier"
-
-
-@dataclass
-class Restore:
-    """What undoing a rollout writes, decided on the service as it is now."""
-
-    kind: str  # "restored" | "theirs" (their traffic kept, only ours undone) | "nothing" | "taken over"
-    body: Obj | None = None
-    traffic: Traffic = ()
-    message: str = ""
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Hooks:
-    """What the rollout needs from its surroundings; tests and the benchmark swap these."""
-
-    smoke: Callable[[str], SmokeResult]
-    checks: Callable[[StepInfo], list[Verdict]] = lambda step: []  # canary analysis, user checks
-    wall: Callable[[], float] = time.time  # epoch seconds, for metric windows
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    cancelled: Callable[[], bool] = lambda: False
-    rollback_api: CloudRun | None = None  # short timeouts for the way back
-    shield: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext  # no cancel inside
-    token: str = field(default_factory=lambda: secrets.token_hex(8))  # this process's claim on a rollout
-    # Metric thresholds: whether Cloud Monitoring holds the candidate's data up to an epoch time, and
-    # how long to wait for it after a bake (sampling + ingestion lag). None: no metric analysis.
-    ingested: Callable[[str, float], bool] | None = None
-    metric_wait: float = 240.0  # Cloud Run's 60 s sampling + up to 180 s until a sample is visible
-    job: Callable[[str, RolloutResult], str] = lambda when, result: ""  # pre/post job (deployer.jobs)
-    # Cancel the job executions of a rollout we undo (re-run, takeover, mode rollback): deployer.jobs.
-    stop_jobs: Callable[[RolloutState], object] = lambda recorded: None
-    # load_rps: requests sent to these tag URLs while a bake lasts; what it yields reports them.
-    load: Callable[[tuple[str, ...]], contextlib.AbstractContextManager[Callable[[], str]]] = lambda urls: (
-        contextlib.nullcontext(lambda: "")
-    )
 
 
 class Rollout:
@@ -347,7 +273,7 @@ class Rollout:
         base = self._pinned_base(svc)
         return RolloutState(
             before=traffic.to_spec(knative.spec_traffic(svc)),
-            template=_named_template(svc),
+            template=named_template(svc),
             stable=knative.annotation(svc, STABLE_ANNOTATION) or "",
             previous_stable=knative.annotation(svc, PREVIOUS_STABLE_ANNOTATION) or "",
             job=self.ctx.job,
@@ -388,7 +314,7 @@ class Rollout:
         allow = self.config.allow_unauthenticated
         if allow is None or self.config.dry_run:
             return None
-        public = _is_public(self.api.get_iam_policy(self.name))
+        public = is_public(self.api.get_iam_policy(self.name))
         return None if public == allow else public
 
     def _candidate_template(self, current: Obj) -> tuple[Obj, str]:
@@ -483,120 +409,24 @@ class Rollout:
             if self.baseline_url
             else (self.result.tag_url or "",)
         )
+        info = StepInfo(
+            percent=percent,
+            candidate=self.result.revision or "",
+            previous=self.result.previous_revision,
+            tag_url=self.result.tag_url or "",
+            url=self.result.url or "",
+            started=0.0,
+            round=0,
+            baseline=self._compared(),
+            baseline_tag_url=self.baseline_url,
+        )
+        step = Bake(info, self.config.step_interval, self.config.analysis)
         with self.hooks.load(tuple(u for u in urls if u)) as report:
-            detail = self._bake_rounds(percent)
+            detail = bake_rounds(step, self.hooks, self.reporter, self.result, self._sleep)
         sent = report()
         if sent:
             self.reporter.info(f"{percent}%: {sent}")
         return f"{detail}; {sent}" if sent else detail
-
-    def _bake_rounds(self, percent: int) -> str:
-        """Hold the step for ``step_interval`` while re-running the smoke check and the canary checks,
-        then give the step its final verdict once its own requests are in Cloud Monitoring.
-
-        A failed check counts towards ``failure_threshold`` (rounds during the bake judge the data that
-        has arrived, so errors stop a step early). The final check covers exactly the bake; when it is
-        inconclusive, ``on_inconclusive`` decides (default: fail when metric thresholds are set).
-        """
-        interval, analysis = self.config.step_interval, self.config.analysis
-        started = self.hooks.wall()
-        rounds, failures, extensions, waited = 0, 0, 0, 0.0
-        while True:
-            end = self.hooks.clock() + interval
-            every = min(max(interval / 3, 1.0), 15.0)
-            while (left := end - self.hooks.clock()) > 0:
-                self._sleep(min(every, left))
-                if self.hooks.ingested is not None and end - self.hooks.clock() <= 0:
-                    break  # over: the final round judges the whole bake once it is in Cloud Monitoring
-                rounds += 1
-                failures = self._judge(percent, self._check_round(percent, started, rounds), failures)
-            ended = self.hooks.wall()
-            waited += self._await_metrics(percent, ended)
-            rounds += 1
-            verdicts = self._check_round(percent, started, rounds, ended=ended)
-            failures = self._judge(percent, verdicts, failures)
-            unsure = [v for v in verdicts if v.ok is None]
-            action = analysis.inconclusive_action
-            if not unsure or action == "pass":
-                break
-            if action == "fail" or extensions >= MAX_EXTENSIONS:
-                raise RolloutFailed(f"inconclusive at {percent}%: " + "; ".join(v.detail for v in unsure))
-            extensions += 1
-            self.reporter.info(
-                f"Inconclusive at {percent}%: baking {interval:g}s more ({extensions}/{MAX_EXTENSIONS})."
-            )
-        figures = "; ".join(f"{v.name} {'ok' if v.ok else 'inconclusive'}: {v.detail}" for v in verdicts)
-        lag = f" + {waited:.0f}s for metrics" if waited >= 1 else ""
-        detail = f"baked {interval * (1 + extensions):g}s{lag}, {rounds} rounds"
-        return detail + (f"; {figures}" if figures else "")
-
-    def _judge(self, percent: int, verdicts: list[Verdict], failures: int) -> int:
-        """Count a failed round; raise once ``failure_threshold`` rounds failed."""
-        failed = [v for v in verdicts if v.ok is False]
-        if not failed:
-            return failures
-        failures += 1
-        summary = "; ".join(f"{v.name}: {v.detail}" for v in failed)
-        threshold = self.config.analysis.failure_threshold
-        if failures >= threshold:
-            raise RolloutFailed(f"check failed at {percent}%: {summary}")
-        self.reporter.warning(f"Check failed at {percent}% ({failures}/{threshold}): {summary}")
-        return failures
-
-    def _await_metrics(self, percent: int, ended: float) -> float:
-        """Wait (smoke-checking meanwhile) until Cloud Monitoring holds the candidate's requests up to
-        ``ended``, at most sampling + ingestion lag; seconds waited. The traffic stays at the step."""
-        ingested = self.hooks.ingested
-        if ingested is None:
-            return 0.0
-        start = self.hooks.clock()
-        deadline = start + self.hooks.metric_wait
-        candidate = self.result.revision or ""
-        self.reporter.info(
-            f"{percent}%: waiting up to {self.hooks.metric_wait:g}s for Cloud Monitoring to ingest the "
-            "step's requests (sampled every 60 s, visible up to 180 s later)."
-        )
-        every = min(max(self.hooks.metric_wait / 48, 0.25), 5.0)
-        delay = min(0.1, every)  # a short ingestion (a test's, the emulator's) is seen at once
-        while not ingested(candidate, ended):
-            left = deadline - self.hooks.clock()
-            if left <= 0:
-                self.reporter.info(f"{percent}%: no metric point after the bake arrived in time.")
-                break
-            self._sleep(min(delay, left))
-            delay = min(delay * 1.5, every)
-            result = self.hooks.smoke(self.result.tag_url or "")
-            if not result.ok:
-                raise RolloutFailed(f"smoke check failed at {percent}%: {result.detail}")
-        return self.hooks.clock() - start
-
-    def _check_round(
-        self, percent: int, started: float, round_no: int, ended: float | None = None
-    ) -> list[Verdict]:
-        """One round of checks during a bake: the smoke check must pass; the others give verdicts."""
-        url = self.result.tag_url or ""
-        result = self.hooks.smoke(url)
-        if not result.ok:
-            raise RolloutFailed(f"smoke check failed at {percent}%: {result.detail}")
-        step = StepInfo(
-            percent=percent,
-            candidate=self.result.revision or "",
-            previous=self.result.previous_revision,
-            tag_url=url,
-            url=self.result.url or "",
-            started=started,
-            round=round_no,
-            ended=ended,
-            baseline=self._compared(),
-            baseline_tag_url=self.baseline_url,
-        )
-        verdicts = self.hooks.checks(step)
-        kept = [(p, v) for p, v in self.result.analyses if p != percent]
-        self.result.analyses = kept + [(percent, v) for v in verdicts]  # the summary shows the last round
-        for v in verdicts:
-            state = {True: "ok", False: "FAILED", None: "inconclusive"}[v.ok]
-            self.reporter.info(f"{percent}% round {round_no}: {v.name} {state}: {v.detail}")
-        return verdicts
 
     def _promote_write(self, svc: Obj) -> None:
         """Mark the candidate stable and forget the rollout: from here a failure is no longer ours to undo."""
@@ -786,116 +616,45 @@ class Rollout:
         """Write the undo of ``state``'s rollout, re-deciding it on every re-read (409, a revision
         deleted meanwhile); returns the service written (None: nothing to write) and the decision."""
         named = True
-        for attempt in range(CONFLICT_RETRIES + 1):
+
+        def attempt(n: int) -> tuple[Obj | None, Restore]:
             svc = self._require_service(api)
             plan = self._restore_plan(svc, state, api, named=named)
             if plan.body is None:
                 return None, plan
-            try:
-                self.last = api.replace_service(self.name, plan.body)
-                if state.public_before is not None:
-                    self._set_public(state.public_before, api, forward=False)
-                return self.last, plan
-            except Conflict as exc:
+            self.last = api.replace_service(self.name, plan.body)
+            if state.public_before is not None:
+                self._set_public(state.public_before, api, forward=False)
+            return self.last, plan
+
+        def again(exc: ApiError) -> bool:
+            nonlocal named
+            if isinstance(exc, Conflict):
                 if exc.reason == "ALREADY_EXISTS" and named:
                     # The template we recorded names a revision whose settings differ: write it unnamed
                     # (Cloud Run makes a new revision with the settings from before the run).
                     named = False
-                    continue
-                if attempt == CONFLICT_RETRIES:
-                    raise
-            except ApiError as exc:
-                if exc.status != 400 or attempt == CONFLICT_RETRIES:
-                    raise  # a 400 may be a revision deleted since we listed them: decide again
-        raise AssertionError("unreachable")
+                return True
+            return exc.status == 400  # a 400 may be a revision deleted since we listed them: decide again
+
+        return retry_conflicts(attempt, again=again)
 
     def _restore_plan(self, svc: Obj, state: RolloutState, api: CloudRun, *, named: bool) -> Restore:
-        """Decide the undo on the service as it is now.
+        """Decide the undo on the service as it is now (``restore.restore_plan``)."""
+        undoing = Undoing(
+            service=self.name,
+            revision=self.result.revision or "",
+            adopted=self.adopted,
+            promoting=self.promoting,
+            pending=self.pending is not None,
+            keep_tag=self.keep_tag,
+        )
+        return restore_plan(svc, state, undoing, lambda: self._revisions(api), named=named)
 
-        - Our record is gone or another's: the first write never landed (nothing to do), the promote
-          landed (undo it too), or someone else owns the service now (leave it).
-        - The traffic is not what we last wrote: someone else changed it. Keep their traffic; remove
-          our record and put the template back (when it is still ours and no entry follows latest).
-        - Otherwise: traffic exactly as before the run (revisions deleted since: their share to the
-          remaining ones), the template as before, our tag left on a healthy candidate if free.
-        """
-        recorded = RolloutState.from_service(svc)
-        promote_landed = False
-        if recorded is not None:
-            if not (recorded.same_owner(state) or recorded == self.adopted):
-                return Restore("taken over", message=self._taken_over_message(recorded))
-            expected = recorded.written()
-        elif self.promoting and knative.annotation(svc, STABLE_ANNOTATION) == state.candidate:
-            promote_landed = True
-            expected = traffic.promoted(state.base_traffic, state.candidate, state.tag)
-        elif self.pending is not None:
-            return Restore("nothing", message="the first write never reached the service: nothing to undo")
-        else:
-            return Restore("taken over", message=self._taken_over_message(None))
-        annotations: dict[str, str | None] = {STATE_ANNOTATION: None}
-        if promote_landed:
-            annotations[STABLE_ANNOTATION] = state.stable or None
-            annotations[PREVIOUS_STABLE_ANNOTATION] = state.previous_stable or None
-        now = knative.spec_traffic(svc)
-        if cleaned := traffic.cleaned_tags(expected, now, {state.tag}):  # Cloud Run's tag-quota cleanup
-            state, expected = _forget_tags(state, cleaned), now
-        if not traffic.same(now, expected):
-            body = knative.with_traffic(svc, now, annotations)
-            knative.undo_metadata(body, state.metadata)
-            ours = knative.template_name(svc) == state.candidate and not any(t.latest for t in now)
-            if ours and state.template is not None:
-                body["spec"]["template"] = _template(state.template, named)
-            message = (
-                f"{self._change_message(svc, expected)} Their traffic is kept; only this run's record"
-                + (" and template were" if ours and state.template is not None else " was")
-                + " removed."
-            )
-            return Restore("theirs", body, now, message)
-        names, ready = self._revisions(api)
-        made = {state.candidate, state.baseline} - {""}  # the template is ours if it made either
-        template_back = state.template is not None and knative.template_name(svc) in made
-        before, notes = restored_latest(state, template_back and named)
-        gone = {t.revision for t in before if t.revision and t.revision not in names}
-        if gone:
-            before = traffic.without(before, gone)
-            notes.append(
-                f"Revision(s) {', '.join(sorted(gone))} no longer exist: their share went to the remaining "
-                f"revisions from before the run ({', '.join(t.describe() for t in before)})."
-            )
-        keep = state.keep_tag and self.keep_tag and ready.get(state.candidate, False)
-        restored = traffic.restore(before, state.candidate, state.tag, keep_tag=keep)
-        body = knative.with_traffic(svc, restored, annotations)
-        knative.undo_metadata(body, state.metadata)
-        what = "traffic restored to where it was before the run"
-        if template_back and state.template is not None:
-            body["spec"]["template"] = _template(state.template, named)
-            what = "traffic and template restored to where they were before the run"
-        elif state.template is not None:
-            notes.append(
-                f"The template of {self.name} was changed by someone else since this run deployed "
-                f"{state.candidate}: it is kept."
-            )
-        return Restore("restored", body, restored, what, notes)
-
-    def _revisions(self, api: CloudRun) -> tuple[set[str], dict[str, bool]]:
+    def _revisions(self, api: CloudRun) -> dict[str, bool]:
         """The service's revisions, and which are Ready."""
         found = api.list_revisions(self.name)
-        ready = {r["metadata"]["name"]: knative.condition(r, "Ready").status == "True" for r in found}
-        return set(ready), ready
-
-    def _taken_over_message(self, recorded: RolloutState | None) -> str:
-        who = f"another run ({recorded.owner()})" if recorded else "another run or an operator"
-        return f"{who} took over service {self.name}; this run leaves it as it is"
-
-    def _change_message(self, svc: Obj, expected: Traffic) -> str:
-        who = knative.annotation(svc, LAST_MODIFIER) or "someone else"
-        had = ", ".join(t.describe() for t in expected)
-        now = ", ".join(t.describe() for t in knative.spec_traffic(svc))
-        return (
-            f"the traffic of service {self.name} was changed by {who} while this run was rolling out "
-            f"{self.result.revision or 'its revision'}: this run had written [{had}], the service now has "
-            f"[{now}]."
-        )
+        return {r["metadata"]["name"]: knative.condition(r, "Ready").status == "True" for r in found}
 
     # --- the baseline (baseline: revision) ----------------------------------------------------
 
@@ -971,22 +730,22 @@ class Rollout:
     ) -> Obj:
         """PUT ``change(service)``; on a 409 (someone else wrote), re-read and re-apply our change on top."""
         api = api or self.api
-        svc = None if fresh else (current or self.last)
-        for attempt in range(CONFLICT_RETRIES + 1):
-            if svc is None:
-                svc = self._require_service(api)
+        first = None if fresh else (current or self.last)
+
+        def attempt(n: int) -> Obj:
+            svc = first if n == 0 and first is not None else self._require_service(api)
             # Every write, not only after a 409: a promote, a rollback, another run or an operator may
             # have changed the service since our last read, and writing on top would undo what they did.
             self._check_ours(svc)
-            try:
-                self.last = api.replace_service(self.name, change(svc))
-                return self.last
-            except Conflict as exc:
-                if exc.reason == "ALREADY_EXISTS" or attempt == CONFLICT_RETRIES:
-                    raise
+            self.last = api.replace_service(self.name, change(svc))
+            return self.last
+
+        def again(exc: ApiError) -> bool:
+            if is_conflict(exc):
                 self.reporter.info(f"Service {self.name} changed under us (409); re-reading and re-applying.")
-                svc = None
-        raise AssertionError("unreachable")
+            return is_conflict(exc)
+
+        return retry_conflicts(attempt, again=again)
 
     def _annotate(self, annotations: dict[str, str | None]) -> Obj:
         """Change only our annotations (the traffic stays as it is)."""
@@ -1007,17 +766,14 @@ class Rollout:
         """Before every write: the rollout is still ours and the traffic is what we last wrote."""
         if self.state is None:
             return
-        recorded = RolloutState.from_service(svc)
-        if recorded is None or not (recorded.same_owner(self.state) or recorded == self.adopted):
+        try:
+            state, cleaned = still_ours(svc, self.state, self.adopted, self.name, self.result.revision or "")
+        except RolloutTakenOver:
             self.state = None  # not ours (any more): undoing it is not ours to do
-            raise RolloutTakenOver(self._taken_over_message(recorded))
-        cleaned = traffic.cleaned_tags(recorded.written(), knative.spec_traffic(svc), {self.state.tag})
-        if cleaned:  # Cloud Run's tag-quota cleanup, not a person: carry on without those tags
-            state, self.state = self.state, _forget_tags(self.state, cleaned)
-            if state != self.state:
-                self.reporter.warning(_cleanup_message(self.name, cleaned))
-        elif not traffic.same(knative.spec_traffic(svc), recorded.written()):
-            raise ForeignChange(self._change_message(svc, recorded.written()))
+            raise
+        if state != self.state:  # Cloud Run's tag-quota cleanup, not a person: carry on without those tags
+            self.state = state
+            self.reporter.warning(cleanup_message(self.name, cleaned))
 
     def _wait(
         self,
@@ -1028,78 +784,41 @@ class Rollout:
         api: CloudRun | None = None,
     ) -> Obj:
         """Poll until the write is observed, the candidate (if any) is Ready and the routes are ready."""
-        api = api or self.api
+        reader = api or self.api
         timeout = self.config.wait_timeout if timeout is None else timeout
-        start = self.hooks.clock()
-        kind = bool(candidate)
-        delays, last_report, status = poll_delays(self.settled.get(kind, 0.0)), start, "not observed yet"
+        start, kind = self.hooks.clock(), bool(candidate)
         # The PUT's own answer is the first look: no need to read the service again at once.
-        written = self.last if self.last and knative.generation(self.last) == generation else None
-        while True:
-            svc, written = written or self._require_service(api), None
-            if knative.is_fresh(svc, generation):
-                done, status = self._readiness(svc, candidate, api)
-                if done:
-                    self.last = svc
-                    took = self.hooks.clock() - start
-                    if took >= POLL_LEARN_FROM:
-                        self.settled[kind] = min(self.settled.get(kind, took), took)
-                    return svc
-            now = self.hooks.clock()
-            if now - start >= timeout:
-                raise RolloutFailed(
-                    f"timed out after {timeout:g}s waiting for {candidate or 'the routes'}: {status}"
-                )
-            if now - last_report >= PROGRESS_EVERY:
-                self.reporter.info(f"Still waiting ({now - start:.0f}s): {status}")
-                last_report = now
-            self._sleep(min(next(delays), timeout - (now - start)))
+        first = [self.last] if self.last and knative.generation(self.last) == generation else []
 
-    def _readiness(self, svc: Obj, candidate: str, api: CloudRun) -> tuple[bool, str]:
-        """(done, what we are waiting for) for a fresh status; raises as soon as anything failed.
+        status = "not observed yet"
 
-        As gcloud's poller: a False condition of the service for the current generation is final,
-        and its reason and message are the error. After a deploy that is any of Ready,
-        ConfigurationsReady and RoutesReady. A traffic change (step, rollback) does not touch the
-        configuration: a failed latest revision keeps ConfigurationsReady, and so Ready, False after
-        traffic went back to good revisions, so there only the routes count.
-        """
-        if candidate:
-            waiting = self._candidate_readiness(svc, candidate, api)
-            if waiting:
-                return False, waiting
-            kinds: tuple[str, ...] = ("ConfigurationsReady", "RoutesReady", "Ready")
-        elif knative.condition(svc, "ConfigurationsReady").status == "False":
-            kinds = ("RoutesReady",)
-        else:
-            kinds = ("RoutesReady", "Ready")
-        for kind in kinds:
-            found = knative.condition(svc, kind)
-            if found.status == "False":
-                raise RolloutFailed(f"service {self.name} failed: {found.describe()}")
-        routes = knative.condition(svc, "RoutesReady")
-        return routes.status == "True", routes.describe()
+        def look() -> tuple[Obj | None, str]:
+            nonlocal status
+            svc = first.pop() if first else self._require_service(reader)
+            if not knative.is_fresh(svc, generation):
+                return None, status
+            done, status = readiness.service_readiness(svc, candidate, reader, self.name)
+            return (svc if done else None), status
 
-    def _candidate_readiness(self, svc: Obj, candidate: str, api: CloudRun) -> str:
-        """What the candidate still waits for ("" once Ready); RevisionFailed when it never will be."""
-        configs = knative.condition(svc, "ConfigurationsReady")
-        latest_ready = (svc.get("status") or {}).get("latestReadyRevisionName")
-        if configs.status == "Unknown" and latest_ready != candidate:
-            return f"revision {candidate}: {configs.describe()}"
-        revision = api.get_revision(candidate)
-        ready = knative.condition(revision, "Ready")
-        if ready.status == "False":
-            raise RevisionFailed(
-                f"revision {candidate} is not ready: {ready.reason}: {ready.message}".strip()
-            )
-        if configs.status == "False":
-            created = "was never created" if revision is None else "is not ready"
-            raise RevisionFailed(f"revision {candidate} {created}: {configs.describe()}")
-        if revision is None:
-            raise RevisionFailed(
-                f"revision {candidate} was never created (the configuration is {configs.describe()})"
-            )
-        return "" if ready.status == "True" else f"revision {candidate}: {ready.describe()}"
+        svc = readiness.wait(
+            look,
+            timeout=timeout,
+            clock=self.hooks.clock,
+            sleep=self._sleep,
+            delays=readiness.poll_delays(self.settled.get(kind, 0.0)),
+            progress=readiness.Progress(
+                lambda elapsed, status: self.reporter.info(f"Still waiting ({elapsed:.0f}s): {status}"),
+                every=readiness.PROGRESS_EVERY,
+            ),
+            expired=lambda status: RolloutFailed(
+                f"timed out after {timeout:g}s waiting for {candidate or 'the routes'}: {status}"
+            ),
+        )
+        self.last = svc
+        took = self.hooks.clock() - start
+        if took >= readiness.POLL_LEARN_FROM:
+            self.settled[kind] = min(self.settled.get(kind, took), took)
+        return svc
 
     def _smoke(self, svc: Obj) -> str:
         url = self.result.tag_url or knative.tag_url(
@@ -1120,33 +839,26 @@ class Rollout:
         after a 409). The way back (``forward=False``) puts back the access from before the run only
         if it is still what this run set: someone who changed it since wins.
         """
-        for attempt in range(CONFLICT_RETRIES + 1):
-            policy = api.get_iam_policy(self.name)
-            if not forward and _is_public(policy) != (not allow):
+
+        def attempt(n: int) -> None:
+            found = api.get_iam_policy(self.name)
+            if not forward and is_public(found) != (not allow):
                 return  # not what this run left: someone else's access policy now
-            bindings: list[dict[str, Any]] = policy.setdefault("bindings", [])
-            invoker = next((b for b in bindings if b.get("role") == "roles/run.invoker"), None)
-            members = set((invoker or {}).get("members", []))
-            if ("allUsers" in members) == allow:
+            policy = with_public(found, allow)
+            if policy is None:
                 return
-            if invoker is None:
-                invoker = {"role": "roles/run.invoker", "members": []}
-                bindings.append(invoker)
-            invoker["members"] = sorted(members | {"allUsers"} if allow else members - {"allUsers"})
-            if not invoker["members"]:
-                bindings.remove(invoker)
-            try:
-                api.set_iam_policy(self.name, policy)
-                self.reporter.info(
-                    f"{'Allowed' if allow else 'Removed'} unauthenticated access to {self.name}"
-                    + ("." if forward else ", as it was before the run.")
-                )
-                return
-            except Conflict:
-                if attempt == CONFLICT_RETRIES:
-                    raise
-                if forward:
-                    self._check_ours(self._require_service())  # still ours after someone else's write?
+            api.set_iam_policy(self.name, policy)
+            self.reporter.info(
+                f"{'Allowed' if allow else 'Removed'} unauthenticated access to {self.name}"
+                + ("." if forward else ", as it was before the run.")
+            )
+
+        def again(exc: ApiError) -> bool:
+            if isinstance(exc, Conflict) and forward:
+                self._check_ours(self._require_service())  # still ours after someone else's write?
+            return isinstance(exc, Conflict)
+
+        retry_conflicts(attempt, again=again)
 
     def _require_service(self, api: CloudRun | None = None) -> Obj:
         svc = (api or self.api).get_service(self.name)
@@ -1196,57 +908,6 @@ def _with_changes(state: RolloutState, svc: Obj, body: Obj) -> RolloutState:
     return replace(state, metadata=changes or None)
 
 
-def join_reasons(reason: str | None, more: str) -> str:
-    """The run's reason followed by what the way back found, each sentence once: the way back often
-    restates the reason (the operator's change that stopped the run, a takeover) and adds to it."""
-    if not reason or more.startswith(reason):
-        return more
-    if more in reason:
-        return reason
-    return f"{reason}; {more}"
-
-
-def _is_public(policy: Obj) -> bool:
-    """Whether an IAM policy lets ``allUsers`` invoke the service."""
-    return any(
-        b.get("role") == "roles/run.invoker" and "allUsers" in (b.get("members") or [])
-        for b in policy.get("bindings") or []
-    )
-
-
-def restored_latest(state: RolloutState, template_back: bool) -> tuple[Traffic, list[str]]:
-    """The traffic a rollback restores, judged by where requests go: a ``latestRevision`` entry sends
-    requests to the latest ready revision, which is the one from before the run only when the
-    rollback writes the named template from before the run back. Otherwise (someone changed the
-    template since, so Cloud Run made a revision from it: of the rolled-back release, say) the entry
-    is pinned to the revision it reached before the run."""
-    before = state.before_traffic
-    if template_back or not state.latest or not any(t.latest for t in before):
-        return before, []
-    pinned = traffic.pin_latest(before, state.latest)
-    note = (
-        f"The template changed since the run started, so the latest revision is no longer "
-        f"{state.latest}: the traffic that followed the latest revision is pinned to {state.latest}, "
-        "where it went before the run."
-    )
-    return pinned, [note]
-
-
-def _forget_tags(state: RolloutState, tags: set[str]) -> RolloutState:
-    """The rollout without the 0 % tags Cloud Run's tag-quota cleanup deleted (traffic.cleaned_tags):
-    written back, they would be new tags and make the cleanup delete others."""
-    before = state.before and traffic.to_spec(traffic.without_tags(state.before_traffic, tags))
-    return replace(state, base=traffic.to_spec(traffic.without_tags(state.base_traffic, tags)), before=before)
-
-
-def _cleanup_message(service: str, tags: set[str]) -> str:
-    return (
-        f"Cloud Run's tag cleanup removed the tag(s) {', '.join(sorted(tags))} of {service} (the project "
-        "reached its revision-tag quota, 2,000 per region; tags without a traffic percentage are deleted "
-        "oldest first). Not a person's change: the rollout carries on without them."
-    )
-
-
 def _may_have_landed(exc: BaseException) -> bool:
     """Whether a failed write may still have reached the service (anything but a clear 4xx refusal)."""
     return not (isinstance(exc, ApiError) and 400 <= exc.status < 500)
@@ -1256,31 +917,11 @@ def _attempt(text: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
-def _named_template(svc: Obj) -> Obj | None:
-    """The service's template, named after the revision it made (Knative leaves the name empty when
-    the server chose it): written back, it makes that revision the latest again instead of a new one."""
-    template = (svc.get("spec") or {}).get("template")
-    if template is None:
-        return None
-    named = copy.deepcopy(template)
-    latest = (svc.get("status") or {}).get("latestCreatedRevisionName")
-    if not knative.template_name(svc) and latest and knative.is_fresh(svc, knative.generation(svc)):
-        named.setdefault("metadata", {})["name"] = latest
-    return named
-
-
-def _template(template: Obj, named: bool) -> Obj:
-    out = copy.deepcopy(template)
-    if not named:
-        out.get("metadata", {}).pop("name", None)
-    return out
-
-
 def describe(exc: BaseException) -> str:
     """A one-line reason for the user."""
     if isinstance(exc, KeyboardInterrupt):
         return "cancelled"
-    if isinstance(exc, ApiError | RolloutFailed | knative.TemplateError):
+    if isinstance(exc, DeployerError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 

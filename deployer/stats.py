@@ -23,11 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from deployer.errors import BucketError as BucketError
+
 INF = math.inf
-
-
-class BucketError(ValueError):
-    """A Distribution whose bucket options are missing or not as documented."""
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from deployer.console import Console as LogConsole
-from deployer.github.commands import phase_summary
-from deployer.github.files import outputs_for
-from deployer.github.text import split_lines
+from deployer.outputs import outputs_for
 from deployer.result import Outcome, Phase, RolloutResult, is_failure
+from deployer.text import phase_summary, split_lines
 
 # C0 controls except TAB (line breaks are split off before), DEL, C1 controls (0x9b is an 8-bit CSI),
 # and the invisible bidi and direction marks ("Trojan Source").

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from deployer.errors import TrafficError as TrafficError
+
 LATEST = "LATEST"
 BASELINE_TAG = "baseline"  # the tag of the baseline revision a comparison deploys (baseline: revision)
 
@@ -25,10 +27,6 @@ class Target:
 
 
 Traffic = tuple[Target, ...]
-
-
-class TrafficError(ValueError):
-    """A traffic block Cloud Run would refuse."""
 
 
 def from_spec(entries: list[dict[str, Any]] | None) -> Traffic:

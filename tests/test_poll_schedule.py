@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 
 from cloudrun_emulator import Emulator
-from deployer import rollout
+from deployer import readiness
 from devtools import harness
 from tests.cloudrun import Api
 
 
 def read_times(expected: float, count: int = 12) -> list[float]:
     """When the reads after the PUT come, in seconds since it."""
-    return [round(t, 3) for t in itertools.accumulate(itertools.islice(rollout.poll_delays(expected), count))]
+    return [
+        round(t, 3) for t in itertools.accumulate(itertools.islice(readiness.poll_delays(expected), count))
+    ]
 
 
 def first_read_after(expected: float, settles: float) -> float:
@@ -32,17 +34,17 @@ def test_without_expectation_every_quarter_second_then_backing_off_to_one_a_seco
     assert times[:8] == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
     gaps = [b - a for a, b in itertools.pairwise(read_times(0.0, 30))]
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(gaps[7:]))  # never faster again
-    assert max(gaps) == pytest.approx(rollout.POLL_MAX)
+    assert max(gaps) == pytest.approx(readiness.POLL_MAX)
 
 
 @pytest.mark.parametrize("expected", [1.0, 2.0, 5.0, 30.0])
 def test_with_expectation_reads_start_just_before_it(expected: float) -> None:
     times = read_times(expected)
-    assert times[0] == pytest.approx(rollout.POLL_LEAD * expected)
+    assert times[0] == pytest.approx(readiness.POLL_LEAD * expected)
     # A change that takes as long as the last one is seen within 5 % of its time (0.1 s at least).
     for settles in (expected * 0.97, expected, expected * 1.05, expected * 1.12):
         lag = first_read_after(expected, settles) - settles
-        assert lag <= max(rollout.POLL_NEAR * expected, rollout.POLL_NEAR_MIN) + 1e-9, (settles, lag)
+        assert lag <= max(readiness.POLL_NEAR * expected, readiness.POLL_NEAR_MIN) + 1e-9, (settles, lag)
     # Reads before it settles: two or three, instead of four a second.
     assert len([t for t in times if t < expected * 1.1]) <= 3
 
@@ -51,7 +53,7 @@ def test_with_expectation_reads_start_just_before_it(expected: float) -> None:
 def test_a_slower_change_than_expected_is_still_seen(settles: float) -> None:
     """Longer than the last time: the plain schedule takes over, so the lag stays bounded."""
     lag = first_read_after(1.0, settles) - settles
-    assert 0 <= lag <= rollout.POLL_MAX
+    assert 0 <= lag <= readiness.POLL_MAX
 
 
 @pytest.mark.long

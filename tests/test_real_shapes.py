@@ -7,16 +7,14 @@ import copy
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from deployer import analysis, client, knative
-from deployer.client import CloudRun
-from deployer.result import Reporter
-from deployer.rollout import Hooks, RevisionFailed, Rollout, RolloutFailed
-from deployer.settings import AnalysisSettings, Config, RevisionSettings, RunContext
-from deployer.smoke import SmokeResult
+from deployer.errors import RevisionFailed, RolloutFailed
+from deployer.readiness import service_readiness
+from deployer.settings import AnalysisSettings, Config, RevisionSettings
 from deployer.traffic import Target
 from tests.test_analysis import conform
 
@@ -263,10 +261,7 @@ class Revisions:
 def readiness(
     service: dict[str, Any], candidate: str, revisions: dict[str, dict[str, Any]]
 ) -> tuple[bool, str]:
-    api = cast(CloudRun, Revisions(revisions))
-    hooks = Hooks(smoke=lambda url: SmokeResult(True, 200, 1, "ok", 0.0))
-    runner = Rollout(Config(service="hello", image="x"), RunContext(), api, "p", cast(Reporter, None), hooks)
-    return runner._readiness(service, candidate, api)
+    return service_readiness(service, candidate, Revisions(revisions), "hello")
 
 
 def test_a_candidate_that_was_never_created_fails_at_once_with_the_reason() -> None:

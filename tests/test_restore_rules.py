@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployer import knative, traffic
-from deployer.rollout import join_reasons, restored_latest
+from deployer.restore import join_reasons, restored_latest
 from deployer.state import RolloutState
 from deployer.traffic import Target
 

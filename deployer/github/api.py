@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from deployer.console import Console as LogConsole
 from deployer.github.commands import Console
 from deployer.github.render import comment_marker
-from deployer.github.text import one_line, truncate
 from deployer.result import Outcome, RolloutResult
 from deployer.settings import RunContext
+from deployer.text import one_line, truncate
 
 if TYPE_CHECKING:
     from github.Deployment import Deployment

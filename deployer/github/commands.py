@@ -15,8 +15,8 @@ from actions_toolkit.command import Command, escape_data
 
 from deployer.console import Console as LogConsole
 from deployer.console import PhaseReporter
-from deployer.github.text import PHASE_MARK, one_line, split_lines, truncate
 from deployer.result import Outcome, Phase, RolloutResult, is_failure
+from deployer.text import phase_summary, split_lines, truncate
 
 ANNOTATION_LIMIT = 10  # GitHub shows at most 10 of each kind per step; the rest would be lost
 
@@ -146,13 +146,6 @@ class Console(LogConsole):
 
 class GitHubReporter(PhaseReporter):
     """The rollout's Reporter on the runner's log: one group per phase holding its lines and result."""
-
-
-def phase_summary(phase: Phase) -> str:
-    """A finished phase in one line: mark, name, duration and detail (truncated)."""
-    detail = f": {phase.detail}" if phase.detail else ""
-    line = f"{PHASE_MARK[phase.ok]} {phase.name} ({phase.duration:.1f} s){detail}"
-    return one_line(truncate(line, 1000))
 
 
 def report_failure(console: LogConsole, result: RolloutResult) -> None:

@@ -4,17 +4,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from actions_toolkit.file_command import prepare_key_value_message
 
-from deployer.github.text import cap_bytes
+from deployer.outputs import job_outputs as job_outputs
+from deployer.outputs import outputs_for
+from deployer.outputs import traffic_json as traffic_json
 from deployer.result import RolloutResult
-from deployer.traffic import Target, Traffic
+from deployer.text import cap_bytes
 
 if TYPE_CHECKING:
     pass
@@ -25,50 +26,6 @@ SUMMARY_BUDGET = 900_000  # stay well under the limit: other steps' masking can 
 
 # Outputs and state files
 # ---------------------------------------------------------------------------------------------
-
-
-def traffic_json(traffic: Traffic) -> str:
-    """``status.traffic`` as the contract's JSON: camelCase keys, empty fields omitted."""
-    return json.dumps([_target_dict(t) for t in traffic], separators=(",", ":"))
-
-
-def _target_dict(target: Target) -> dict[str, Any]:
-    entry: dict[str, Any] = {}
-    if target.revision:
-        entry["revisionName"] = target.revision
-    entry["percent"] = target.percent
-    if target.tag:
-        entry["tag"] = target.tag
-    if target.url:
-        entry["url"] = target.url
-    if target.latest:
-        entry["latestRevision"] = True
-    return entry
-
-
-def outputs_for(result: RolloutResult) -> dict[str, str]:
-    """The contract outputs as strings (missing values are empty strings)."""
-    return {
-        "url": result.url or "",
-        "tag_url": result.tag_url or "",
-        "revision": result.revision or "",
-        "previous_revision": result.previous_revision or "",
-        "result": str(result.outcome.value),
-        "traffic": traffic_json(result.traffic_after),
-        **job_outputs(result),
-    }
-
-
-def job_outputs(result: RolloutResult) -> dict[str, str]:
-    """The last job execution of the run (the post job when there are two)."""
-    last = next((job for job in reversed(result.jobs) if job.execution), None)
-    if last is None:
-        last = result.jobs[-1] if result.jobs else None
-    return {
-        "job_execution": last.execution if last else "",
-        "job_result": last.result if last else "",
-        "job_log_url": (last.log_url or last.console_url) if last else "",
-    }
 
 
 def _append_key_values(path: str, values: Mapping[str, str]) -> None:

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from deployer.github.files import SUMMARY_BUDGET
-from deployer.github.text import PHASE_MARK, cap_bytes, one_line, truncate
 from deployer.result import JobRun, Outcome, Phase, RolloutResult, Verdict, is_failure
 from deployer.settings import Config
+from deployer.text import PHASE_MARK, cap_bytes, one_line, truncate
 from deployer.traffic import Target, Traffic
 
 if TYPE_CHECKING:

@@ -15,51 +15,32 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from deployer import __version__, knative
-from deployer.client import ApiError, Cancelled, CloudRun, NotFound
+from deployer import __version__, knative, readiness
+from deployer.client import CloudRun
+from deployer.errors import ApiError, Cancelled, DeployerError, JobFailed
 from deployer.jobs import spec
+from deployer.jobs.stop import CANCEL_CONFIRM, Stopped, cancel_execution, stop_rollout_executions
+from deployer.jobs.stop import cancel_leftover as cancel_leftover
+from deployer.jobs.stop import cancel_report as cancel_report
+from deployer.jobs.stop import post_step_executions as post_step_executions
+from deployer.jobs.stop import rollout_stopper as rollout_stopper
+from deployer.jobs.stop import stop_jobs_of_rollout as stop_jobs_of_rollout
 from deployer.knative import Obj
 from deployer.result import JobRun, Outcome, Phase, Reporter, RolloutResult, recorded_phase
-from deployer.rollout import RolloutFailed
 from deployer.settings import Config, JobFailurePolicy, RunContext
-from deployer.state import RolloutState
 
-POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.25, 1.5, 1.0
 # A progress line when the task counts change (at most every 2 s), else one every 15 s.
 PROGRESS_MIN, PROGRESS_MAX = 2.0, 15.0
 READY_TIMEOUT = 60.0
-CANCEL_CONFIRM = 5.0  # how long a cancel may take to show in the execution's terminal condition
 # Within the runner's grace after a cancel (SIGINT, then SIGTERM 7.5 s later) the rollback comes first:
 # a cancel not confirmed by then is confirmed by the post step.
 GRACE_CONFIRM = 2.0
 # How long the cancel handler looks for an execution whose ``:run`` was in flight (it may land after
 # the answer was abandoned); within the runner's 7.5 s between SIGINT and SIGTERM, with the rollback.
 LATE_RUN_SETTLE = 3.0
-# The post step has time: it waits up to the client's read timeout of a ``:run`` for such an execution.
-POST_STEP_SETTLE = 30.0
-SETTLE_POLL = 0.25
 GUARD_INTERVAL = 5.0  # how often a running execution re-checks that its rollout is still ours
-
-
-@dataclass(frozen=True)
-class Stopped:
-    """What became of one execution a rollout had started, once someone stopped it."""
-
-    execution: str
-    result: str  # cancelled | succeeded | failed (ended on its own) | running (not confirmed) | gone
-    message: str
-
-    @property
-    def escaped(self) -> bool:
-        """Still running after our cancel: say so loudly, it may act on a rolled-back release."""
-        return self.result == "running"
-
-
-class JobFailed(RolloutFailed):
-    """A job could not be written, or its execution did not succeed; the message says why."""
 
 
 class JobRunner:
@@ -132,19 +113,21 @@ class JobRunner:
 
     def _wait_ready(self, name: str, job: Obj) -> Obj:
         generation = knative.generation(job)
-        end = self.clock() + min(self.config.wait_timeout, READY_TIMEOUT)
-        delay = POLL_FIRST
-        while True:
-            ready = knative.condition(job, "Ready")
-            if knative.is_fresh(job, generation) and ready.status == "True":
-                return job
-            if knative.is_fresh(job, generation) and ready.status == "False":
-                raise JobFailed(f"job {name} is not ready: {ready.reason}: {ready.message}".rstrip(": "))
-            if self.clock() >= end:
-                raise JobFailed(f"job {name} did not become ready: {ready.describe()}")
-            self._sleep(delay)
-            delay = min(delay * POLL_FACTOR, POLL_MAX)
-            job = self.api.get_job(name) or job
+        first = [job]
+
+        def look() -> tuple[Obj | None, str]:
+            nonlocal job
+            job = first.pop() if first else (self.api.get_job(name) or job)
+            ready, status = readiness.job_readiness(job, generation, name)
+            return (job if ready else None), status
+
+        return readiness.wait(
+            look,
+            timeout=min(self.config.wait_timeout, READY_TIMEOUT),
+            clock=self.clock,
+            sleep=self._sleep,
+            expired=lambda status: JobFailed(f"job {name} did not become ready: {status}"),
+        )
 
     # ---- executions ------------------------------------------------------------------------
 
@@ -205,10 +188,10 @@ class JobRunner:
                 record.exit_codes = spec.exit_codes(self.api.list_tasks(record.execution))
 
     def _wait(self, record: JobRun) -> Obj:
-        start = self.clock()
-        delay, last_line, last_text = POLL_FIRST, start, ""
-        guarded = start
-        while True:
+        guarded = self.clock()
+
+        def look() -> tuple[Obj | None, str]:
+            nonlocal guarded
             if self.guard and self.clock() - guarded >= GUARD_INTERVAL:
                 guarded = self.clock()
                 why = self.guard(record.when)
@@ -218,28 +201,37 @@ class JobRunner:
                     raise JobFailed(f"{why}; cancelled execution {record.execution} of job {record.job}")
             execution = self.api.get_execution(record.execution)
             if spec.outcome(execution)[0] != "running":
-                return execution
+                return execution, ""
             why = spec.blocked(execution)
             if why:  # as gcloud's poller: a False ResourcesAvailable or Started fails it at once
                 self._fill(record, execution)
                 self._cancel(record)  # so that it cannot start after all, once we have moved on
                 record.result, record.message = "failed", why
                 raise JobFailed(why)
-            now = self.clock()
-            text = spec.progress(execution).describe()
-            due = now - last_line >= PROGRESS_MAX or (text != last_text and now - last_line >= PROGRESS_MIN)
-            if due:
-                self.reporter.info(f"{record.job} {record.execution}: {text} ({now - start:.0f}s)")
-                last_line, last_text = now, text
-            if now - start >= self.settings.wait_timeout:
-                self._cancel(record)
-                record.result = "timed_out"
-                raise JobFailed(
-                    f"execution {record.execution} of job {record.job} did not finish within "
-                    f"job_wait_timeout ({self.settings.wait_timeout:g}s): cancelled it ({text})"
-                )
-            self._sleep(delay)
-            delay = min(delay * POLL_FACTOR, POLL_MAX)
+            return None, spec.progress(execution).describe()
+
+        def timed_out(text: str) -> JobFailed:
+            self._cancel(record)
+            record.result = "timed_out"
+            return JobFailed(
+                f"execution {record.execution} of job {record.job} did not finish within "
+                f"job_wait_timeout ({self.settings.wait_timeout:g}s): cancelled it ({text})"
+            )
+
+        return readiness.wait(
+            look,
+            timeout=self.settings.wait_timeout,
+            clock=self.clock,
+            sleep=self._sleep,
+            progress=readiness.Progress(
+                lambda elapsed, text: self.reporter.info(
+                    f"{record.job} {record.execution}: {text} ({elapsed:.0f}s)"
+                ),
+                every=PROGRESS_MAX,
+                on_change=PROGRESS_MIN,
+            ),
+            expired=timed_out,
+        )
 
     def _cancel(self, record: JobRun, confirm: float = CANCEL_CONFIRM) -> None:
         """``:cancel`` the execution with the short-timeout client and confirm it by the terminal
@@ -338,7 +330,7 @@ def success_text(record: JobRun) -> str:
 
 
 def rollout_hook(runner: JobRunner, config: Config) -> Callable[[str, RolloutResult], str]:
-    """The ``pre``/``post`` job for ``rollout.Hooks.job``: returns the phase detail, raises JobFailed
+    """The ``pre``/``post`` job for ``hooks.Hooks.job``: returns the phase detail, raises JobFailed
     to stop (pre) or roll back (post, with ``post_job_failure: rollback``)."""
 
     def hook(when: str, result: RolloutResult) -> str:
@@ -371,171 +363,6 @@ def container_name(job: Obj, wanted: str | None) -> str:
         return str(containers[spec.job_container(containers, wanted)].get("name") or "")
     except spec.ContainerError:
         return wanted or ""
-
-
-def cancel_execution(
-    api: CloudRun,
-    execution: str,
-    *,
-    timeout: float = CANCEL_CONFIRM,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Stopped:
-    """``:cancel`` one execution and confirm it by its terminal condition, as ``gcloud run jobs executions
-    cancel`` does (command_lib/run/cancellation.py): Cancelled; or "has completed successfully before it
-    could be cancelled"; or "Failed to cancel" (with the execution's message) -- also when it is still
-    running after ``timeout``. A finished execution answers the cancel 400: its ending is reported."""
-    try:
-        api.cancel_execution(execution)
-    except NotFound:
-        return Stopped(execution, "gone", f"Execution [{execution}] could not be found.")
-    except (ApiError, Cancelled) as exc:
-        if not isinstance(exc, ApiError) or exc.status != 400:
-            return Stopped(execution, "running", f"Failed to cancel [{execution}]: {exc}")
-    deadline, delay = clock() + timeout, POLL_FIRST
-    while True:
-        try:
-            result, message = spec.outcome(api.get_execution(execution))
-        except NotFound:
-            return Stopped(execution, "gone", f"Execution [{execution}] could not be found.")
-        except (ApiError, Cancelled) as exc:
-            result, message = "running", str(exc)
-        if result != "running" or clock() >= deadline:
-            break
-        sleep(delay)
-        delay = min(delay * POLL_FACTOR, POLL_MAX)
-    if result == "running":
-        message = f"still running {timeout:g} s after the cancel" + (f" ({message})" if message else "")
-    return Stopped(execution, result, cancel_report(execution, result, message))
-
-
-def cancel_report(execution: str, result: str, message: str) -> str:
-    """gcloud's words for what a cancel came to."""
-    if result == "cancelled":
-        return f"Cancelled execution [{execution}]."
-    if result == "succeeded":
-        return f"[{execution}] has completed successfully before it could be cancelled."
-    return f"Failed to cancel [{execution}]: {message}" if message else f"Failed to cancel [{execution}]."
-
-
-def stop_rollout_executions(
-    api: CloudRun,
-    job: str,
-    marker: str,
-    reporter: Reporter,
-    *,
-    settle: float = 0.0,
-    expect: int = 0,
-    confirm_timeout: float = CANCEL_CONFIRM,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[Stopped]:
-    """Cancel, and confirm, every running execution of ``job`` ("": of any job) that a rollout started:
-    those carrying ``marker`` (the rollout's token: all of them; ``token/when``: one launch). One that
-    already ended is reported as it ended. While fewer than ``expect`` have been found, look again
-    until ``settle`` seconds have passed: a ``:run`` whose answer was lost may land later. Never raises
-    for API errors (each is a warning): whoever calls this is ending a rollout and has more to undo."""
-    if not marker:
-        return []
-    deadline = clock() + settle
-    stopped: dict[str, Stopped] = {}
-    while True:
-        try:
-            executions = [e for e in api.list_executions(job) if spec.is_marked(e, marker)]
-        except NotFound:
-            executions = []  # no such job (deleted, or never created): nothing of ours can run
-        except (ApiError, Cancelled) as exc:
-            reporter.warning(f"Could not list the executions of {f'job {job}' if job else 'the jobs'}: {exc}")
-            executions = []
-        for execution in executions:
-            name = str((execution.get("metadata") or {}).get("name") or "")
-            if not name or name in stopped:
-                continue
-            result = spec.outcome(execution)[0]
-            if result == "running":
-                stopped[name] = cancel_execution(api, name, timeout=confirm_timeout, clock=clock, sleep=sleep)
-                owner = job or str(
-                    ((execution.get("metadata") or {}).get("labels") or {}).get(spec.JOB_LABEL)
-                )
-                reporter.warning(f"Job {owner}: {stopped[name].message}")
-            else:
-                stopped[name] = Stopped(name, result, f"execution {name} had already ended: {result}")
-        if len(stopped) >= expect or clock() >= deadline:
-            return list(stopped.values())
-        sleep(SETTLE_POLL)
-
-
-def stop_jobs_of_rollout(
-    api: CloudRun,
-    jobs: Iterable[str],
-    token: str,
-    reporter: Reporter,
-    *,
-    pending: tuple[str, str] | None = None,
-    settle: float = POST_STEP_SETTLE,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[Stopped]:
-    """Every undo path (post step, re-run, takeover, mode rollback): stop what the rollout ``token``
-    started on any of ``jobs``. ``pending`` (when, job) is a ``:run`` that was sent but whose answer was
-    not seen: its execution is waited for up to ``settle`` seconds (it returns at once once found)."""
-    found: list[Stopped] = []
-    if not token:
-        return found
-    if pending is not None:
-        when, job = pending
-        marker = spec.execution_marker(token, when)
-        found += stop_rollout_executions(
-            api, job, marker, reporter, settle=settle, expect=1, clock=clock, sleep=sleep
-        )
-    seen = {s.execution for s in found}
-    for job in dict.fromkeys(jobs):  # "" is every job
-        for stopped in stop_rollout_executions(api, job, token, reporter, clock=clock, sleep=sleep):
-            if stopped.execution not in seen:
-                found.append(stopped)
-    return found
-
-
-def rollout_stopper(api: CloudRun, reporter: Reporter) -> Callable[[RolloutState], list[Stopped]]:
-    """For ``rollout.Hooks.stop_jobs``: stop the executions of a rollout being undone by a re-run, a
-    takeover or mode rollback. Its jobs may not be this run's (another workflow; mode rollback names
-    none): the record names them; a record of an older version names none, and then every job's
-    executions are searched for its token -- a rare event, one paged list."""
-
-    def stop(recorded: RolloutState) -> list[Stopped]:
-        return stop_jobs_of_rollout(api, recorded.jobs or ("",), recorded.token, reporter)
-
-    return stop
-
-
-def post_step_executions(api: CloudRun, config: Config, token: str, launch: str, reporter: Reporter) -> None:
-    """The post step: stop what the main step (token) started on its jobs; ``launch`` ("when/job", saved
-    before each ``:run``) is waited for if it has not shown up yet (its ``:run`` may still land)."""
-    when, _, job = launch.partition("/")
-    pending = (when, job) if when and job else None
-    jobs = [name for name in (config.job, config.pre_job, config.post_job) if name]
-    if not jobs and not pending:
-        return  # no job in this configuration: nothing of ours can run
-    found = stop_jobs_of_rollout(api, jobs, token, reporter, pending=pending)
-    for stopped in found:
-        if stopped.result == "cancelled":
-            reporter.warning(f"The main step did not finish: cancelled execution {stopped.execution}.")
-
-
-def cancel_leftover(api: CloudRun, execution: str, reporter: Reporter) -> None:
-    """The post step: cancel the execution a killed main step left running (a finished one is left be)."""
-    try:
-        found = api.get_execution(execution)
-    except ApiError as exc:
-        reporter.warning(f"Could not read execution {execution}: {exc}")
-        return
-    if spec.outcome(found)[0] != "running":
-        return
-    stopped = cancel_execution(api, execution)
-    if stopped.result == "cancelled":
-        reporter.warning(f"The main step did not finish: cancelled execution {execution}.")
-    else:
-        reporter.warning(f"The main step did not finish: {stopped.message}")
 
 
 def plan_jobs(config: Config, runner: JobRunner, result: RolloutResult) -> None:
@@ -579,7 +406,7 @@ def run_mode(config: Config, runner: JobRunner, project: str) -> RolloutResult:
                 raise JobFailed(failure_text(record))
             result.outcome = Outcome.EXECUTED
             phase.detail = success_text(record)
-    except (ApiError, RolloutFailed, Cancelled) as exc:
+    except DeployerError as exc:
         result.reason = str(exc)
     except KeyboardInterrupt:
         result.reason = "cancelled"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from deployer import secretrefs
+from deployer.errors import ContainerError as ContainerError
 from deployer.knative import Obj, condition
 from deployer.settings import JobSettings
 
@@ -25,10 +26,6 @@ JOB_LABEL = "run.googleapis.com/job"  # on every execution: the job it belongs t
 # ExecutionConditionPoller fails on the first False terminal sub-condition; ``stages.py``:
 # ResourcesAvailable, then Started, then Completed).
 BLOCKING_CONDITIONS = ("ResourcesAvailable", "Started")
-
-
-class ContainerError(ValueError):
-    """The job's containers do not say which one the inputs apply to."""
 
 
 def job_container(containers: list[Obj], name: str | None) -> int:

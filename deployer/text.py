@@ -1,6 +1,8 @@
-"""Small text helpers shared by everything the GitHub side prints or writes."""
+"""Small text helpers shared by everything the log writers (GitHub's and the terminal's) print or write."""
 
 from __future__ import annotations
+
+from deployer.result import Phase
 
 
 def split_lines(text: str) -> list[str]:
@@ -26,3 +28,10 @@ def cap_bytes(text: str, limit: int) -> str:
 
 
 PHASE_MARK = {True: "✅", False: "❌", None: "—"}
+
+
+def phase_summary(phase: Phase) -> str:
+    """A finished phase in one line: mark, name, duration and detail (truncated)."""
+    detail = f": {phase.detail}" if phase.detail else ""
+    line = f"{PHASE_MARK[phase.ok]} {phase.name} ({phase.duration:.1f} s){detail}"
+    return one_line(truncate(line, 1000))
