@@ -29,7 +29,19 @@ INPUT_MODULES = {
 # another of the same layer (a sideways import), except inside one package (github.x -> github.y).
 LAYERS: list[tuple[str, bool, set[str]]] = [
     ("entry", False, {"deployer.__main__", "deployer.cli", "deployer.main"}),
-    ("inputs", False, {"deployer.inputs", "deployer.jobs.inputs", "deployer.parsers", "deployer.context"}),
+    (
+        "inputs",
+        False,
+        {
+            "deployer.inputs",
+            "deployer.input_table",
+            "deployer.jobs.inputs",
+            "deployer.parsers",
+            "deployer.parsers_names",
+            "deployer.parsers_yaml",
+            "deployer.context",
+        },
+    ),
     ("outputs", True, {"deployer.github", "deployer.terminal"}),
     ("runs", True, {"deployer.rollout", "deployer.jobs.runner", "deployer.analysis"}),
     (

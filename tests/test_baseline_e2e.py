@@ -230,6 +230,7 @@ def test_baseline_stable_compares_with_the_revisions_from_before_the_run(
         baseline="stable",
         max_latency_increase="20",
         load_rps="20",
+        step_interval="6s",  # the simulated users wait on a 100 ms app: enough baseline requests
         **ABSOLUTE,
     )
     assert result.outputs["result"] == "rolled_back", result.log
