@@ -88,7 +88,10 @@ def restore_plan(
     ready = revisions()
     made = {state.candidate, state.baseline} - {""}  # the template is ours if it made either
     template_back = state.template is not None and knative.template_name(svc) in made
-    before, notes = restored_latest(state, template_back and named)
+    latest_again = (
+        knative.template_name({"spec": {"template": state.template}}) if template_back and named else None
+    )
+    before, notes = restored_latest(state, latest_again)
     gone = {t.revision for t in before if t.revision and t.revision not in ready}
     if gone:
         before = traffic.without(before, gone)
@@ -155,20 +158,22 @@ def still_ours(
     return state, set()
 
 
-def restored_latest(state: RolloutState, template_back: bool) -> tuple[Traffic, list[str]]:
+def restored_latest(state: RolloutState, latest_again: str | None) -> tuple[Traffic, list[str]]:
     """The traffic a rollback restores, judged by where requests go: a ``latestRevision`` entry sends
-    requests to the latest ready revision, which is the one from before the run only when the
-    rollback writes the named template from before the run back. Otherwise (someone changed the
-    template since, so Cloud Run made a revision from it: of the rolled-back release, say) the entry
-    is pinned to the revision it reached before the run."""
+    requests to the latest *ready* revision. ``latest_again`` is the revision the rollback's template
+    write makes the latest one again (the named template from before the run; None when the
+    template is not written back). Only when that is the revision the entry reached before the run
+    (``state.latest``) does the entry stay ``latestRevision``. Otherwise it is pinned there: someone
+    changed the template since (Cloud Run made a revision from it: of the rolled-back release, say),
+    or the latest created revision had failed before the run, so writing its template back leaves the
+    newest ready revision -- the rolled-back candidate -- as the latest ready one."""
     before = state.before_traffic
-    if template_back or not state.latest or not any(t.latest for t in before):
+    if latest_again == state.latest or not state.latest or not any(t.latest for t in before):
         return before, []
     pinned = traffic.pin_latest(before, state.latest)
     note = (
-        f"The template changed since the run started, so the latest revision is no longer "
-        f"{state.latest}: the traffic that followed the latest revision is pinned to {state.latest}, "
-        "where it went before the run."
+        f"The latest revision after the rollback would not be {state.latest}, where the traffic that "
+        f"followed the latest revision went before the run: that traffic is pinned to {state.latest}."
     )
     return pinned, [note]
 

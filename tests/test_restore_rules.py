@@ -62,21 +62,28 @@ LATEST_100 = [{"latestRevision": True, "percent": 100}]
 
 
 def test_latest_is_restored_as_latest_when_the_named_template_goes_back() -> None:
-    block, notes = restored_latest(state(LATEST_100), template_back=True)
+    block, notes = restored_latest(state(LATEST_100), latest_again="web-v1")
     assert block == (Target(latest=True, percent=100),)
     assert notes == []
 
 
 def test_latest_is_pinned_to_where_it_went_when_the_template_changed_since() -> None:
-    block, notes = restored_latest(state(LATEST_100), template_back=False)
+    block, notes = restored_latest(state(LATEST_100), latest_again=None)
     assert block == (Target(revision="web-v1", percent=100),)
     assert "pinned to web-v1" in notes[0]
 
 
+def test_latest_is_pinned_when_the_template_written_back_names_a_revision_that_had_failed() -> None:
+    """The latest created revision had failed before the run: writing its template back leaves the
+    newest ready revision (the rolled-back candidate) the latest ready one; pin to where it went."""
+    block, _ = restored_latest(state(LATEST_100), latest_again="web-broken")
+    assert block == (Target(revision="web-v1", percent=100),)
+
+
 def test_nothing_to_pin_without_a_latest_entry_or_a_known_latest_revision() -> None:
     pinned = [{"revisionName": "web-v1", "percent": 100}]
-    assert restored_latest(state(pinned), template_back=False) == (traffic.from_spec(pinned), [])
-    assert restored_latest(state(LATEST_100, latest=""), template_back=False)[0] == (
+    assert restored_latest(state(pinned), latest_again=None) == (traffic.from_spec(pinned), [])
+    assert restored_latest(state(LATEST_100, latest=""), latest_again=None)[0] == (
         Target(latest=True, percent=100),
     )
 
