@@ -63,7 +63,8 @@ OPERATOR_ACTIONS = (
     "delete",  # gcloud run revisions delete R (a cleanup job)
 )
 RUN_ACTIONS = ("other", "other-takeover", "rollback", "promote")  # another run, whole, at that point
-ACTIONS = ("cancel", "kill", "fail", "race", *(f"op:{a}" for a in OPERATOR_ACTIONS), *RUN_ACTIONS)
+# "lost": the runner itself died (machine lost, job timed out hard): killed, and no post step either.
+ACTIONS = ("cancel", "kill", "lost", "fail", "race", *(f"op:{a}" for a in OPERATOR_ACTIONS), *RUN_ACTIONS)
 FOLLOW_UPS = ("none", "rerun", "takeover", "rollback", "promote")
 
 
@@ -207,6 +208,7 @@ class Run:
     reporter: Quiet = field(default_factory=Quiet)
     result: RolloutResult | None = None
     killed: bool = False
+    runner_lost: bool = False  # no post step either
     cancelled: bool = False
     saved_execution: str = ""  # what main saved for the post step (on_started)
     executions: list[str] = field(default_factory=list)  # every execution its :run calls started
@@ -270,9 +272,9 @@ class World:
             template = svc["spec"]["template"]
             template["spec"]["containers"][0]["image"] = f"sample/hello:r{i}"
             if i == n - 1 and spec["server_named"]:
-                template["metadata"].pop("name", None)
+                template.setdefault("metadata", {}).pop("name", None)
             else:
-                template["metadata"]["name"] = f"{SERVICE}-r{i}"
+                template.setdefault("metadata", {})["name"] = f"{SERVICE}-r{i}"
             svc["spec"]["traffic"] = [{"latestRevision": True, "percent": 100}]
             self._put(svc)
             self.api.wait_ready(SERVICE)
@@ -288,7 +290,7 @@ class World:
         if spec["failed_latest"]:  # someone deployed an image that crashes: latest created, never ready
             svc = self._service()
             svc["spec"]["template"]["spec"]["containers"][0]["image"] = "sample/crash"
-            svc["spec"]["template"]["metadata"].pop("name", None)
+            svc["spec"]["template"].setdefault("metadata", {}).pop("name", None)
             self._put(svc)
             self.settle()
         if spec["public"]:
@@ -477,8 +479,10 @@ class World:
         self.ended.append(run)
         return run
 
-    def post(self, run: Run) -> int:
+    def post(self, run: Run) -> int | None:
         """The run's post step, with the state its main step saved (none past a kill but the token)."""
+        if run.runner_lost:
+            return None
         env = {**run.env, "STATE_token": run.token}
         if not run.killed:
             unfinished = run.outcome is Outcome.FAILED and self._ours_on_service(run)
@@ -518,8 +522,9 @@ class World:
             if event.action == "cancel":
                 run.cancelled = True
                 raise KeyboardInterrupt("cancelled")
-            if event.action == "kill":
+            if event.action in ("kill", "lost"):
                 run.wire.dead = True
+                run.runner_lost = event.action == "lost"
                 raise Killed()
             if event.action == "fail":
                 failing = True
@@ -580,6 +585,7 @@ class World:
                 first[0] = False
                 reading_done.set()
                 go.wait(30)
+            self._before_request(other, method, url, body)
 
         def play() -> None:
             try:
@@ -602,6 +608,7 @@ class World:
     def _play_with(self, run: Run, hold: Callable[[str, str, Any], None]) -> None:
         config, ctx = inputs.load(run.env)
         run.wire.before = hold
+        run.wire.after = lambda method, url, resp: self._after_request(run, method, url, resp)
         api = CloudRun(run.wire, region="us-central1", project=self.project, api_endpoint=self.emu.url, policy=POLICY)
         back = api.with_policy(FAST, should_stop=lambda: False)
         hooks = rollout.Hooks(smoke=self._smoke, sleep=_short, rollback_api=back, token=run.token)
@@ -887,7 +894,8 @@ def play(emu: Emulator, project: str, scenario: Scenario) -> World:
             first.events.setdefault(event.at, []).append(event)
         world.play(first)
         world.post(first)
-        world.judge(settled_base=True)
+        if not first.runner_lost:  # else its rollout stays unfinished until the follow-up: nothing ended
+            world.judge(settled_base=True)
         if scenario.follow_up != "none":
             follow_up(world, first, scenario.follow_up)
             world.judge()
