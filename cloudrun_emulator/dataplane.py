@@ -564,7 +564,9 @@ class DataPlane:
             route = self._routes.get(key)
             if route is None:
                 return None
-            split = {revision.rpartition("/")[2]: percent for revision, percent in route.service.split.weights}
+            split = {
+                revision.rpartition("/")[2]: percent for revision, percent in route.service.split.weights
+            }
             tags = {
                 tag: server.split.weights[0][0].rpartition("/")[2]
                 for tag, server in route.tags.items()

@@ -95,7 +95,8 @@ def main() -> int:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = next(played) - 1
     used = time.process_time() - cpu + children.ru_utime + children.ru_stime
-    print(f"\n{total} examples, {failing} failing, {time.monotonic() - start:.0f} s, {used / max(total, 1):.2f} CPU s each")
+    took = time.monotonic() - start
+    print(f"\n{total} examples, {failing} failing, {took:.0f} s, {used / max(total, 1):.2f} CPU s each")
     for kind, count in kinds.most_common():
         print(f"{count:5d}  {kind}")
     return 0

@@ -21,15 +21,31 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from cloudrun_emulator import Emulator
 from tests import cloudrun
-from tests.properties.world import ACTIONS, FOLLOW_UPS, FOREIGN_TAGS, SERVICE, Event, RunSpec, Scenario, play, points
+from tests.properties.world import (
+    ACTIONS,
+    FOLLOW_UPS,
+    FOREIGN_TAGS,
+    SERVICE,
+    Event,
+    Problem,
+    RunSpec,
+    Scenario,
+    play,
+    points,
+)
 
-EXAMPLES = int(os.environ.get("RUN_CANARY_SEQUENCE_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("RUN_CANARY_SEQUENCE_EXAMPLES", "15"))  # about 0.8 CPU s each
 SEED = int(os.environ.get("RUN_CANARY_SEQUENCE_SEED", "23"))
+# Shrinking replays an example (2-5 s each) hundreds of times: only when asked. The failing scenario
+# is printed whole (JSON) and replays with ``python -m tests.properties.hunt --replay``.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
+if os.environ.get("RUN_CANARY_SEQUENCE_SHRINK"):
+    PHASES.append(Phase.shrink)
 STEPS = ("10,50,100", "10,100", "100", "50,100", "10,50", "50")
 _projects = itertools.count(1)
 
@@ -90,11 +106,17 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 
 @pytest.mark.long
+@pytest.mark.xfail(
+    raises=Problem,
+    strict=True,
+    reason="issue 23: findings 1-8 (see test_sequence_findings.py); remove this marker once they are fixed",
+)
 @seed(SEED)
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
     database=None,
+    phases=PHASES,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(scenarios())

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,9 @@ TAG = "canary"  # the action's tag (the default)
 FOREIGN_TAGS = ("blue", "green", "old")
 PRE_JOB, POST_JOB = "migrate", "e2e"
 POLICY = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, total=5.0)
-FAST = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, total=3.0, connect_timeout=2.0, read_timeout=4.0)
+FAST = RetryPolicy(
+    attempts=3, base_delay=0.05, max_delay=0.2, total=3.0, connect_timeout=2.0, read_timeout=4.0
+)
 SLEEP_CAP = 0.03  # the rollout's sleeps are real but short: what matters is their order, not length
 OPERATOR_ACTIONS = (
     "traffic",  # gcloud run services update-traffic --to-revisions R=100
@@ -93,6 +96,7 @@ class RunSpec:
     pre_job: bool = False
     post_job: bool = False
     public: bool | None = None  # allow_unauthenticated
+    slow_jobs: bool = False  # executions that outlive the judge unless cancelled (see play)
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,7 @@ class Wire(requests.Session):
         self.before: Callable[[str, str, Any], None] = lambda method, url, body: None
         self.after: Callable[[str, str, requests.Response], None] = lambda method, url, resp: None
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if self.dead:
             raise Killed()
         self.before(str(method), str(url), kwargs.get("json"))
@@ -319,7 +323,9 @@ class World:
         while True:
             svc = self.api.service(SERVICE)
             status = svc.get("status") or {}
-            routes = next((c for c in status.get("conditions", []) if c["type"] == "RoutesReady"), {})
+            routes: dict[str, Any] = next(
+                (c for c in status.get("conditions", []) if c["type"] == "RoutesReady"), {}
+            )
             fresh = status.get("observedGeneration") == svc["metadata"]["generation"]
             if fresh and routes.get("status") in ("True", "False"):
                 return svc
@@ -338,7 +344,9 @@ class World:
     def public(self) -> bool:
         policy = self.api.iam(SERVICE, "getIamPolicy").json()
         return any(
-            "allUsers" in b.get("members", []) for b in policy.get("bindings", []) if b["role"] == "roles/run.invoker"
+            "allUsers" in b.get("members", [])
+            for b in policy.get("bindings", [])
+            if b["role"] == "roles/run.invoker"
         )
 
     def record(self) -> RolloutState | None:
@@ -346,7 +354,9 @@ class World:
 
     def revisions(self) -> list[dict[str, Any]]:
         resp = self.http.get(
-            f"{self.api.ns}/revisions", params={"labelSelector": f"serving.knative.dev/service={SERVICE}"}, timeout=10
+            f"{self.api.ns}/revisions",
+            params={"labelSelector": f"serving.knative.dev/service={SERVICE}"},
+            timeout=10,
         )
         resp.raise_for_status()
         return sorted(resp.json().get("items", []), key=lambda r: r["metadata"]["name"])
@@ -355,7 +365,9 @@ class World:
         out = []
         for job in (PRE_JOB, POST_JOB):
             resp = self.http.get(
-                f"{self.run_ns}/executions", params={"labelSelector": f"run.googleapis.com/job={job}"}, timeout=10
+                f"{self.run_ns}/executions",
+                params={"labelSelector": f"run.googleapis.com/job={job}"},
+                timeout=10,
             )
             if resp.status_code == 200:
                 out += resp.json().get("items", [])
@@ -397,7 +409,12 @@ class World:
             if spec.post_job:
                 values |= {"post_job": POST_JOB, "post_job_failure": "rollback"}
             if spec.pre_job or spec.post_job:
-                values |= {"job_image": "sample/job", "job_env_vars": "SLEEP_MS=150", "job_wait_timeout": "20s"}
+                sleep_ms = 30000 if spec.slow_jobs else 150
+                values |= {
+                    "job_image": "sample/job",
+                    "job_env_vars": f"SLEEP_MS={sleep_ms}",
+                    "job_wait_timeout": "60s",
+                }
         context = {
             "GITHUB_RUN_ID": run_id or str(100 + self._runs),
             "GITHUB_RUN_ATTEMPT": str(attempt),
@@ -416,6 +433,8 @@ class World:
         self._runs += 1
         context = {**first.context, "GITHUB_RUN_ATTEMPT": str(int(first.context["GITHUB_RUN_ATTEMPT"]) + 1)}
         run = Run(f"{first.label}-rerun", dict(first.inputs), context)
+        if "job_env_vars" in run.inputs:
+            run.inputs["job_env_vars"] = "SLEEP_MS=150"
         self.release_images.setdefault(run.inputs["image"], []).append(run)
         self.runs.append(run)
         return run
@@ -423,7 +442,9 @@ class World:
     def play(self, run: Run) -> Run:
         """The main step of ``run`` (its events fire at their points), in this thread."""
         config, ctx = inputs.load(run.env)
-        api = CloudRun(run.wire, region="us-central1", project=self.project, api_endpoint=self.emu.url, policy=POLICY)
+        api = CloudRun(
+            run.wire, region="us-central1", project=self.project, api_endpoint=self.emu.url, policy=POLICY
+        )
         back = api.with_policy(FAST, should_stop=lambda: False)
         reporter = run.reporter
         run.wire.before = lambda method, url, body: self._before_request(run, method, url, body)
@@ -501,8 +522,12 @@ class World:
             if recorded is None or recorded.candidate != run.candidate:
                 self.problem(
                     f"[finding 1] run {run.label} ended paused at {run.candidate}, and after its post step "
-                    f"{'no rollout is recorded' if recorded is None else 'the record is of ' + recorded.candidate} "
-                    "(mode promote has nothing to promote)"
+                    + (
+                        "no rollout is recorded"
+                        if recorded is None
+                        else f"the record is of {recorded.candidate}"
+                    )
+                    + " (mode promote has nothing to promote)"
                 )
         return run.post_code
 
@@ -566,8 +591,8 @@ class World:
         if same_run and int(found.run_attempt or 0) < int(run.context["GITHUB_RUN_ATTEMPT"]):
             return  # a re-run undoes its earlier attempt's rollout: that is asked for
         self.problem(
-            f"[finding 6] run {run.label} (no takeover) wrote over the unfinished rollout of {found.candidate} "
-            f"at {found.step}% of run {found.run_id} attempt {found.run_attempt}"
+            f"[finding 6] run {run.label} (no takeover) wrote over the unfinished rollout of "
+            f"{found.candidate} at {found.step}% of run {found.run_id} attempt {found.run_attempt}"
         )
 
     def _race(self, run: Run, point: str) -> None:
@@ -609,7 +634,9 @@ class World:
         config, ctx = inputs.load(run.env)
         run.wire.before = hold
         run.wire.after = lambda method, url, resp: self._after_request(run, method, url, resp)
-        api = CloudRun(run.wire, region="us-central1", project=self.project, api_endpoint=self.emu.url, policy=POLICY)
+        api = CloudRun(
+            run.wire, region="us-central1", project=self.project, api_endpoint=self.emu.url, policy=POLICY
+        )
         back = api.with_policy(FAST, should_stop=lambda: False)
         hooks = rollout.Hooks(smoke=self._smoke, sleep=_short, rollback_api=back, token=run.token)
         run.result = rollout.Rollout(config, ctx, api, self.project, run.reporter, hooks).run()
@@ -622,7 +649,9 @@ class World:
     def other_run(self, kind: str, during: Run) -> None:
         """Another run of the action, whole (main step and post step), while ``during`` is at a point."""
         if kind in ("other", "other-takeover"):
-            other = self.new_run(f"other{self._runs + 1}", spec=RunSpec(steps="100"), takeover=kind == "other-takeover")
+            other = self.new_run(
+                f"other{self._runs + 1}", spec=RunSpec(steps="100"), takeover=kind == "other-takeover"
+            )
         else:
             other = self.new_run(f"{kind}{self._runs + 1}", mode=kind)
         recorded = self.record()
@@ -633,8 +662,10 @@ class World:
         self.after_other(other)
 
     def after_other(self, other: Run) -> None:
-        if other.outcome is Outcome.ROLLED_BACK and other.inputs.get("mode") == "rollback" and not any(
-            other.candidate == r.candidate for r in self.runs if r is not other
+        if (
+            other.outcome is Outcome.ROLLED_BACK
+            and other.inputs.get("mode") == "rollback"
+            and not any(other.candidate == r.candidate for r in self.runs if r is not other)
         ):
             self.rollback_targets.append(self.snapshot())  # a manual rollback to a pre-run revision
 
@@ -645,8 +676,13 @@ class World:
         if action == "delete":  # a cleanup job deletes a revision nothing references
             current = self.api.service(SERVICE)
             referenced = {e.get("revisionName") for e in current["spec"].get("traffic", [])}
-            referenced |= {current["status"].get("latestCreatedRevisionName"), current["status"].get("latestReadyRevisionName")}
-            names = [r["metadata"]["name"] for r in self.revisions() if r["metadata"]["name"] not in referenced]
+            referenced |= {
+                current["status"].get("latestCreatedRevisionName"),
+                current["status"].get("latestReadyRevisionName"),
+            }
+            names = [
+                r["metadata"]["name"] for r in self.revisions() if r["metadata"]["name"] not in referenced
+            ]
             if names:
                 self.http.delete(f"{self.api.ns}/revisions/{names[pick % len(names)]}", timeout=10)
             return
@@ -728,8 +764,8 @@ class World:
         rest = {r for r, p in shares.items() if p and r != candidate}
         if shares.get(candidate, 0) != percent or not any(rest <= _support(b) for b in self.bases):
             self.problem(
-                f"during the bake at {percent}% of run {run.label}, requests go to {snap}; the traffic before "
-                f"the run was {self.before}"
+                f"during the bake at {percent}% of run {run.label}, requests go to {snap}; the traffic "
+                f"before the run was {self.before}"
             )
 
     def judge(self, *, settled_base: bool = False) -> None:
@@ -742,7 +778,8 @@ class World:
         svc = self.api.service(SERVICE)
         recorded = RolloutState.from_service(svc)
         stable = (svc["metadata"].get("annotations") or {}).get(STABLE_ANNOTATION, "")
-        candidates = {r.candidate: r for r in self.runs if r.candidate}
+        # The runs that deployed each candidate (mode promote and rollback name the one they adopt).
+        candidates = {r.candidate: r for r in self.runs if r.candidate and r.inputs.get("mode") == "deploy"}
         shares = final.shares
         serving = {r for r, p in shares.items() if p}
         # 1. the service URL
@@ -773,15 +810,19 @@ class World:
             owners = self.release_images.get(images.get(revision, ""), [])
             if owners and images[revision] != allowed_image and not operator_left:
                 self.problem(
-                    f"the service URL sends {shares[revision]}% to {revision}, which runs {images[revision]}: the "
-                    f"release of run {owners[0].label}, which ended {self._story(owners[-1])}"
+                    f"the service URL sends {shares[revision]}% to {revision}, which runs "
+                    f"{images[revision]}: the release of run {owners[0].label}, which ended "
+                    f"{self._story(owners[-1])}"
                 )
         # 3. tag URLs
         for tag, revision in final.tags:
             if tag == TAG and revision in candidates:
                 continue  # the action's own tag on a candidate (kept after a rollback, for debugging)
             if not any(b.tag_map.get(tag) == revision for b in bases) and tag != TAG:
-                self.problem(f"tag URL {tag} reaches {revision}; before the run it reached {self.before.tag_map.get(tag)}")
+                self.problem(
+                    f"tag URL {tag} reaches {revision}; before the run it reached "
+                    f"{self.before.tag_map.get(tag)}"
+                )
         for tag in self.before.tag_map:
             if tag not in final.tag_map and all(tag in b.tag_map for b in bases) and tag != TAG:
                 self.problem(f"tag URL {tag} is gone; before the run it reached {self.before.tag_map[tag]}")
@@ -792,8 +833,8 @@ class World:
             self.problem(f"run {last.label} promoted {last.candidate}, but requests go to {final}")
         if recorded is not None and (last is None or last.outcome is not Outcome.PAUSED):
             self.problem(
-                f"a rollout record of {recorded.candidate} at {recorded.step}% (run {recorded.run_id}) is left on the "
-                "service after every run and post step ended, and no run reported a pause"
+                f"a rollout record of {recorded.candidate} at {recorded.step}% (run {recorded.run_id}) is "
+                "left on the service after every run and post step ended, and no run reported a pause"
             )
         # 5. IAM
         public = self.public()
@@ -804,25 +845,29 @@ class World:
         }
         if public != self.public_before and public not in configured:
             self.problem(
-                f"[finding 4] the service is {'public' if public else 'private'} after every run ended; it was "
-                f"{'public' if self.public_before else 'private'} before, and no release that serves asked for that"
+                f"[finding 4] the service is {'public' if public else 'private'} after every run ended; "
+                f"it was {'public' if self.public_before else 'private'} before, and no release that "
+                "serves asked for that"
             )
         # 6. jobs
         for execution in self.executions():
             name = execution["metadata"]["name"]
             owner = next((r for r in self.runs if name in r.executions), None)
             status = execution.get("status") or {}
-            done = any(c["type"] == "Completed" and c["status"] in ("True", "False") for c in status.get("conditions", []))
+            done = any(
+                c["type"] == "Completed" and c["status"] in ("True", "False")
+                for c in status.get("conditions", [])
+            )
             if not done:
                 self.problem(
-                    f"[finding 7] job execution {name} (started by run {owner.label if owner else '?'}) is still "
-                    "running after every run and post step ended"
+                    f"[finding 7] job execution {name} (started by run {owner.label if owner else '?'}) "
+                    "is still running after every run and post step ended"
                 )
         for run in self.runs:
             for name in run.late:
                 self.problem(
-                    f"[finding 5] run {run.label} started job execution {name} after its release was ended by "
-                    f"{run.lost}"
+                    f"[finding 5] run {run.label} started job execution {name} after its release was "
+                    f"ended by {run.lost}"
                 )
         if settled_base and recorded is None and not self.problems:
             self.bases.append(final)  # judged sound: the traffic a later run starts from
@@ -841,7 +886,10 @@ class World:
         resp = self.http.get(url, timeout=10)
         revision = resp.json().get("revision") if resp.status_code == 200 else None
         if revision not in expected:
-            self.problem(f"{what} answered {resp.status_code} from {revision or '?'}, expected one of {sorted(expected)}")
+            self.problem(
+                f"{what} answered {resp.status_code} from {revision or '?'}, expected one of "
+                f"{sorted(expected)}"
+            )
 
     def _story(self, run: Run) -> str:
         if run.killed:
@@ -852,7 +900,9 @@ class World:
         """Stop the revision processes and executions of this world."""
         with contextlib.suppress(requests.RequestException):
             for execution in self.executions():
-                self.http.post(f"{self.run_ns}/executions/{execution['metadata']['name']}:cancel", json={}, timeout=10)
+                self.http.post(
+                    f"{self.run_ns}/executions/{execution['metadata']['name']}:cancel", json={}, timeout=10
+                )
             self.http.delete(f"{self.api.ns}/services/{SERVICE}", timeout=10)
 
 
@@ -889,7 +939,11 @@ def play(emu: Emulator, project: str, scenario: Scenario) -> World:
     world = World(emu, project)
     try:
         world.build(scenario.service)
-        first = world.new_run("a", spec=scenario.run)
+        # A run that dies or is cancelled while its execution starts or runs: the execution runs long
+        # enough that one nobody cancels is still running when the judge looks.
+        ending = ("cancel", "kill", "lost")
+        slow = any(e.action in ending and e.at.endswith((" run", " started")) for e in scenario.events)
+        first = world.new_run("a", spec=dataclasses.replace(scenario.run, slow_jobs=slow))
         for event in scenario.events:
             first.events.setdefault(event.at, []).append(event)
         world.play(first)
