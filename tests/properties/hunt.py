@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from cloudrun_emulator import Emulator
 from tests import cloudrun
 from tests.properties.test_sequences import scenarios
-from tests.properties.world import Event, Problem, RunSpec, Scenario, play
+from tests.properties.world import RUN_ACTIONS, Event, Problem, RunSpec, Scenario, play
 
 
 def signature(line: str) -> str:
@@ -33,6 +33,32 @@ def signature(line: str) -> str:
     text = re.sub(r"\[[^\]]*\]", "[...]", text)
     text = re.sub(r"\b(run|of run) [a-z0-9-]+", r"\1 X", text)
     return re.sub(r"\d+", "N", text)[:160]
+
+
+def triggers(scenario: Scenario) -> set[int]:
+    """The known findings (issue 23) a scenario may run into, to hunt past them with ``--avoid``."""
+    run, events, follow_up = scenario.run, scenario.events, scenario.follow_up
+    actions = {e.action for e in events}
+    latest = any(e.get("latestRevision") for e in scenario.service["traffic"])
+    jobs = run.pre_job or run.post_job
+    found = set()
+    if not run.steps.endswith("100"):
+        found.add(1)
+    if "lost" in actions and follow_up in ("rerun", "takeover"):
+        found.add(2)
+    if scenario.service["failed_latest"] or (latest and actions & {"op:labels", "op:env", "op:image"}):
+        found.add(3)
+    if run.public is not None:
+        found.add(4)
+    if jobs and actions & {"op:traffic", "op:latest", "op:split", "op:tag", "op:untag", *RUN_ACTIONS, "race"}:
+        found.add(5)
+    if "race" in actions:
+        found.add(6)
+    if any(e.action in ("cancel", "kill", "lost") and e.at.endswith(" run") for e in events):
+        found.add(7)
+    if run.post_job and "op:delete" in actions:
+        found.add(8)
+    return found
 
 
 def from_json(text: str) -> Scenario:
@@ -47,15 +73,20 @@ def main() -> int:
     parser.add_argument("examples", type=int, nargs="?", default=100)
     parser.add_argument("--seed", type=int, default=int(os.environ.get("RUN_CANARY_SEQUENCE_SEED", "1")))
     parser.add_argument("--replay", help="a scenario's JSON, as printed")
+    parser.add_argument("--avoid", default="", help="skip scenarios that may meet these findings: 1,3,4")
     args = parser.parse_args()
     kinds: Counter[str] = Counter()
-    failing = 0
+    avoid = {int(n) for n in args.avoid.split(",") if n.strip()}
+    failing = skipped = 0
     played = itertools.count(1)
     start, cpu = time.monotonic(), time.process_time()
     with Emulator(port=0, ready_delay=0.05, images=cloudrun.TEST_IMAGES) as emu:
 
         def one(scenario: Scenario) -> None:
-            nonlocal failing
+            nonlocal failing, skipped
+            if triggers(scenario) & avoid:
+                skipped += 1
+                return
             n = next(played)
             try:
                 play(emu, f"hunt-{n}", scenario)
@@ -96,7 +127,10 @@ def main() -> int:
     total = next(played) - 1
     used = time.process_time() - cpu + children.ru_utime + children.ru_stime
     took = time.monotonic() - start
-    print(f"\n{total} examples, {failing} failing, {took:.0f} s, {used / max(total, 1):.2f} CPU s each")
+    print(
+        f"\n{total} examples ({skipped} more skipped by --avoid), {failing} failing, {took:.0f} s, "
+        f"{used / max(total, 1):.2f} CPU s each"
+    )
     for kind, count in kinds.most_common():
         print(f"{count:5d}  {kind}")
     return 0

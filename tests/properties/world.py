@@ -627,6 +627,7 @@ class World:
             thread.join(60)
             self.lose(run, f"run {other.label} raced it")
             self.post(other)
+            self.after_other(other)
 
         run.race = release
 
@@ -662,6 +663,13 @@ class World:
         self.after_other(other)
 
     def after_other(self, other: Run) -> None:
+        """What another run left becomes a starting point for later runs when it is settled: its
+        promoted release serving alone, nobody's rollout recorded (a run that then deploys on top of
+        it does what it should)."""
+        if other.outcome is Outcome.PROMOTED and self.record() is None:
+            snap = self.snapshot()
+            if snap.shares == {other.candidate: 100}:
+                self.bases.append(snap)
         if (
             other.outcome is Outcome.ROLLED_BACK
             and other.inputs.get("mode") == "rollback"
