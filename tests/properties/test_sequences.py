@@ -15,8 +15,10 @@ CI runs a fixed seed and a few examples; ``RUN_CANARY_SEQUENCE_EXAMPLES`` asks f
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,12 +27,14 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from cloudrun_emulator import Emulator
+from deployer import main
 from tests import cloudrun
 from tests.properties.world import (
     ACTIONS,
     FOLLOW_UPS,
     FOREIGN_TAGS,
     SERVICE,
+    STATE_SAVED,
     Event,
     Problem,
     RunSpec,
@@ -122,3 +126,10 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 @given(scenarios())
 def test_every_sequence_keeps_the_promise(emu: Emulator, scenario: Scenario) -> None:
     play(emu, f"sequence-{next(_projects)}", scenario)
+
+
+def test_the_driver_gives_the_post_step_every_state_the_main_step_saves() -> None:
+    """The sequences play the main step in-process and hand its post step the state ``main`` would have
+    saved: when ``main`` saves something new, ``World.post`` must pass it too."""
+    saved = set(re.findall(r"save_state\(\s*\"(\w+)\"", inspect.getsource(main)))
+    assert saved == STATE_SAVED

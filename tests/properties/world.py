@@ -53,6 +53,7 @@ POLICY = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, total=5.0)
 FAST = RetryPolicy(
     attempts=3, base_delay=0.05, max_delay=0.2, total=3.0, connect_timeout=2.0, read_timeout=4.0
 )
+STATE_SAVED = frozenset({"token", "finished", "job_execution"})  # what World.post passes, as main saves it
 SLEEP_CAP = 0.03  # the rollout's sleeps are real but short: what matters is their order, not length
 OPERATOR_ACTIONS = (
     "traffic",  # gcloud run services update-traffic --to-revisions R=100
@@ -501,7 +502,9 @@ class World:
         return run
 
     def post(self, run: Run) -> int | None:
-        """The run's post step, with the state its main step saved (none past a kill but the token)."""
+        """The run's post step, with the state its main step saved (none past a kill but the token).
+
+        These are the names ``deployer.main.main`` saves (``STATE_SAVED``; a test holds the two together)."""
         if run.runner_lost:
             return None
         env = {**run.env, "STATE_token": run.token}
