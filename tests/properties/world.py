@@ -661,7 +661,7 @@ class World:
         recorded = self.record()
         self.play(other)
         self.post(other)
-        if self.record() != recorded:
+        if self.record() != recorded and kind != "promote":  # a promote ends the rollout, not the release
             self.lose(during, f"run {other.label} (mode {kind})")
         self.after_other(other)
 
