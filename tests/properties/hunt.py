@@ -73,6 +73,7 @@ def main() -> int:
     parser.add_argument("examples", type=int, nargs="?", default=100)
     parser.add_argument("--seed", type=int, default=int(os.environ.get("RUN_CANARY_SEQUENCE_SEED", "1")))
     parser.add_argument("--replay", help="a scenario's JSON, as printed")
+    parser.add_argument("--out", help="append each failing scenario and its problems here (JSON lines)")
     parser.add_argument("--avoid", default="", help="skip scenarios that may meet these findings: 1,3,4")
     args = parser.parse_args()
     kinds: Counter[str] = Counter()
@@ -93,6 +94,10 @@ def main() -> int:
             except Problem as exc:
                 failing += 1
                 lines = str(exc).splitlines()
+                if args.out:
+                    with open(args.out, "a", encoding="utf-8") as out:
+                        record = {"scenario": json.loads(lines[0]), "problems": lines[1:]}
+                        out.write(json.dumps(record) + "\n")
                 for line in lines[1:]:
                     kind = signature(line)
                     if kind not in kinds:
