@@ -231,3 +231,17 @@ def test_a_cleanup_during_the_post_job_cannot_make_the_rollback_inexact(emu: Emu
         ),
         "the service URL reaches",
     )
+
+
+@finding(7, "the runner dies while the pre job runs; the re-run undoes the rollout but the execution runs on")
+def test_a_rerun_after_a_lost_runner_ends_the_execution_it_left_running(emu: Emulator) -> None:
+    check(
+        emu,
+        Scenario(
+            service(PINNED),
+            RunSpec(steps="10,100", pre_job=True),
+            (Event("pre job started", "lost"),),
+            "rerun",
+        ),
+        "[finding 7]",
+    )
