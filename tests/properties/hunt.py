@@ -91,6 +91,11 @@ def main() -> int:
                 skipped += 1
                 return
             n = next(played)
+            if n % 50 == 0:
+                print(
+                    f"... {n} examples played, {failing} failing, {time.monotonic() - start:.0f} s",
+                    flush=True,
+                )
             try:
                 play(emu, f"hunt-{n}", scenario)
             except Problem as exc:
