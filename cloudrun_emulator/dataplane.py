@@ -567,6 +567,24 @@ class DataPlane:
             server.close()
         return urls
 
+    def routing(self, key: str) -> tuple[dict[str, int], dict[str, str]] | None:
+        """Where a service's requests go now, as its listeners split them: revision -> percent over the
+        service URL, tag -> revision over each tag URL (None before its first route). Tests judge the
+        data plane with it, not the spec (a change still pending keeps the previous split)."""
+        with self._lock:
+            route = self._routes.get(key)
+            if route is None:
+                return None
+            split = {
+                revision.rpartition("/")[2]: percent for revision, percent in route.service.split.weights
+            }
+            tags = {
+                tag: server.split.weights[0][0].rpartition("/")[2]
+                for tag, server in route.tags.items()
+                if server.split.weights
+            }
+        return split, tags
+
     def _listen(self, service: str, split: Sequence[tuple[str, int]]) -> _ProxyServer:
         return _ProxyServer((self.host, 0), self, service, _Split(split))
 
