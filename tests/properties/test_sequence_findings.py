@@ -61,7 +61,8 @@ def check(emu: Emulator, scenario: Scenario, expect: str | None = None) -> None:
 
 
 def finding(number: int | str, what: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(raises=Problem, strict=True, reason=f"issue 23, finding {number}: {what}")
+    """The issue-23 finding a test reproduces (fixed: the test must pass)."""
+    return pytest.mark.finding(number=number, what=what)
 
 
 # --------------------------------------------------------------------------------------------------

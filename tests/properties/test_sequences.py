@@ -36,7 +36,6 @@ from tests.properties.world import (
     SERVICE,
     STATE_SAVED,
     Event,
-    Problem,
     RunSpec,
     Scenario,
     play,
@@ -110,11 +109,6 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 
 @pytest.mark.long
-@pytest.mark.xfail(
-    raises=Problem,
-    strict=True,
-    reason="issue 23: findings 1-8 (see test_sequence_findings.py); remove this marker once they are fixed",
-)
 @seed(SEED)
 @settings(
     max_examples=EXAMPLES,

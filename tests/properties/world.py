@@ -36,9 +36,10 @@ from typing import Any
 import requests
 
 from cloudrun_emulator import Emulator
+from cloudrun_emulator.projects import scope
 from deployer import inputs, main, rollout
 from deployer.client import CloudRun, RetryPolicy
-from deployer.jobs.runner import JobRunner, rollout_hook
+from deployer.jobs.runner import JobRunner, rollout_hook, rollout_stopper
 from deployer.result import Outcome, Phase, RolloutResult, StepInfo, Verdict
 from deployer.smoke import SmokeResult
 from deployer.state import STABLE_ANNOTATION, RolloutState
@@ -53,7 +54,8 @@ POLICY = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, total=5.0)
 FAST = RetryPolicy(
     attempts=3, base_delay=0.05, max_delay=0.2, total=3.0, connect_timeout=2.0, read_timeout=4.0
 )
-STATE_SAVED = frozenset({"token", "finished", "job_execution"})  # what World.post passes, as main saves it
+# What World.post passes, as main saves it.
+STATE_SAVED = frozenset({"token", "finished", "job_execution", "job_launch"})
 SLEEP_CAP = 0.03  # the rollout's sleeps are real but short: what matters is their order, not length
 OPERATOR_ACTIONS = (
     "traffic",  # gcloud run services update-traffic --to-revisions R=100
@@ -216,6 +218,7 @@ class Run:
     runner_lost: bool = False  # no post step either
     cancelled: bool = False
     saved_execution: str = ""  # what main saved for the post step (on_started)
+    saved_launch: str = ""  # and before each :run (on_launch)
     executions: list[str] = field(default_factory=list)  # every execution its :run calls started
     late: list[str] = field(default_factory=list)  # executions started after its release was ended by others
     lost: str = ""  # why its release ended while it ran (someone else's rollback, takeover, traffic)
@@ -337,7 +340,7 @@ class World:
     def snapshot(self) -> Snapshot:
         """The data plane now (after the service settled)."""
         self.settle()
-        found = self.emu.dataplane.routing(f"{self.project}/{SERVICE}")
+        found = self.emu.dataplane.routing(f"{scope(self.project, 'us-central1')}/{SERVICE}")
         assert found is not None
         split, tags = found
         return Snapshot(tuple(sorted(split.items())), tuple(sorted(tags.items())))
@@ -455,7 +458,24 @@ class World:
             run.saved_execution = execution  # main saves it to $GITHUB_STATE here
             self.fire(run, f"{reporter.phase} started")
 
-        jobs = JobRunner(config, ctx, api, reporter, cancel_api=back, sleep=_short, on_started=started)
+        def launched(launch: str) -> None:
+            run.saved_launch = launch  # main saves it to $GITHUB_STATE here, before each :run
+
+        def still_ours(when: str) -> str:  # as main: a job stops once its rollout is not ours
+            return run.rollout.ownership(when) if run.rollout is not None else ""
+
+        jobs = JobRunner(
+            config,
+            ctx,
+            api,
+            reporter,
+            cancel_api=back,
+            sleep=_short,
+            on_started=started,
+            on_launch=launched,
+            token=run.token,
+            guard=still_ours,
+        )
         job_hook = rollout_hook(jobs, config)
 
         def job(when: str, result: RolloutResult) -> str:
@@ -492,6 +512,7 @@ class World:
             rollback_api=back,
             token=run.token,
             job=job,
+            stop_jobs=rollout_stopper(back, reporter),
         )
         runner = run.rollout = rollout.Rollout(config, ctx, api, self.project, reporter, hooks)
         try:
@@ -513,6 +534,8 @@ class World:
             env["STATE_finished"] = "false" if unfinished else "true"
         if run.saved_execution:
             env["STATE_job_execution"] = run.saved_execution
+        if run.saved_launch:
+            env["STATE_job_launch"] = run.saved_launch
         handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             with contextlib.redirect_stdout(_Sink()):
