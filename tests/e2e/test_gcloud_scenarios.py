@@ -18,20 +18,15 @@ import requests
 from cloudrun_emulator import Emulator
 from devtools import harness
 from tests import gcloud
+from tests.helpers import inputs
 
 pytestmark = pytest.mark.gcloud
-
-FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
 
 
 @pytest.fixture
 def gc(emulator: Emulator, project: str) -> gcloud.Gcloud:
     gcloud.require()
     return gcloud.Gcloud(emulator.url, project)
-
-
-def inputs(emu: Emulator, project: str, **extra: Any) -> dict[str, Any]:
-    return {"api_endpoint": emu.url, "project_id": project, "region": "us-central1", **FAST, **extra}
 
 
 def traffic_of(entries: list[dict[str, Any]]) -> list[tuple[str, int, str]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks import run as bench
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 KEYS = {
     "scenario",

@@ -9,17 +9,11 @@ region's revision and said it had "no traffic").
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from cloudrun_emulator import Emulator
 from devtools import harness
 from tests.cloudrun import Api, routing
-
-FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
-
-
-def inputs(emu: Emulator, project: str, region: str, **extra: Any) -> dict[str, Any]:
-    return {"api_endpoint": emu.url, "project_id": project, "region": region, **FAST, **extra}
+from tests.helpers import inputs
 
 
 def test_two_regions_through_one_endpoint(emulator: Emulator, project: str, tmp_path: Path) -> None:
@@ -32,7 +26,13 @@ def test_two_regions_through_one_endpoint(emulator: Emulator, project: str, tmp_
     for region in regions:
         result = harness.run(
             inputs(
-                emulator, project, region, service="web", image="sample/hello:v2", suffix="r2", steps="50,100"
+                emulator,
+                project,
+                region=region,
+                service="web",
+                image="sample/hello:v2",
+                suffix="r2",
+                steps="50,100",
             ),
             tmp_path=tmp_path / region,
         )
@@ -56,14 +56,26 @@ def test_a_candidate_that_already_serves_is_not_called_no_traffic(
     api = Api(emulator.url, project)
     first = harness.run(
         inputs(
-            emulator, project, "us-central1", service="web", image="sample/hello:v2", suffix="s1", steps="100"
+            emulator,
+            project,
+            region="us-central1",
+            service="web",
+            image="sample/hello:v2",
+            suffix="s1",
+            steps="100",
         ),
         tmp_path=tmp_path / "1",
     )
     assert first.returncode == 0, first.log
     again = harness.run(
         inputs(
-            emulator, project, "us-central1", service="web", image="sample/hello:v2", suffix="s1", steps="100"
+            emulator,
+            project,
+            region="us-central1",
+            service="web",
+            image="sample/hello:v2",
+            suffix="s1",
+            steps="100",
         ),
         tmp_path=tmp_path / "2",
     )

@@ -17,18 +17,13 @@ from cloudrun_emulator.store import project_number
 from devtools import harness
 from tests.cloudrun import Api, routing
 from tests.conftest import METRIC_LAG, METRIC_SAMPLING
-from tests.test_analysis_e2e import load
+from tests.helpers import FAST, load, target
 
 # The 10 % steps here bake 1 s: busier users (up to 100 requests a second) give the candidate some ten
 # requests in a step, enough for a 30 % error rate to show even on a loaded machine.
 BUSY = 0.03
 
-DATA = Path(__file__).parent / "data"
-FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
-
-
-def inputs(emu: Emulator, project: str, **extra: Any) -> dict[str, Any]:
-    return {"api_endpoint": emu.url, "project_id": project, "region": "us-central1", **extra}
+DATA = Path(__file__).parent.parent / "data"
 
 
 def put(api: Api, svc: dict[str, Any]) -> requests.Response:
@@ -73,7 +68,7 @@ def test_port_change_on_a_service_with_the_default_probe_promotes(
     api = Api(emulator.url, project)
     api.create_service("ported", "sample/hello:v1", "ported-v1")
     result = harness.run(
-        inputs(
+        target(
             emulator, project, service="ported", image="sample/hello:v2", suffix="v2", port="9000", **FAST
         ),
         tmp_path=tmp_path,
@@ -95,7 +90,7 @@ def test_a_gcloud_described_service_as_metadata_file_is_created_in_our_project(
     workspace.mkdir(parents=True)
     shutil.copy(DATA / "service-default-probe.json", workspace / "service.yaml")  # JSON is YAML
     result = harness.run(
-        inputs(
+        target(
             emulator, project, service="hello", image="sample/hello:v5", metadata="service.yaml", port="9090"
         ),
         tmp_path=tmp_path,
@@ -131,7 +126,7 @@ def test_sidecar_keeps_its_image_and_the_ingress_container_gets_the_new_one(
     before = create_sidecar_service(api, "shop")
     sidecar = template_container(before, 0)
     result = harness.run(
-        inputs(
+        target(
             emulator,
             project,
             service="shop",
@@ -159,7 +154,7 @@ def test_an_unknown_container_input_fails_before_any_write(
     create_sidecar_service(api, "named")
     writes_before = len([r for r in emulator.requests() if r["method"] == "PUT"])
     result = harness.run(
-        inputs(emulator, project, service="named", image="sample/hello:v2", container="web", **FAST),
+        target(emulator, project, service="named", image="sample/hello:v2", container="web", **FAST),
         tmp_path=tmp_path,
     )
     assert result.returncode == 1
@@ -178,7 +173,7 @@ def test_a_configuration_failure_fails_within_seconds_with_cloud_runs_reason(
     api.create_service("noimg", "sample/hello:v1", "noimg-v1")
     started = time.monotonic()
     result = harness.run(  # default wait_timeout: 10 minutes
-        inputs(emulator, project, service="noimg", image="us-docker.pkg.dev/p/app/missing:1", suffix="v2"),
+        target(emulator, project, service="noimg", image="us-docker.pkg.dev/p/app/missing:1", suffix="v2"),
         tmp_path=tmp_path,
     )
     elapsed = time.monotonic() - started
@@ -203,7 +198,7 @@ def test_a_30_percent_5xx_canary_is_rolled_back_with_default_timing(
     assert (METRIC_SAMPLING, METRIC_LAG) == (1.0, 3.0)
     api = Api(emulator.url, project)
     svc = api.create_service("lagged", "sample/hello:v1", "lagged-v1")
-    args = inputs(
+    args = target(
         emulator,
         project,
         service="lagged",
@@ -238,7 +233,7 @@ def test_a_30_percent_5xx_canary_is_rolled_back_when_the_bake_is_shorter_than_th
     Cloud Monitoring holds its requests, and fails (before this, it passed as "inconclusive")."""
     api = Api(emulator.url, project)
     svc = api.create_service("scaled", "sample/hello:v1", "scaled-v1")
-    args = inputs(
+    args = target(
         emulator,
         project,
         service="scaled",
@@ -267,7 +262,7 @@ def test_a_step_is_judged_on_its_own_requests_after_the_ingestion_lag(
     waits until Cloud Monitoring holds a point past the bake, then counts the step's requests."""
     api = Api(emulator.url, project)
     svc = api.create_service("judged", "sample/hello:v1", "judged-v1")
-    args = inputs(
+    args = target(
         emulator,
         project,
         service="judged",
@@ -312,7 +307,7 @@ def test_allow_unauthenticated_keeps_conditional_bindings(
     )  # what a v1 reader sees
 
     result = harness.run(
-        inputs(
+        target(
             emulator,
             project,
             service="guarded",
@@ -377,7 +372,7 @@ def test_a_manual_rollback_after_a_failed_configuration_succeeds(
     api = Api(emulator.url, project)
     api.create_service("after", "sample/hello:v1", "after-v1")
     failed = harness.run(
-        inputs(
+        target(
             emulator, project, service="after", image="us-docker.pkg.dev/p/app/missing:2", suffix="v2", **FAST
         ),
         tmp_path=tmp_path / "deploy",
@@ -396,7 +391,7 @@ def test_a_manual_rollback_after_a_failed_configuration_succeeds(
     assert api.put(svc).status_code == 200
     api.wait_routes("after")
     back = harness.run(
-        inputs(emulator, project, service="after", mode="rollback", rollback_to="after-v1", **FAST),
+        target(emulator, project, service="after", mode="rollback", rollback_to="after-v1", **FAST),
         tmp_path=tmp_path / "rollback",
     )
     assert back.returncode == 0, back.log

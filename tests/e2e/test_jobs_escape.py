@@ -17,8 +17,11 @@ import requests
 
 from cloudrun_emulator import Emulator
 from devtools import harness
-from tests.cloudrun import Api, routing
-from tests.test_jobs_e2e import SERVICE, Jobs, condition, job_inputs, rollout_inputs
+from tests.cloudrun import Api, condition, routing
+from tests.helpers import SHOP as SERVICE
+from tests.helpers import Jobs
+from tests.helpers import shop_inputs as rollout_inputs
+from tests.helpers import target as job_inputs
 
 MARKER = "RUN_CANARY_ROLLOUT"
 

@@ -7,48 +7,14 @@ emulator received and from the service itself), the step outputs, the exit code 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Any
 
 import requests
 
 from cloudrun_emulator import Emulator
 from devtools import harness
-from tests.cloudrun import Api, api_path, hit, routing, spec_routing
-
-FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
-
-
-def inputs(emu: Emulator, project: str, **extra: Any) -> dict[str, Any]:
-    return {"api_endpoint": emu.url, "project_id": project, "region": "us-central1", **FAST, **extra}
-
-
-def puts(emu: Emulator, project: str, service: str) -> list[dict[str, Any]]:
-    """The bodies of the writes our run made to this service, in order (dry runs excluded)."""
-    return [
-        r["body"]
-        for r in emu.requests()
-        if r["method"] in ("PUT", "POST")
-        and re.search(api_path(project, "services"), r["path"])
-        and "dryRun" not in (r.get("query") or "")
-        and r["status"] == 200
-    ]
-
-
-def split_two_revisions(api: Api, name: str) -> None:
-    """A service whose traffic another tool pinned and split: 70/30 with extra tags."""
-    api.create_service(name, "sample/hello:v1", f"{name}-v1")
-    api.replace_service(
-        name,
-        "sample/hello:v2",
-        f"{name}-v2",
-        [
-            {"revisionName": f"{name}-v1", "percent": 70, "tag": "blue"},
-            {"revisionName": f"{name}-v2", "percent": 30, "tag": "green"},
-            {"revisionName": f"{name}-v1", "percent": 0, "tag": "old"},
-        ],
-    )
+from tests.cloudrun import Api, hit, routing, spec_routing
+from tests.helpers import inputs, puts, split_two_revisions
 
 
 def test_first_deploy_creates_the_service_and_promotes(

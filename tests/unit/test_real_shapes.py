@@ -16,9 +16,9 @@ from deployer.errors import RevisionFailed, RolloutFailed
 from deployer.readiness import service_readiness
 from deployer.settings import AnalysisSettings, Config, RevisionSettings
 from deployer.traffic import Target
-from tests.test_analysis import conform
+from tests.unit.test_analysis import conform
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def load(name: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ and asserts where requests go afterwards, not only what the spec says.
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -23,13 +22,8 @@ from deployer.result import Outcome, Reporter
 from deployer.smoke import SmokeResult
 from deployer.state import RolloutState
 from devtools import harness
-from tests.cloudrun import Api, api_path, hit, routing, service_body
-
-FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
-
-
-def inputs(emu: Emulator, project: str, **extra: Any) -> dict[str, Any]:
-    return {"api_endpoint": emu.url, "project_id": project, "region": "us-central1", **FAST, **extra}
+from tests.cloudrun import Api, hit, routing, service_body
+from tests.helpers import as_operator, inputs, writes
 
 
 def test_a_pause_survives_the_post_step_and_is_promoted_later(
@@ -62,34 +56,8 @@ def test_a_pause_survives_the_post_step_and_is_promoted_later(
 # Helpers: what the emulator received, an operator's read-modify-write, an in-process run
 
 
-def service_writes(emu: Emulator, project: str, service: str, since: float = 0.0) -> list[dict[str, Any]]:
-    """The accepted writes to one service (dry runs excluded), in order."""
-    return [
-        r
-        for r in emu.requests()
-        if r["method"] in ("PUT", "POST")
-        and re.search(api_path(project, rf"services(?:/{service})?$"), r["path"])
-        and "dryRun" not in (r.get("query") or "")
-        and r["status"] == 200
-        and r["time"] >= since
-    ]
-
-
 def share_of(body: dict[str, Any], revision: str) -> int:
     return sum(e.get("percent", 0) for e in body["spec"]["traffic"] if e.get("revisionName") == revision)
-
-
-def as_operator(api: Api, service: str, change: Any) -> dict[str, Any]:
-    """A read-modify-write of the service, as gcloud or the console would do it (again on a 409)."""
-    for _ in range(5):
-        svc = api.service(service)
-        svc.pop("status", None)
-        change(svc)
-        resp = requests.put(f"{api.ns}/services/{service}", json=svc, timeout=10)
-        if resp.status_code != 409:
-            break
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
 
 
 def at_step(api: Api, service: str, step: int, timeout: float = 30.0) -> None:
@@ -180,9 +148,9 @@ def test_rerun_after_a_killed_rollout_on_a_latest_service_keeps_the_old_release_
     assert rerun.outputs["result"] == "promoted", rerun.log
     assert rerun.outputs["previous_revision"] == "again-v1", rerun.log
     assert rerun.outputs["revision"] != killed.candidate
-    for write in service_writes(emulator, project, "again", since=start):
+    for write in writes(emulator, project, "again", since=start):
         assert share_of(write["body"], killed.candidate) == 0, write["body"]["spec"]["traffic"]
-    first_deploy = service_writes(emulator, project, "again", since=start)[1]["body"]
+    first_deploy = writes(emulator, project, "again", since=start)[1]["body"]
     assert share_of(first_deploy, "again-v1") == 100, first_deploy["spec"]["traffic"]
 
 
@@ -350,7 +318,7 @@ def test_a_run_whose_first_write_meets_a_rival_rollout_writes_nothing(
     result = b.run()
     assert result.outcome is Outcome.FAILED
     assert "another rollout" in (result.reason or ""), result.reason
-    assert service_writes(emulator, project, "race", since=RacedClient.after_a) == []
+    assert writes(emulator, project, "race", since=RacedClient.after_a) == []
     recorded = RolloutState.from_service(api.service("race"))
     assert recorded is not None and recorded.candidate == "race-a" and recorded.step == 10
     assert routing(api.wait_routes("race")) == [("race-a", 10, "canary"), ("race-v1", 90, "")]
@@ -371,7 +339,7 @@ def test_pre_run_revisions_stay_referenced_until_the_promote(
         tmp_path=tmp_path,
     )
     assert result.outputs["result"] == "promoted", result.log
-    bodies = [w["body"] for w in service_writes(emulator, project, "keep", since=start)]
+    bodies = [w["body"] for w in writes(emulator, project, "keep", since=start)]
     at_100 = next(b for b in bodies if share_of(b, "keep-v2") == 100)
     assert any(e.get("revisionName") == "keep-v1" for e in at_100["spec"]["traffic"])  # still referenced
     assert not any(e.get("revisionName") == "keep-v1" for e in bodies[-1]["spec"]["traffic"])  # promoted

@@ -37,7 +37,7 @@ from deployer.state import STATE_ANNOTATION
 from devtools import harness
 from tests import cloudrun
 from tests.cloudrun import Api, api_path, routing
-from tests.test_rollout_e2e import split_two_revisions
+from tests.helpers import split_two_revisions, target
 
 SERVICE = "shop"
 CANDIDATE = f"{SERVICE}-v3"
@@ -147,7 +147,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reference]:
 
 
 def inputs(emu: Emulator, project: str, **extra: str) -> dict[str, str]:
-    return {"api_endpoint": emu.url, "project_id": project, **ROLLOUT, **extra}
+    return target(emu, project, **{**ROLLOUT, **extra})
 
 
 # --------------------------------------------------------------------------------------------------

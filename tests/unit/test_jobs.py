@@ -17,7 +17,7 @@ from deployer.jobs.inputs import parse_argv
 from deployer.parsers import Invalid
 from deployer.result import JobRun, Outcome, RolloutResult
 from deployer.settings import JobFailurePolicy, JobSettings, Mode, SecretRef
-from tests.test_client import ScriptedServer, make, no_jitter, server  # noqa: F401 - fixtures
+from tests.unit.test_client import ScriptedServer, make, no_jitter, server  # noqa: F401 - fixtures
 
 BASE = {"INPUT_SERVICE": "my-app", "INPUT_IMAGE": "us-docker.pkg.dev/p/r/app:v1"}
 

@@ -13,7 +13,6 @@ run as the runner runs them, against the emulator).
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -27,20 +26,10 @@ from cloudrun_emulator.store import scope
 from deployer.state import STATE_ANNOTATION, RolloutState
 from devtools import harness
 from tests.cloudrun import Api, api_path, routing, spec_routing
-from tests.test_rollout_e2e import inputs, puts, split_two_revisions
+from tests.helpers import EVERY_WRITE, as_operator, inputs, puts, split_two_revisions, writes
 
 SERVICE = "shop"
 CANDIDATE = f"{SERVICE}-v3"
-
-
-def service_writes(emu: Emulator, project: str) -> list[dict[str, Any]]:
-    """Every write request to the project's services (dry runs included), whatever its answer."""
-    return [
-        r
-        for r in emu.requests()
-        if r["method"] in ("PUT", "POST", "PATCH", "DELETE")
-        and re.search(api_path(project, "services"), r["path"])
-    ]
 
 
 def condition(svc: dict[str, Any], kind: str) -> str:
@@ -54,18 +43,13 @@ def template_of(svc: dict[str, Any]) -> dict[str, Any]:
     return tpl
 
 
+def every_write(emu: Emulator, project: str) -> list[dict[str, Any]]:
+    """Every write request to the project's services (dry runs included), whatever its answer."""
+    return writes(emu, project, methods=EVERY_WRITE, dry_runs=True, accepted_only=False)
+
+
 def wait_output(running: harness.RunningAction, pattern: str) -> None:
     running.wait_for_output(pattern, timeout=30)
-
-
-def put_as_operator(api: Api, change: Any) -> dict[str, Any]:
-    """A read-modify-write of the service, as gcloud or the console would do it."""
-    svc = api.service(SERVICE)
-    svc.pop("status", None)
-    change(svc)
-    resp = requests.put(f"{api.ns}/services/{SERVICE}", json=svc, timeout=10)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -205,7 +189,7 @@ def test_operator_traffic_change_during_a_bake_is_kept(
                 {"revisionName": CANDIDATE, "percent": 0, "tag": "canary"},
             ]
 
-        put_as_operator(api, everything_to_v1)
+        as_operator(api, SERVICE, everything_to_v1)
         result = running.wait()
     assert result.returncode == 1, result.log
     assert result.outputs["result"] == "failed"
@@ -225,8 +209,9 @@ def test_operator_traffic_change_during_a_bake_is_kept(
 def test_operator_new_tag_during_a_bake_is_kept(emulator: Emulator, project: str, tmp_path: Path) -> None:
     api = Api(emulator.url, project)
     with _bake(emulator, project, tmp_path, step_interval="3s") as running:
-        theirs = put_as_operator(
+        theirs = as_operator(
             api,
+            SERVICE,
             lambda svc: svc["spec"]["traffic"].append(
                 {"revisionName": f"{SERVICE}-v2", "percent": 0, "tag": "hotfix"}
             ),
@@ -247,7 +232,7 @@ def test_unrelated_change_during_a_bake_is_built_upon(
 ) -> None:
     api = Api(emulator.url, project)
     with _bake(emulator, project, tmp_path, step_interval="2s") as running:
-        put_as_operator(api, lambda svc: svc["metadata"]["annotations"].update({"team": "payments"}))
+        as_operator(api, SERVICE, lambda svc: svc["metadata"]["annotations"].update({"team": "payments"}))
         result = running.wait()
     assert result.returncode == 0, result.log
     assert result.outputs["result"] == "promoted"
@@ -299,13 +284,13 @@ def test_dry_run_in_promote_and_rollback_writes_nothing(
         tmp_path=tmp_path / "1",
     )
     assert paused.outputs["result"] == "paused", paused.log
-    before, writes_before = api.service(SERVICE), len(service_writes(emulator, project))
+    before, writes_before = api.service(SERVICE), len(every_write(emulator, project))
     result = harness.run(
         inputs(emulator, project, service=SERVICE, mode=mode, dry_run="true"), tmp_path=tmp_path / "2"
     )
     assert result.returncode == 0, result.log
     assert result.outputs["result"] == "planned"
-    new_writes = service_writes(emulator, project)[writes_before:]
+    new_writes = every_write(emulator, project)[writes_before:]
     assert new_writes and all(w["query"].get("dryRun") == "all" for w in new_writes), new_writes
     after = api.service(SERVICE)
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]

@@ -22,53 +22,14 @@ import requests
 
 from cloudrun_emulator import Emulator
 from devtools import harness
-from tests.cloudrun import Api, api_path, routing
+from tests.cloudrun import Api, api_path, condition, routing
 from tests.fakes.github_api import FakeGitHub
+from tests.helpers import SHOP as SERVICE
+from tests.helpers import Jobs
+from tests.helpers import shop_inputs as rollout_inputs
+from tests.helpers import target as job_inputs
 
-SERVICE = "shop"
 WRITES = ("PUT", "POST", "DELETE")
-
-
-class Jobs:
-    """The jobs API of one project on the emulator, read the way an operator would."""
-
-    def __init__(self, base: str, project: str):
-        self.ns = f"{base}/apis/run.googleapis.com/v1/namespaces/{project}"
-
-    def job(self, name: str) -> dict[str, Any]:
-        resp = requests.get(f"{self.ns}/jobs/{name}", timeout=10)
-        resp.raise_for_status()
-        return resp.json()
-
-    def execution(self, name: str) -> dict[str, Any]:
-        resp = requests.get(f"{self.ns}/executions/{name}", timeout=10)
-        resp.raise_for_status()
-        return resp.json()
-
-    def executions(self, job: str) -> list[dict[str, Any]]:
-        params = {"labelSelector": f"run.googleapis.com/job={job}"}
-        return requests.get(f"{self.ns}/executions", params=params, timeout=10).json().get("items", [])
-
-
-def job_inputs(emu: Emulator, project: str, **extra: str) -> dict[str, str]:
-    return {"api_endpoint": emu.url, "project_id": project, "region": "us-central1", **extra}
-
-
-def rollout_inputs(emu: Emulator, project: str, **extra: str) -> dict[str, str]:
-    defaults = {
-        "service": SERVICE,
-        "image": "sample/hello:v2",
-        "suffix": "v2",
-        "steps": "50,100",
-        "step_interval": "1s",
-        "wait_timeout": "60s",
-        "smoke_timeout": "5s",
-    }
-    return job_inputs(emu, project, **{**defaults, **extra})
-
-
-def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
 
 
 def terminal(jobs: Jobs, job: str, timeout: float = 5.0) -> dict[str, Any]:

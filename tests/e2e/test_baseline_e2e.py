@@ -17,7 +17,7 @@ import pytest
 from cloudrun_emulator import Emulator
 from devtools import harness
 from tests.cloudrun import Api, routing
-from tests.test_analysis_e2e import load
+from tests.helpers import load
 
 STEPS = {"steps": "50,100", "step_interval": "3s", "wait_timeout": "30s", "smoke_timeout": "5s"}
 ABSOLUTE: dict[str, Any] = {"max_error_rate": "5", "max_latency_p95": "1000", "max_latency_p99": "2000"}

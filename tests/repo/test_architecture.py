@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Only these read the action's inputs; every other module gets typed settings (deployer.settings).
 INPUT_READERS = {"deployer.main", "deployer.inputs", "deployer.cli", "deployer.__main__"}
 INPUT_MODULES = {

@@ -28,9 +28,13 @@ from deployer import cli
 from deployer.input_table import BY_NAME
 from deployer.inputs import DEFAULTS
 from devtools import harness
+from tests import helpers
 from tests.cloudrun import Api, routing
 
-FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "3s"}
+FAST = {
+    **helpers.FAST,
+    "smoke_timeout": "3s",
+}  # every scenario runs twice: a failing smoke check gives up sooner
 
 
 def cli_env(tmp_path: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -10,7 +10,7 @@ import yaml
 
 from deployer.input_table import BY_NAME, INPUTS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 

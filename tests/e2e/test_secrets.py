@@ -21,6 +21,7 @@ from cloudrun_emulator import Emulator
 from deployer import redact
 from devtools import harness
 from tests.cloudrun import Api
+from tests.helpers import target
 
 SECRET = "S3cr3tT0kenValue9f8e7d6c"
 
@@ -75,16 +76,8 @@ def echo_server() -> Iterator[str]:
 
 
 def rollout_inputs(emulator: Emulator, project: str, service: str, **extra: str) -> dict[str, str]:
-    return {
-        "service": service,
-        "image": "sample/hello:v2",
-        "project_id": project,
-        "api_endpoint": emulator.url,
-        "steps": "50,100",
-        "step_interval": "1s",
-        "smoke_path": "/healthz",
-        **extra,
-    }
+    rollout = {"service": service, "image": "sample/hello:v2", "steps": "50,100", "step_interval": "1s"}
+    return target(emulator, project, **{**rollout, "smoke_path": "/healthz", **extra})
 
 
 # --- check_webhook ------------------------------------------------------------------------------

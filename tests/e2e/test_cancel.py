@@ -23,7 +23,7 @@ from cloudrun_emulator import Emulator
 from deployer.state import STATE_ANNOTATION
 from devtools import harness
 from tests.cloudrun import Api, api_path, routing
-from tests.test_rollout_e2e import split_two_revisions
+from tests.helpers import split_two_revisions, target
 
 SERVICE = "shop"
 CANDIDATE = f"{SERVICE}-v3"
@@ -33,20 +33,20 @@ RESTORED_UNTAGGED = sorted(BEFORE)  # a candidate not Ready (yet) gets no tag: i
 GRACE = 5.0  # the promise: traffic is back within this many seconds of the signal
 
 
+# Three steps of 30 s: every signal lands mid-step.
+ROLLOUT = {
+    "service": SERVICE,
+    "image": "sample/hello:v3",
+    "suffix": "v3",
+    "steps": "10,50,100",
+    "step_interval": "30s",
+    "wait_timeout": "60s",
+    "smoke_timeout": "4s",
+}
+
+
 def inputs(emu: Emulator, project: str, **extra: str) -> dict[str, str]:
-    return {
-        "api_endpoint": emu.url,
-        "project_id": project,
-        "region": "us-central1",
-        "service": SERVICE,
-        "image": "sample/hello:v3",
-        "suffix": "v3",
-        "steps": "10,50,100",
-        "step_interval": "30s",
-        "wait_timeout": "60s",
-        "smoke_timeout": "4s",
-        **extra,
-    }
+    return target(emu, project, **{**ROLLOUT, **extra})
 
 
 def writes(emu: Emulator, project: str, since: float = 0.0) -> list[dict[str, Any]]:

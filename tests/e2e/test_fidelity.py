@@ -15,13 +15,7 @@ from deployer import knative, scaling, traffic
 from deployer.traffic import Target
 from devtools import harness
 from tests.cloudrun import Api, service_body
-
-FAST = {"step_interval": "1s", "wait_timeout": "30s", "smoke_timeout": "4s"}
-
-
-def inputs(emu: Emulator, project: str, **extra: Any) -> dict[str, Any]:
-    return {"api_endpoint": emu.url, "project_id": project, "region": "us-central1", **FAST, **extra}
-
+from tests.helpers import inputs
 
 # --- tag quota -------------------------------------------------------------------------------------
 

@@ -3,51 +3,20 @@ out, and the emulator's Cloud Monitoring endpoint reports what its data plane re
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from cloudrun_emulator import Emulator
 from devtools import harness
 from tests.cloudrun import Api, routing
+from tests.helpers import load
 
 STEPS = {"steps": "50,100", "step_interval": "3s", "wait_timeout": "30s", "smoke_timeout": "5s"}
-
-
-# Three users, each with a request every 100 ms at most: about 30 requests a second, so a 3 s bake at
-# 50 % brings the candidate some 45, over every threshold here (min_requests 20 is the highest met).
-# Unpaced, the users took most of the suite's CPU.
-USERS, PAUSE = 3, 0.1
-
-
-@contextmanager
-def load(url: str, pause: float = PAUSE) -> Iterator[None]:
-    """Real users: requests to the service URL, each user pausing ``pause`` s between them."""
-    stop = threading.Event()
-
-    def hammer() -> None:
-        with requests.Session() as session:
-            while not stop.wait(pause):
-                with contextlib.suppress(requests.RequestException):
-                    session.get(url, timeout=5)
-
-    workers = [threading.Thread(target=hammer, daemon=True) for _ in range(USERS)]
-    for w in workers:
-        w.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for w in workers:
-            w.join(timeout=10)
 
 
 def rollout(
