@@ -39,3 +39,14 @@ def test_long_tests_start_early_every_other_one() -> None:
     ]
     assert order(items) == ["c.py::l1", "a.py::x", "c.py::l2", "b.py::z", "a.py::y"]
     assert sorted(order(items)) == sorted(i.nodeid for i in items)
+
+
+def test_interleaving_keeps_every_test() -> None:
+    """The xdist order (tests/conftest.py) used to drop the long tests beyond the others' count."""
+    from types import SimpleNamespace
+
+    def item(nodeid: str, long: bool) -> Any:
+        return SimpleNamespace(nodeid=nodeid, get_closest_marker=lambda name: long and name == "long")
+
+    items = [item(f"a.py::long{i}", True) for i in range(5)] + [item("b.py::short", False)]
+    assert sorted(i.nodeid for i in interleaved(items)) == sorted(i.nodeid for i in items)

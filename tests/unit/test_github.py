@@ -9,8 +9,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from deployer import github as gh
 from deployer.github import Console, DeploymentTracker, GitHubReporter, files, render
@@ -182,53 +180,6 @@ def _lines(out: io.StringIO) -> list[str]:
     return out.getvalue().splitlines()
 
 
-hostile = st.one_of(
-    st.sampled_from([":", "::", "%", "\r", "\n", "\r\n", "##[", "]", ",", "=", " ", "\t", "\u2028", "\x85"]),
-    st.sampled_from(["error", "warning", "add-mask", "stop-commands", "group", "set-output name=x", "%0A"]),
-    st.text(max_size=8),
-)
-
-
-@st.composite
-def hostile_text(draw: st.DrawFn) -> str:
-    return "".join(draw(st.lists(hostile, max_size=6)))
-
-
-@given(hostile_text())
-@settings(max_examples=300, deadline=None)
-def test_info_never_yields_a_command(text: str) -> None:
-    console, out = _console()
-    console.info(text)
-    for line in re.split(r"\r\n|\r|\n", out.getvalue()):
-        assert parse_any(line) is None, line
-        assert "##[" not in line
-        assert not _net_trim_start(line).startswith("::")
-
-
-@given(hostile_text(), hostile_text(), st.sampled_from(["error", "warning", "notice"]))
-@settings(max_examples=300, deadline=None)
-def test_annotation_is_exactly_the_intended_command(text: str, title: str, kind: str) -> None:
-    console, out = _console()
-    getattr(console, kind)(text, title=title)
-    raw = out.getvalue()
-    assert raw.endswith("\n") and raw.count("\n") == 1 and "\r" not in raw
-    parsed = parse_v2(raw[:-1], REGISTERED)
-    assert parsed is not None
-    name, props, data = parsed
-    assert name == kind
-    assert data == text
-    assert props.get("title", "") == title.strip()
-
-
-@given(st.text())
-def test_escape_data_round_trips(text: str) -> None:
-    from actions_toolkit.command import escape_data
-
-    escaped = escape_data(text)
-    assert "\n" not in escaped and "\r" not in escaped
-    assert unescape_data(escaped) == text
-
-
 def test_neutralised_lines_stay_readable() -> None:
     console, out = _console()
     console.info("ok\n  ::error::forged\n::stop-commands::abc\nsee ##[error]x\n\x1b[31mred")
@@ -385,15 +336,6 @@ def test_write_outputs_without_path_does_nothing(tmp_path) -> None:
     gh.write_outputs(_result(), "")
     gh.save_state("x", "y", None)
     assert list(tmp_path.iterdir()) == []
-
-
-@given(st.text().filter(lambda s: "ghadelimiter_" not in s))
-@settings(max_examples=100, deadline=None)
-def test_save_state_round_trip(tmp_path_factory, value: str) -> None:
-    path = tmp_path_factory.mktemp("state") / "state"
-    gh.save_state("rollout", value, str(path))
-    gh.save_state("other", "x", str(path))
-    assert read_file_commands(path.read_bytes().decode("utf-8")) == {"rollout": value, "other": "x"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -725,13 +667,3 @@ def test_pr_comment_only_on_pull_requests(fake: FakeGitHub) -> None:
 def test_state_name_is_validated(tmp_path) -> None:
     with pytest.raises(ValueError):
         gh.save_state("a=b", "x", str(tmp_path / "state"))
-
-
-def test_pygithub_is_imported_lazily() -> None:
-    import subprocess
-    import sys
-
-    code = "import sys, deployer.github; print('github' in sys.modules)"
-    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
-    assert out.stdout.strip() == "False"

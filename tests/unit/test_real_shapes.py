@@ -16,7 +16,7 @@ from deployer.errors import RevisionFailed, RolloutFailed
 from deployer.readiness import service_readiness
 from deployer.settings import AnalysisSettings, Config, RevisionSettings
 from deployer.traffic import Target
-from tests.unit.test_analysis import conform
+from tests.schema import conform
 
 DATA = Path(__file__).parent.parent / "data"
 

@@ -104,16 +104,3 @@ def test_two_writes_changes_keep_the_value_before_the_first() -> None:
     then: knative.MetadataChanges = {"labels": {"team": ["payments", "web"], "x": [None, "y"]}}
     assert knative.chain_changes(first, then) == {"labels": {"tier": [None, "1"], "x": [None, "y"]}}
     assert knative.chain_changes(None, then) == then
-
-
-def test_interleaving_keeps_every_test() -> None:
-    """The xdist order (tests/conftest.py) used to drop the long tests beyond the others' count."""
-    from types import SimpleNamespace
-
-    from tests.conftest import interleaved
-
-    def item(nodeid: str, long: bool) -> Any:
-        return SimpleNamespace(nodeid=nodeid, get_closest_marker=lambda name: long and name == "long")
-
-    items = [item(f"a.py::long{i}", True) for i in range(5)] + [item("b.py::short", False)]
-    assert sorted(i.nodeid for i in interleaved(items)) == sorted(i.nodeid for i in items)
