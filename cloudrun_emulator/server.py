@@ -46,7 +46,7 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # (AIP-193), generic code for a shared status, 412 FAILED_PRECONDITION and 502 UNAVAILABLE (gRPC's
 # http-grpc-status-mapping.md) where code.proto has none. The action's client (deployer/client.py)
 # keeps an identical copy: the emulator is a product of its own and must not import the action (nor
-# the action the emulator); tests/test_client.py asserts the two are equal.
+# the action the emulator); tests/unit/test_client.py asserts the two are equal.
 CANONICAL_CODES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",

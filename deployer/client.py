@@ -54,7 +54,7 @@ MAX_PAGES = 1000  # a bound on a server whose continue tokens never end
 # FAILED_PRECONDITION (what a failed If-Match means) and 502 is UNAVAILABLE (gRPC's
 # doc/http-grpc-status-mapping.md). The emulator (cloudrun_emulator/server.py) keeps an identical copy
 # because neither product may import the other and the action image ships only deployer/;
-# tests/test_client.py asserts the two are equal.
+# tests/unit/test_client.py asserts the two are equal.
 CANONICAL_CODES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",

@@ -4,7 +4,7 @@ its help section and its description.
 ``deployer.inputs.load`` parses each input with its row, the command line (``deployer.cli``) makes a
 flag of each row and shows its description and default in ``--help``; ``action.yml`` (which GitHub
 reads) and the README's input tables are checked against these rows by tests
-(tests/test_action_metadata.py, tests/test_readme.py). Rules that tie several inputs together are
+(tests/repo/test_action_metadata.py, tests/repo/test_readme.py). Rules that tie several inputs together are
 code in ``deployer.inputs`` and ``deployer.jobs.inputs``, run after every input is parsed.
 """
 

@@ -2,7 +2,7 @@
 histograms (``Distribution`` values: bucket counts, not samples) and request counts.
 
 Pure and stdlib only (``math``): the action's image carries no numpy or scipy, and every function
-here agrees with scipy on the samples a histogram stands for (``tests/test_stats.py``).
+here agrees with scipy on the samples a histogram stands for (``tests/unit/test_stats.py``).
 
 - ``Histogram``: the buckets of a ``Distribution`` (exponential, linear or explicit bucket options)
   with their counts; histograms with the same buckets add up.

@@ -9,7 +9,7 @@ Needs Chromium (Debian: `apt-get install chromium`; or set CHROMIUM) and npm (me
 into --mermaid-dir on first use). Runs three rollouts against the local emulator: a first deploy, a
 10/50/100 canary over a service already split between two revisions, and a canary that fails and
 rolls back. Exit 0 when every line passes, 1 otherwise (the measurements are printed either way).
-The test suite checks the palette numerically (tests/test_summary_chart.py); this script checks
+The test suite checks the palette numerically (tests/e2e/test_summary_chart.py); this script checks
 what a browser actually draws.
 """
 

@@ -244,7 +244,7 @@ def mermaid_str(text: str, limit: int = 60) -> str:
 # Line colours, in series order. GitHub draws Mermaid on white (light theme) or near-black (dark
 # theme, #0d1117); Mermaid's own xychart palette starts with a pale colour that vanishes on white.
 # Each of these has a contrast of at least 3:1 against both backgrounds and they differ clearly from
-# each other (tests/test_summary_chart.py checks both; scripts/render_summary.py renders them).
+# each other (tests/e2e/test_summary_chart.py checks both; scripts/render_summary.py renders them).
 PALETTE: tuple[tuple[str, str], ...] = (
     ("#1f6feb", "blue"),
     ("#e8590c", "orange"),

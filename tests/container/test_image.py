@@ -22,7 +22,7 @@ from deployer.state import STATE_ANNOTATION
 from devtools import docker_action, harness
 from tests.cloudrun import Api, routing
 from tests.container.conftest import Image
-from tests.test_cancel import (
+from tests.e2e.test_cancel import (
     BEFORE,
     GRACE,
     PHASES,

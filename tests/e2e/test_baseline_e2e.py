@@ -1,0 +1,358 @@
+"""Baseline comparison end to end: the action against the emulator, whose data plane serves real
+requests and whose Cloud Monitoring reports the latencies and statuses they really had.
+
+The stable release answers in about 100 ms; a candidate that takes 150 ms stays under every absolute
+threshold set here, and only the comparison with a baseline deployed beside it stops it."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloudrun_emulator import Emulator
+from devtools import harness
+from tests.cloudrun import Api, routing
+from tests.helpers import load
+
+STEPS = {"steps": "50,100", "step_interval": "3s", "wait_timeout": "30s", "smoke_timeout": "5s"}
+ABSOLUTE: dict[str, Any] = {"max_error_rate": "5", "max_latency_p95": "1000", "max_latency_p99": "2000"}
+
+
+def deploy(
+    emu: Emulator,
+    project: str,
+    tmp_path: Path,
+    name: str,
+    stable: tuple[str, dict[str, str]],
+    *,
+    busy: bool = True,
+    **inputs: Any,
+) -> tuple[harness.RunResult, list[tuple[str, int, str]], Api]:
+    """Create ``name`` serving the stable release (image, env), then run the action on it."""
+    api = Api(emu.url, project)
+    image, env = stable
+    svc = api.create_service(name, image, f"{name}-v1", env=env)
+    args = {
+        "api_endpoint": emu.url,
+        "project_id": project,
+        "service": name,
+        "suffix": "v2",
+        **STEPS,
+        **inputs,
+    }
+    if busy:
+        with load(svc["status"]["url"]):
+            result = harness.run(args, tmp_path=tmp_path)
+    else:
+        result = harness.run(args, tmp_path=tmp_path)
+    return result, routing(api.wait_routes(name)), api
+
+
+SLOW_STABLE = ("sample/slow", {"DELAY_MS": "100"})
+
+
+@pytest.mark.long
+def test_a_candidate_50_percent_slower_is_rolled_back_at_its_first_step(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "slower",
+        SLOW_STABLE,
+        image="sample/slow",
+        env_vars="DELAY_MS=150",
+        baseline="revision",
+        max_latency_increase="20",
+        load_rps="20",
+        **ABSOLUTE,
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert "check failed at 50%: baseline: latency: p50 " in result.log
+    assert "allowed +20 %" in result.log and "p<0.0001: fail" in result.log
+    assert "Baseline: revision slower-v2-baseline with the settings of slower-v1" in result.log
+    assert "metrics ok" in result.log or "metrics: pass" in result.log or "p95" in result.log
+    # Exactly as before the run: no baseline share or tag is left.
+    assert traffic == [("slower-v1", 100, ""), ("slower-v2", 0, "canary")]
+    assert "### Canary analysis" in result.summary
+    row = next(line for line in result.summary.splitlines() if line.startswith("| 50% | baseline |"))
+    assert "❌ fail" in row and "latency: p50 " in row and "allowed +20 %" in row
+    assert "candidate " in row and "baseline " in row and "p50/p95/p99" in row
+
+
+@pytest.mark.long
+def test_the_same_release_on_a_quiet_service_is_promoted_thanks_to_load_rps(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "same",
+        SLOW_STABLE,
+        busy=False,
+        image="sample/slow",
+        env_vars="DELAY_MS=100\nRELEASE=2",  # the same app and speed; a new revision
+        baseline="revision",
+        max_latency_increase="20",
+        max_error_rate_increase="1",
+        load_rps="20",
+        **ABSOLUTE,
+    )
+    assert result.outputs["result"] == "promoted", result.log
+    assert "load_rps 20: sent " in result.log
+    assert "baseline ok: latency: p50" in result.log
+    assert traffic == [("same-v2", 100, "canary")]  # the baseline's share and tag are gone
+
+
+@pytest.mark.long
+def test_five_percent_5xx_against_none_fails_max_error_rate_increase(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "errs",
+        ("sample/hello", {}),
+        busy=False,
+        image="sample/error",
+        env_vars="ERROR_RATE=0.05",
+        baseline="revision",
+        max_error_rate_increase="1",
+        load_rps="100",
+        step_interval="4s",
+        smoke_timeout="10s",
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    # 5 % of what the candidate's process served; in the window, with the smoke checks left out, about 5 %
+    failed = re.search(
+        r"check failed at 50%: baseline: 5xx: (\d+\.\d) % of (\d+) vs 0\.0 % of (\d+) ", result.log
+    )
+    assert failed is not None, result.log
+    assert 3.5 <= float(failed[1]) <= 6.5 and int(failed[2]) >= 100 and int(failed[3]) >= 100
+    assert "allowed +1 point), p=" in result.log and "smoke-check requests left out" in result.log
+    assert traffic == [("errs-v1", 100, ""), ("errs-v2", 0, "canary")]
+
+
+@pytest.mark.long
+def test_a_quiet_service_with_only_smoke_requests_is_inconclusive_not_passed(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "quiet",
+        ("sample/hello", {}),
+        busy=False,
+        image="sample/hello:v2",
+        baseline="revision",
+        max_latency_increase="20",
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert "inconclusive at 50%" in result.log
+    assert "smoke-check request" in result.log and "left out" in result.log
+    assert traffic == [("quiet-v1", 100, ""), ("quiet-v2", 0, "canary")]
+
+
+def test_a_dry_run_shows_the_baseline_in_its_plan(emulator: Emulator, project: str, tmp_path: Path) -> None:
+    result, traffic, api = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "plan",
+        ("sample/hello", {}),
+        busy=False,
+        image="sample/hello:v2",
+        baseline="revision",
+        max_latency_increase="20",
+        dry_run="true",
+    )
+    assert result.outputs["result"] == "planned", result.log
+    assert (
+        "Planned traffic: plan-v1 50%, plan-v2-baseline 50% (tag baseline), plan-v2 50% (tag canary)"
+        not in (result.log)
+    )
+    assert "plan-v2-baseline 0% (tag baseline), plan-v2 0% (tag canary)" in result.log
+    assert "plan-v1 0%, plan-v2-baseline 50% (tag baseline), plan-v2 50% (tag canary)" in result.log
+    assert traffic == [("plan-v1", 100, "")]  # nothing written
+    assert api.revisions("plan") == ["plan-v1"]
+
+
+@pytest.mark.long
+def test_a_paused_rollout_with_a_baseline_is_undone_by_mode_rollback(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path / "a",
+        "paused",
+        ("sample/hello", {}),
+        image="sample/hello:v2",
+        baseline="revision",
+        max_latency_increase="50",
+        load_rps="20",
+        steps="50",
+    )
+    assert result.outputs["result"] == "paused", result.log
+    assert traffic == [
+        ("paused-v1", 0, ""),
+        ("paused-v2", 50, "canary"),
+        ("paused-v2-baseline", 50, "baseline"),
+    ]
+    args = {"api_endpoint": emulator.url, "project_id": project, "service": "paused", "mode": "rollback"}
+    undone = harness.run(args, tmp_path=tmp_path / "b")
+    assert undone.outputs["result"] == "rolled_back", undone.log
+    after = routing(Api(emulator.url, project).wait_routes("paused"))
+    assert after == [("paused-v1", 100, ""), ("paused-v2", 0, "canary")]
+
+
+@pytest.mark.long
+def test_baseline_stable_compares_with_the_revisions_from_before_the_run(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic, api = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "stable",
+        SLOW_STABLE,
+        image="sample/slow",
+        env_vars="DELAY_MS=150",
+        baseline="stable",
+        max_latency_increase="20",
+        load_rps="20",
+        step_interval="6s",  # the simulated users wait on a 100 ms app: enough baseline requests
+        **ABSOLUTE,
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert "check failed at 50%: baseline: latency: p50 " in result.log
+    assert "Baseline: revision" not in result.log  # no extra revision
+    assert api.revisions("stable") == ["stable-v1", "stable-v2"]
+    assert traffic == [("stable-v1", 100, ""), ("stable-v2", 0, "canary")]
+
+
+@pytest.mark.long
+def test_a_paused_rollout_with_a_baseline_is_finished_by_mode_promote(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path / "a",
+        "finish",
+        ("sample/hello", {}),
+        image="sample/hello:v2",
+        baseline="revision",
+        max_latency_increase="50",
+        load_rps="20",
+        steps="10",
+    )
+    assert result.outputs["result"] == "paused", result.log
+    assert traffic == [
+        ("finish-v1", 80, ""),
+        ("finish-v2", 10, "canary"),
+        ("finish-v2-baseline", 10, "baseline"),
+    ]
+    args = {"api_endpoint": emulator.url, "project_id": project, "service": "finish", "mode": "promote"}
+    done = harness.run(args, tmp_path=tmp_path / "b")
+    assert done.outputs["result"] == "promoted", done.log
+    assert routing(Api(emulator.url, project).wait_routes("finish")) == [("finish-v2", 100, "canary")]
+
+
+def _baking_with_a_baseline(api: Api, name: str) -> bool:
+    """The first step's traffic is routed: the baseline serves beside the candidate."""
+    svc = api.service(name)
+    entries = svc.get("status", {}).get("traffic", [])
+    return any(e.get("tag") == "baseline" and e.get("percent", 0) > 0 for e in entries)
+
+
+def _wait(predicate: Any, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill then the post step"])
+def test_a_cancelled_or_killed_run_leaves_no_baseline(
+    how: str, emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    api = Api(emulator.url, project)
+    name = "gone" if how == "sigterm" else "killed"
+    api.create_service(name, "sample/hello", f"{name}-v1")
+    args = {
+        "api_endpoint": emulator.url,
+        "project_id": project,
+        "service": name,
+        "suffix": "v2",
+        "image": "sample/hello:v2",
+        "steps": "10,100",
+        "step_interval": "60s",
+        "wait_timeout": "30s",
+        "baseline": "revision",
+        "max_latency_increase": "20",
+        "on_inconclusive": "pass",
+    }
+    with harness.start(args, tmp_path=tmp_path / "main") as running:
+        _wait(lambda: _baking_with_a_baseline(api, name))
+        if how == "sigterm":
+            running.send_signal(signal.SIGTERM)
+        else:
+            running.kill()
+        result = running.wait(timeout=20)
+    if how != "sigterm":
+        post = harness.run_post(result, args, tmp_path=tmp_path / "post", timeout=30)
+        assert post.returncode == 0 and "restoring the traffic" in post.stdout, post.log
+    else:
+        assert "SIGTERM" in result.log
+    after = routing(api.wait_routes(name))
+    assert after == [(f"{name}-v1", 100, ""), (f"{name}-v2", 0, "canary")], result.log
+    assert "run-canary.dev/rollout" not in api.service(name)["metadata"].get("annotations", {})
+
+
+def test_a_run_that_died_between_the_baseline_and_the_candidate_write_is_undone(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """Only the baseline's write landed (its record says so): mode rollback restores traffic and
+    template from before the run, and no baseline share or tag is left."""
+    from deployer import traffic as tr
+    from deployer.state import STATE_ANNOTATION, RolloutState
+
+    api = Api(emulator.url, project)
+    api.create_service("half", "sample/hello", "half-v1")
+    before = api.service("half")
+    base = (tr.Target(revision="half-v1", percent=100),)
+    state = RolloutState(
+        candidate="half-v2",
+        tag="canary",
+        base=tr.to_spec(base),
+        steps=[50, 100],
+        before=before["spec"].get("traffic"),
+        template=before["spec"]["template"] | {"metadata": {"name": "half-v1"}},
+        baseline="half-v2-baseline",
+        baseline_only=True,
+        token="someone-else",
+    )
+    svc = api.service("half")
+    svc["spec"]["template"]["metadata"]["name"] = "half-v2-baseline"
+    svc["spec"]["traffic"] = tr.to_spec(state.written())
+    svc["metadata"].setdefault("annotations", {})[STATE_ANNOTATION] = state.to_annotation()
+    svc.pop("status", None)
+    assert api.put(svc).status_code == 200
+    assert routing(api.wait_routes("half")) == [("half-v1", 100, ""), ("half-v2-baseline", 0, "baseline")]
+    args = {"api_endpoint": emulator.url, "project_id": project, "service": "half", "mode": "rollback"}
+    result = harness.run(args, tmp_path=tmp_path)
+    assert result.outputs["result"] == "rolled_back", result.log
+    after = api.wait_routes("half")
+    assert routing(after) == [("half-v1", 100, "")]
+    assert after["spec"]["template"]["metadata"]["name"] == "half-v1"  # the template from before the run
+    assert STATE_ANNOTATION not in after["metadata"].get("annotations", {})

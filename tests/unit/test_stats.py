@@ -1,0 +1,126 @@
+"""deployer.stats against scipy (a dev dependency only) on the samples a histogram stands for."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from deployer import stats
+
+scipy_stats = pytest.importorskip("scipy.stats")
+
+EXPONENTIAL = {"exponentialBuckets": {"numFiniteBuckets": 64, "growthFactor": 1.4, "scale": 1.0}}
+
+
+def bucket_of(value: float) -> int:
+    """The exponential bucket (64 / 1.4 / 1) a latency falls in, as Google's BucketOptions define it."""
+    return 0 if value < 1.0 else min(65, 1 + math.floor(math.log(value, 1.4) + 1e-12))
+
+
+def counts(values: list[float], size: int = 66) -> list[int]:
+    out = [0] * size
+    for v in values:
+        out[bucket_of(v)] += 1
+    return out
+
+
+def expand(histogram: list[int]) -> list[int]:
+    """The samples a histogram stands for: every value is its bucket's number (ties within a bucket)."""
+    return [i for i, c in enumerate(histogram) for _ in range(c)]
+
+
+def lognormal(rng: random.Random, n: int, median: float, sigma: float = 0.5) -> list[float]:
+    return [median * math.exp(rng.gauss(0, sigma)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_mann_whitney_agrees_with_scipy_on_expanded_samples(seed: int) -> None:
+    rng = random.Random(seed)
+    n1, n2 = rng.choice([3, 12, 50, 400]), rng.choice([5, 30, 200, 1000])
+    shift = rng.choice([1.0, 1.1, 1.5, 0.8])
+    x = counts(lognormal(rng, n1, 100 * shift, rng.choice([0.05, 0.3, 1.0])))
+    y = counts(lognormal(rng, n2, 100, rng.choice([0.05, 0.3, 1.0])))
+    ours = stats.mann_whitney_greater(x, y)
+    ref = scipy_stats.mannwhitneyu(expand(x), expand(y), alternative="greater", method="asymptotic")
+    assert ours.u == pytest.approx(float(ref.statistic), abs=1e-9)
+    assert ours.p == pytest.approx(float(ref.pvalue), abs=1e-6)
+
+
+def test_mann_whitney_with_every_value_in_one_bucket_is_no_evidence() -> None:
+    x, y = [0, 5, 0], [0, 7, 0]
+    assert stats.mann_whitney_greater(x, y).p == 1.0
+    assert stats.mann_whitney_greater([0, 0, 0], y).p == 1.0
+
+
+@pytest.mark.parametrize(
+    ("a", "n1", "b", "n2"),
+    [(5, 100, 0, 100), (1, 20, 0, 20), (0, 50, 3, 50), (30, 1000, 12, 1000), (7, 7, 0, 9), (2, 300, 1, 3000)],
+)
+def test_fisher_agrees_with_scipy(a: int, n1: int, b: int, n2: int) -> None:
+    ref = scipy_stats.fisher_exact([[a, n1 - a], [b, n2 - b]], alternative="greater")
+    assert stats.fisher_greater(a, n1, b, n2) == pytest.approx(float(ref.pvalue), abs=1e-9)
+
+
+def test_fisher_random_tables_agree_with_scipy() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        n1, n2 = rng.randint(1, 2000), rng.randint(1, 2000)
+        a, b = rng.randint(0, n1 // 10 + 1), rng.randint(0, n2 // 10 + 1)
+        a, b = min(a, n1), min(b, n2)
+        ref = scipy_stats.fisher_exact([[a, n1 - a], [b, n2 - b]], alternative="greater")
+        assert stats.fisher_greater(a, n1, b, n2) == pytest.approx(float(ref.pvalue), abs=1e-6)
+
+
+def test_histogram_from_a_distribution_as_cloud_monitoring_writes_it() -> None:
+    value = {
+        "count": "4",
+        "mean": 120.0,
+        "range": {"min": 90.0, "max": 150.0},
+        "bucketOptions": EXPONENTIAL,
+        "bucketCounts": ["0"] * 14 + ["2", "2"],  # trailing empty buckets left out
+    }
+    histogram = stats.from_distribution(value)
+    assert histogram.total == 4
+    assert len(histogram.counts) == 66
+    assert histogram.bounds[0] == (-math.inf, 1.0)
+    assert histogram.bounds[-1][1] == math.inf
+    lower, upper = histogram.bounds[14]
+    assert lower == pytest.approx(1.4**13) and upper == pytest.approx(1.4**14)
+    median = histogram.percentile(50)
+    assert median is not None and 90.0 <= median <= 1.4**14
+    top = histogram.percentile(100)
+    assert top == pytest.approx(150.0)
+
+
+def test_histograms_of_one_layout_add_up_and_others_refuse() -> None:
+    one = stats.from_distribution({"bucketOptions": EXPONENTIAL, "bucketCounts": ["1", "2"]})
+    two = stats.from_distribution({"bucketOptions": EXPONENTIAL, "bucketCounts": ["0", "3", "4"]})
+    assert one.add(two).counts[:3] == (1, 5, 4)
+    linear = stats.from_distribution(
+        {
+            "bucketOptions": {"linearBuckets": {"numFiniteBuckets": 3, "width": 10, "offset": 0}},
+            "bucketCounts": ["1"],
+        }
+    )
+    with pytest.raises(stats.BucketError):
+        one.add(linear)
+
+
+def test_bucket_options_as_documented() -> None:
+    linear = stats.bucket_bounds({"linearBuckets": {"numFiniteBuckets": 2, "width": 5, "offset": 10}}, 4)
+    assert linear == ((-math.inf, 10.0), (10.0, 15.0), (15.0, 20.0), (20.0, math.inf))
+    explicit = stats.bucket_bounds({"explicitBuckets": {"bounds": [1, 5, 50]}}, 2)
+    assert explicit == ((-math.inf, 1.0), (1.0, 5.0), (5.0, 50.0), (50.0, math.inf))
+    with pytest.raises(stats.BucketError, match="bucketOptions"):
+        stats.bucket_bounds({}, 1)
+    with pytest.raises(stats.BucketError, match="increase"):
+        stats.bucket_bounds({"explicitBuckets": {"bounds": [5, 1]}}, 1)
+
+
+def test_percentile_interpolates_inside_the_bucket() -> None:
+    histogram = stats.Histogram(((0.0, 10.0), (10.0, 20.0)), (5, 5))
+    assert histogram.percentile(50) == pytest.approx(10.0)
+    assert histogram.percentile(75) == pytest.approx(15.0)
+    assert stats.Histogram((), ()).percentile(50) is None
