@@ -651,7 +651,9 @@ class World:
         def release() -> None:
             go.set()
             thread.join(60)
-            self.lose(run, f"run {other.label} raced it")
+            now = self.record()
+            if now is None or now.token != run.token:  # the rival ended it (it may also have refused)
+                self.lose(run, f"run {other.label} raced it")
             self.post(other)
             self.after_other(other)
 
@@ -872,10 +874,15 @@ class World:
             )
         # 5. IAM
         public = self.public()
+        # The serving release's setting, and any promoted release's (by its own run or by someone's
+        # mode promote): a promote keeps its access for the releases after it, which do not set it
+        # back, as a rollback to its target does.
+        promoted = {p.result.revision for p in self.runs if p.outcome is Outcome.PROMOTED and p.result}
         configured = {
             r.inputs["allow_unauthenticated"] == "true"
             for r in self.runs
-            if (r is allowed_release or self.rollback_targets) and "allow_unauthenticated" in r.inputs
+            if (r is allowed_release or r.candidate in promoted or self.rollback_targets)
+            and "allow_unauthenticated" in r.inputs
         }
         if public != self.public_before and public not in configured:
             self.problem(
