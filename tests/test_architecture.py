@@ -29,13 +29,37 @@ INPUT_MODULES = {
 # another of the same layer (a sideways import), except inside one package (github.x -> github.y).
 LAYERS: list[tuple[str, bool, set[str]]] = [
     ("entry", False, {"deployer.__main__", "deployer.cli", "deployer.main"}),
-    ("inputs", False, {"deployer.inputs", "deployer.jobs.inputs", "deployer.parsers", "deployer.context"}),
+    (
+        "inputs",
+        False,
+        {
+            "deployer.inputs",
+            "deployer.input_table",
+            "deployer.jobs.inputs",
+            "deployer.parsers",
+            "deployer.parsers_names",
+            "deployer.parsers_yaml",
+            "deployer.context",
+        },
+    ),
     ("outputs", True, {"deployer.github", "deployer.terminal"}),
     ("runs", True, {"deployer.rollout", "deployer.jobs.runner", "deployer.analysis"}),
+    # The rollout's parts, one built on the next: rollout.Rollout -> steps.Steps -> undo.WayBack -> writer.
+    ("rollout parts", False, {"deployer.steps", "deployer.undo", "deployer.writer"}),
     (
         "rules",
         False,
-        {"deployer.hooks", "deployer.readiness", "deployer.restore", "deployer.bake", "deployer.jobs.stop"},
+        {
+            "deployer.hooks",
+            "deployer.readiness",
+            "deployer.restore",
+            "deployer.bake",
+            "deployer.jobs.stop",
+            "deployer.takeover",
+            "deployer.record",
+            "deployer.promote",
+            "deployer.modes",
+        },
     ),
     (
         "services",
