@@ -94,6 +94,8 @@ LAYERS: list[tuple[str, bool, set[str]]] = [
             "deployer.text",
             "deployer.verdicts",
             "deployer.landed",
+            "deployer.api_errors",
+            "deployer.endpoints",
         },
     ),
     (
