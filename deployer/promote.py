@@ -1,4 +1,5 @@
-"""How a rollout ends once its steps are done, and what the promote writes: pure rules, no I/O."""
+"""Which steps a rollout still takes, how it ends once they are done, and what the promote writes:
+pure rules, no I/O."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ class Ending(StrEnum):
     PROMOTE = "promote"  # the candidate serves 100 %: mark it stable, forget the rollout
     FINISH = "finish"  # steps end at 0: deployed with no traffic, the rollout forgotten
     PAUSE = "pause"  # steps end between: hand the rollout on to a later promote or rollback
+
+
+def steps_to_go(steps: Sequence[int], step: int) -> list[int]:
+    """The steps still to take, the candidate now at ``step`` %: a re-run or mode promote resumes
+    where the rollout is, never moving traffic back."""
+    return [p for p in steps if p > step]
 
 
 def ending(steps: Sequence[int], step: int) -> Ending:

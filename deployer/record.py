@@ -102,3 +102,12 @@ def public_before(allow: bool, public: bool) -> bool | None:
     """What the record keeps of the access before the run (``public``: allUsers may invoke it now):
     None when the run changes nothing (it is already as ``allow`` asks), else the access to put back."""
     return None if public == allow else public
+
+
+def next_revision_name(reason: str, suffix: str | None, name: str, retry: int) -> str | None:
+    """The name to try when the candidate's name is taken by a revision with other settings (409
+    ``ALREADY_EXISTS``: another run deployed other settings under the same commit and attempt):
+    ``name-2``, ``name-3``... None when that is not the case or the name was given (``suffix``)."""
+    if reason != "ALREADY_EXISTS" or suffix is not None:
+        return None
+    return f"{name}-{retry}"

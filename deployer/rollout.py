@@ -156,10 +156,11 @@ class Rollout(Steps):
                 phase.detail += f"; instances per step ({instances})" if instances else ""
                 return
             except Conflict as exc:
-                if exc.reason != "ALREADY_EXISTS" or self.config.suffix is not None:
-                    raise
                 # Another run deployed other settings under the same commit and attempt: next name.
-                candidate = template["metadata"]["name"] = f"{self._revision_name()}-{retry}"
+                name = record.next_revision_name(exc.reason, self.config.suffix, self._revision_name(), retry)
+                if name is None:
+                    raise
+                candidate = template["metadata"]["name"] = name
                 self.reporter.info(f"That revision name has other settings already; trying {candidate}.")
 
     def _deploy_write(self, current: Obj, template: Obj, candidate: str, phase: Phase) -> None:
@@ -348,10 +349,7 @@ class Rollout(Steps):
         top = traffic.top_revision(self._pinned_base(current))
         source = self.api.get_revision(top) if top else None
         if source is None:
-            raise RolloutFailed(
-                f"baseline: revision needs a revision serving traffic to copy; service {self.name} has "
-                + (f"no revision {top}" if top else "none")
-            )
+            raise RolloutFailed(baseline.missing_source(self.name, top))
         name = self.baseline = baseline.revision_name(candidate)
         template = baseline.template_from_revision(source, name)
         self.reporter.info(f"Baseline: revision {name} with the settings of {top}, tagged {BASELINE_TAG!r}.")

@@ -8,7 +8,7 @@ from dataclasses import replace
 from deployer import baseline, knative, traffic
 from deployer.bake import Bake, bake_rounds
 from deployer.knative import Obj
-from deployer.promote import Ending, ending, pause_message, promote_annotations
+from deployer.promote import Ending, ending, pause_message, promote_annotations, steps_to_go
 from deployer.result import Outcome, StepInfo
 from deployer.state import STATE_ANNOTATION
 from deployer.undo import WayBack
@@ -19,8 +19,7 @@ class Steps(WayBack):
 
     def _steps(self, svc: Obj, steps: tuple[int, ...]) -> None:
         assert self.state is not None
-        todo = [p for p in steps if p > self.state.step]
-        for percent in todo:
+        for percent in steps_to_go(steps, self.state.step):
             with self._phase(f"{percent}%") as phase:
                 svc = self._shift(percent)
                 phase.detail = self._smoke(svc)

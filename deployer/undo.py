@@ -11,7 +11,7 @@ from deployer import knative
 from deployer.client import CloudRun
 from deployer.errors import ApiError, Conflict
 from deployer.knative import Obj
-from deployer.restore import Restore, Undoing, join_reasons, restore_plan
+from deployer.restore import Restore, Undoing, after_refused_undo, join_reasons, restore_plan, undo_landed
 from deployer.result import Outcome
 from deployer.retry import retry_conflicts
 from deployer.state import RolloutState
@@ -54,7 +54,7 @@ class WayBack(ServiceWriter):
             for note in plan.notes:
                 self.reporter.warning(note)
             phase.detail = plan.message
-            if plan.kind in ("theirs", "taken over") or written is None:
+            if not undo_landed(plan.kind, written is not None):
                 # Someone else's traffic, or ours never landed: report the traffic as it now is.
                 self.result.outcome = Outcome.FAILED
                 if plan.kind != "nothing":
@@ -93,13 +93,8 @@ class WayBack(ServiceWriter):
 
         def again(exc: ApiError) -> bool:
             nonlocal named
-            if isinstance(exc, Conflict):
-                if exc.reason == "ALREADY_EXISTS" and named:
-                    # The template we recorded names a revision whose settings differ: write it unnamed
-                    # (Cloud Run makes a new revision with the settings from before the run).
-                    named = False
-                return True
-            return exc.status == 400  # a 400 may be a revision deleted since we listed them: decide again
+            retry, named = after_refused_undo(isinstance(exc, Conflict), exc.status, exc.reason, named)
+            return retry
 
         return retry_conflicts(attempt, again=again)
 

@@ -16,7 +16,7 @@ from deployer.client import CloudRun
 from deployer.errors import ApiError, Conflict, DeployerError, RolloutFailed, RolloutTakenOver
 from deployer.hooks import Hooks
 from deployer.knative import Obj
-from deployer.restore import cleanup_message, is_public, still_ours, with_public
+from deployer.restore import access_to_write, cleanup_message, still_ours
 from deployer.result import Outcome, Phase, Reporter, RolloutResult, TrafficChange, recorded_phase
 from deployer.retry import is_conflict, retry_conflicts
 from deployer.settings import Config, RunContext
@@ -149,9 +149,9 @@ class ServiceWriter:
             ),
         )
         self.last = svc
-        took = self.hooks.clock() - start
-        if took >= readiness.POLL_LEARN_FROM:
-            self.settled[kind] = min(self.settled.get(kind, took), took)
+        learned = readiness.learned(self.settled.get(kind), self.hooks.clock() - start)
+        if learned is not None:
+            self.settled[kind] = learned
         return svc
 
     def _smoke(self, svc: Obj) -> str:
@@ -175,12 +175,9 @@ class ServiceWriter:
         """
 
         def attempt(n: int) -> None:
-            found = api.get_iam_policy(self.name)
-            if not forward and is_public(found) != (not allow):
-                return  # not what this run left: someone else's access policy now
-            policy = with_public(found, allow)
+            policy = access_to_write(api.get_iam_policy(self.name), allow, forward=forward)
             if policy is None:
-                return
+                return  # already so, or (the way back) not what this run left: someone else's now
             api.set_iam_policy(self.name, policy)
             self.reporter.info(
                 f"{'Allowed' if allow else 'Removed'} unauthenticated access to {self.name}"

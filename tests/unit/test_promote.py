@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.promote import Ending, ending, pause_message, promote_annotations
+from deployer.promote import Ending, ending, pause_message, promote_annotations, steps_to_go
 from deployer.state import PREVIOUS_STABLE_ANNOTATION, STABLE_ANNOTATION, STATE_ANNOTATION
 
 
@@ -42,3 +42,10 @@ def test_promote_forgets_the_rollout_and_keeps_the_previous_stable() -> None:
 def test_no_previous_stable_when_none_or_the_same_revision(previous: str | None) -> None:
     annotations = promote_annotations("web-v2", previous)
     assert annotations == {STATE_ANNOTATION: None, STABLE_ANNOTATION: "web-v2"}
+
+
+def test_the_steps_still_to_take_start_above_the_candidates_share() -> None:
+    assert steps_to_go((10, 50, 100), 0) == [10, 50, 100]
+    assert steps_to_go((10, 50, 100), 50) == [100]  # a re-run after 50 %
+    assert steps_to_go((100,), 30) == [100]  # mode promote
+    assert steps_to_go((0,), 0) == []  # deploy with no traffic: no step moves any

@@ -138,3 +138,9 @@ def test_public_access_is_read_and_recorded_only_when_the_run_changes_it() -> No
     assert record.public_before(True, public=False) is False  # made public: put back private
     assert record.public_before(False, public=True) is True
     assert record.public_before(True, public=True) is None  # already so: nothing to put back
+
+
+def test_a_taken_derived_name_moves_on_to_the_next_one() -> None:
+    assert record.next_revision_name("ALREADY_EXISTS", None, "web-abc1234-1", 2) == "web-abc1234-1-2"
+    assert record.next_revision_name("ALREADY_EXISTS", "v7", "web-v7", 2) is None  # a name the user gave
+    assert record.next_revision_name("ABORTED", None, "web-abc1234-1", 2) is None  # someone wrote: not ours
