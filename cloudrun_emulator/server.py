@@ -44,7 +44,7 @@ RECONCILE_SECONDS = 0.05
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # HTTP status -> canonical error code for injected faults: google/rpc/code.proto's "HTTP Mapping"
 # (AIP-193), generic code for a shared status, 412 FAILED_PRECONDITION and 502 UNAVAILABLE (gRPC's
-# http-grpc-status-mapping.md) where code.proto has none. The action's client (deployer/client.py)
+# http-grpc-status-mapping.md) where code.proto has none. The action (deployer/api_errors.py)
 # keeps an identical copy: the emulator is a product of its own and must not import the action (nor
 # the action the emulator); tests/unit/test_client.py asserts the two are equal.
 CANONICAL_CODES = {

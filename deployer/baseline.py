@@ -54,3 +54,10 @@ def compared_with(mode: str, base: Traffic, baseline_revision: str) -> tuple[str
     if mode == "stable":
         return tuple(t.revision for t in base if t.revision and t.percent > 0)
     return ()
+
+
+def missing_source(service: str, top: str | None) -> str:
+    """Why ``baseline: revision`` cannot start: no revision serving traffic to copy (or it is gone)."""
+    return f"baseline: revision needs a revision serving traffic to copy; service {service} has " + (
+        f"no revision {top}" if top else "none"
+    )

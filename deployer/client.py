@@ -8,15 +8,16 @@ they are repeated, so a lost response never causes a second, different write.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from deployer.api_errors import CANONICAL_CODES as CANONICAL_CODES
+from deployer.api_errors import error_from_response as error_from_response
+from deployer.endpoints import regional_endpoint as regional_endpoint
 from deployer.errors import ApiError as ApiError
 from deployer.errors import Cancelled as Cancelled
 from deployer.errors import Conflict as Conflict
@@ -47,29 +48,6 @@ KNATIVE = "apis/serving.knative.dev/v1"
 RUN_V1 = "apis/run.googleapis.com/v1"  # jobs, executions, tasks
 LIST_PAGE_SIZE = 500  # items per page of a v1 list (gcloud asks 100)
 MAX_PAGES = 1000  # a bound on a server whose continue tokens never end
-# HTTP status -> canonical error code, for error answers without a Google error body. From the
-# "HTTP Mapping" of each code in google/rpc/code.proto (also the table in AIP-193 and in
-# cloud.google.com/apis/design/errors), taking for a status shared by several codes the generic one
-# (400 INVALID_ARGUMENT, 409 ABORTED, 500 INTERNAL). Two statuses code.proto does not map: 412 is
-# FAILED_PRECONDITION (what a failed If-Match means) and 502 is UNAVAILABLE (gRPC's
-# doc/http-grpc-status-mapping.md). The emulator (cloudrun_emulator/server.py) keeps an identical copy
-# because neither product may import the other and the action image ships only deployer/;
-# tests/unit/test_client.py asserts the two are equal.
-CANONICAL_CODES = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    412: "FAILED_PRECONDITION",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "UNIMPLEMENTED",
-    502: "UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
 
 
 def _short(url: str) -> str:
@@ -79,32 +57,6 @@ def _short(url: str) -> str:
     return ".../" + "/".join(parts[-2:]) if len(parts) > 2 else path
 
 
-def error_from_response(resp: requests.Response, method: str = "", url: str = "") -> ApiError:
-    """Build the right ApiError subclass from a Google (or Kubernetes Status) error body."""
-    status = resp.status_code
-    reason, message = CANONICAL_CODES.get(status, resp.reason or "ERROR"), ""
-    violations: list[dict[str, Any]] = []
-    try:
-        payload = resp.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-        err = payload["error"]
-        reason = str(err.get("status") or reason)
-        message = str(err.get("message") or "")
-        for detail in err.get("details") or []:
-            if isinstance(detail, dict) and isinstance(detail.get("fieldViolations"), list):
-                violations.extend(v for v in detail["fieldViolations"] if isinstance(v, dict))
-    elif isinstance(payload, dict) and payload.get("kind") == "Status":  # Knative on Kubernetes
-        reason = str(payload.get("reason") or reason)
-        message = str(payload.get("message") or "")
-    if not message:
-        text = (resp.text or "").strip()
-        message = " ".join(text.split())[:200] or (resp.reason or "no error message")
-    cls = NotFound if status == 404 else Conflict if status == 409 else ApiError
-    return cls(status, reason, message, violations, method=method, url=url)
-
-
 # IAM policy version 3 is the only one that carries conditional role bindings: read with
 # options.requestedPolicyVersion=3 and write back version 3 with the etag, or conditions are lost
 # (https://cloud.google.com/iam/docs/policies#versions).
@@ -112,30 +64,6 @@ IAM_POLICY_VERSION = 3
 
 
 _POLICY_V3 = {"options.requestedPolicyVersion": str(IAM_POLICY_VERSION)}
-
-
-def regional_endpoint(base: str, region: str) -> str:
-    """Where a Knative-style call of ``region`` goes through the endpoint override ``base``.
-
-    Cloud Run's v1 API addresses services and revisions by location (``/v1/projects/P/locations/R``),
-    but jobs, executions and tasks only as ``namespaces/P`` on a regional endpoint. gcloud derives
-    that endpoint from an override by prefixing the region to its host
-    (command_lib/run/connection_context.DeriveRegionalEndpoint): so does this, for a host name. An
-    IP address or ``localhost`` (an emulator) has no regional form and is used as it is.
-    """
-    parts = urlsplit(base)
-    host = parts.hostname or ""
-    if not host or host == "localhost" or _is_ip(host):
-        return base
-    return urlunsplit(parts._replace(netloc=f"{region}-{parts.netloc}"))
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class CloudRun:

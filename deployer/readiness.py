@@ -152,3 +152,11 @@ def job_readiness(job: Obj, generation: int, name: str) -> tuple[bool, str]:
     if knative.is_fresh(job, generation) and ready.status == "False":
         raise JobFailed(f"job {name} is not ready: {ready.reason}: {ready.message}".rstrip(": "))
     return False, ready.describe()
+
+
+def learned(expected: float | None, took: float) -> float | None:
+    """The time the next change of the same kind is expected to take (``poll_delays``): the shortest
+    so far, learned only from changes slower than POLL_LEARN_FROM s (None: nothing learned yet)."""
+    if took < POLL_LEARN_FROM:
+        return expected
+    return took if expected is None else min(expected, took)

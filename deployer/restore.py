@@ -263,3 +263,30 @@ def with_public(policy: Obj, allow: bool) -> Obj | None:
     if not invoker["members"]:
         bindings.remove(invoker)
     return out
+
+
+def access_to_write(found: Obj, allow: bool, *, forward: bool) -> Obj | None:
+    """The access policy to write to allow (or stop) unauthenticated calls; None: nothing to write.
+
+    ``forward``: the rollout's own change. The way back (``forward=False``) puts back the access from
+    before the run only while it is still what this run set: someone who changed it since wins."""
+    if not forward and is_public(found) != (not allow):
+        return None
+    return with_public(found, allow)
+
+
+def undo_landed(kind: str, wrote: bool) -> bool:
+    """Whether an undo put our rollout back (ROLLED_BACK); not when the traffic is someone else's
+    (``theirs``, ``taken over``) or nothing of ours was there to write."""
+    return wrote and kind not in ("theirs", "taken over")
+
+
+def after_refused_undo(conflict: bool, status: int, reason: str, named: bool) -> tuple[bool, bool]:
+    """After the undo's write was refused (``conflict``: a 409): whether to re-read and decide again,
+    and whether to write the recorded template by name. A 409 ``ALREADY_EXISTS``: the name belongs
+    to a revision whose settings differ, so write it unnamed (Cloud Run makes a new revision with the
+    settings from before the run); another 409: someone wrote meanwhile; a 400 may be a revision
+    deleted since we listed them."""
+    if conflict:
+        return True, named and reason != "ALREADY_EXISTS"
+    return status == 400, named

@@ -44,10 +44,22 @@ LAYERS: list[tuple[str, bool, set[str]]] = [
     ),
     ("outputs", True, {"deployer.github", "deployer.terminal"}),
     ("runs", True, {"deployer.rollout", "deployer.jobs.runner", "deployer.analysis"}),
+    # The rollout's parts, one built on the next: rollout.Rollout -> steps.Steps -> undo.WayBack -> writer.
+    ("rollout parts", False, {"deployer.steps", "deployer.undo", "deployer.writer"}),
     (
         "rules",
         False,
-        {"deployer.hooks", "deployer.readiness", "deployer.restore", "deployer.bake", "deployer.jobs.stop"},
+        {
+            "deployer.hooks",
+            "deployer.readiness",
+            "deployer.restore",
+            "deployer.bake",
+            "deployer.jobs.stop",
+            "deployer.takeover",
+            "deployer.record",
+            "deployer.promote",
+            "deployer.modes",
+        },
     ),
     (
         "services",
@@ -82,6 +94,8 @@ LAYERS: list[tuple[str, bool, set[str]]] = [
             "deployer.text",
             "deployer.verdicts",
             "deployer.landed",
+            "deployer.api_errors",
+            "deployer.endpoints",
         },
     ),
     (

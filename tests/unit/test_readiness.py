@@ -143,3 +143,11 @@ def test_progress_every_so_often_and_on_a_change() -> None:
     for elapsed in (1, 4, 5, 7, 10):
         plain(elapsed, "x")
     assert said == [(5, "x"), (10, "x")]
+
+
+def test_the_expected_wait_is_the_shortest_slow_one_so_far() -> None:
+    assert readiness.learned(None, 0.5) is None  # quick changes teach nothing
+    assert readiness.learned(None, 3.0) == 3.0
+    assert readiness.learned(3.0, 5.0) == 3.0
+    assert readiness.learned(3.0, 2.0) == 2.0
+    assert readiness.learned(3.0, readiness.POLL_LEARN_FROM - 0.01) == 3.0

@@ -165,3 +165,37 @@ def test_public_access_is_added_and_removed_without_touching_other_members() -> 
     assert closed == policy
     only = restore.with_public({"bindings": [{"role": "roles/run.invoker", "members": ["allUsers"]}]}, False)
     assert only == {"bindings": []}
+
+
+PUBLIC = {"bindings": [{"role": "roles/run.invoker", "members": ["allUsers", "user:a@example.com"]}]}
+PRIVATE = {"bindings": [{"role": "roles/run.invoker", "members": ["user:a@example.com"]}]}
+
+
+def test_the_rollout_opens_access_and_the_way_back_closes_it_only_if_still_as_we_left_it() -> None:
+    opened = restore.access_to_write(PRIVATE, True, forward=True)
+    assert opened is not None and restore.is_public(opened)
+    assert restore.access_to_write(PUBLIC, True, forward=True) is None  # already so: nothing to write
+    closed = restore.access_to_write(PUBLIC, False, forward=False)  # we opened it: close it again
+    assert closed is not None and not restore.is_public(closed)
+    assert restore.access_to_write(PRIVATE, False, forward=False) is None  # someone closed it already
+    # The run had closed it: the way back reopens it while it is still closed, not once someone opened it.
+    assert restore.access_to_write(PRIVATE, True, forward=False) is not None
+    assert restore.access_to_write(PUBLIC, True, forward=False) is None
+
+
+def test_an_undo_lands_only_when_it_wrote_our_rollout_back() -> None:
+    assert restore.undo_landed("ours", wrote=True)
+    assert not restore.undo_landed("ours", wrote=False)
+    assert not restore.undo_landed("theirs", wrote=True)
+    assert not restore.undo_landed("taken over", wrote=True)
+
+
+def test_after_a_refused_undo_write() -> None:
+    # The recorded name is taken by other settings: decide again, writing the template unnamed.
+    assert restore.after_refused_undo(True, 409, "ALREADY_EXISTS", named=True) == (True, False)
+    # Someone wrote meanwhile: decide again on the new service, the name as it was.
+    assert restore.after_refused_undo(True, 409, "ABORTED", named=True) == (True, True)
+    assert restore.after_refused_undo(True, 409, "ABORTED", named=False) == (True, False)
+    # A 400 may be a revision deleted since they were listed: decide again; anything else is final.
+    assert restore.after_refused_undo(False, 400, "INVALID_ARGUMENT", named=True) == (True, True)
+    assert restore.after_refused_undo(False, 403, "PERMISSION_DENIED", named=True) == (False, True)
