@@ -141,20 +141,33 @@ def _keep_theirs(
 
 
 def still_ours(
-    svc: Obj, state: RolloutState, adopted: RolloutState | None, service: str, revision: str
+    svc: Obj,
+    state: RolloutState,
+    adopted: RolloutState | None,
+    service: str,
+    revision: str,
+    *,
+    tag_write: bool = False,
 ) -> tuple[RolloutState, set[str]]:
     """Before every write: the rollout recorded on ``svc`` is still ``state``'s (or the ``adopted``
     record's) and its traffic is what we last wrote. Returns ``state`` without the tags Cloud Run's
     tag-quota cleanup deleted (not a person's change), and those tags; RolloutTakenOver or
-    ForeignChange otherwise."""
+    ForeignChange otherwise.
+
+    Cloud Run cleans tags up only "for the service for which a new tag is being created", as part
+    of that write: so only in the answer of our own write that created a tag (``tag_write``) can
+    missing 0 % tags be its cleanup. Anywhere else they are a person's change (``--remove-tags``)."""
     recorded = RolloutState.from_service(svc)
     if recorded is None or not (recorded.same_owner(state) or recorded == adopted):
         raise RolloutTakenOver(taken_over_message(service, recorded))
-    cleaned = traffic.cleaned_tags(recorded.written(), knative.spec_traffic(svc), {state.tag})
+    # What we last wrote, as we know it: the record on the service still names the tags a cleanup
+    # deleted until our next write rewrites it (``state`` forgot them).
+    written, now = state.written(), knative.spec_traffic(svc)
+    cleaned = traffic.cleaned_tags(written, now, {state.tag}) if tag_write else set()
     if cleaned:
         return forget_tags(state, cleaned), cleaned
-    if not traffic.same(knative.spec_traffic(svc), recorded.written()):
-        raise ForeignChange(change_message(svc, recorded.written(), service, revision))
+    if not traffic.same(now, written):
+        raise ForeignChange(change_message(svc, written, service, revision))
     return state, set()
 
 

@@ -198,8 +198,9 @@ class Rollout(Steps):
             return
         # From here on, any failure or cancel puts the service back: the write may land even if we
         # never see its answer, so the undo verifies what is on the service.
-        self._write(body, current)
+        self.tag_answer = self._write(body, current)  # Cloud Run's tag cleanup shows only in this answer
         self.state, self.pending = planned[0], None
+        self._check_ours(self.tag_answer)  # forget the tags that cleanup deleted, now or never
         phase.detail = traffic.deployed_detail(self.state.base_traffic, candidate, self.config.tag)
         self._record("deployed", self.state.written())
 
@@ -376,8 +377,9 @@ class Rollout(Steps):
             return current
 
         self.pending = replace(self._new_state(current, candidate), baseline_only=True)
-        written = self._write(body, current)
+        written = self.tag_answer = self._write(body, current)
         self.state, self.pending = planned[0], None
+        self._check_ours(self.tag_answer)  # forget the tags that cleanup deleted, now or never
         self._record("baseline", self.state.written())
         return written
 

@@ -47,6 +47,7 @@ class ServiceWriter:
         self.promoting = False  # the promote write was sent: after a cancel, it may have landed
         self.keep_tag = True
         self.last: Obj | None = None  # the service as last read or written
+        self.tag_answer: Obj | None = None  # the answer of our write that created a tag (quota cleanup)
         self.public_before: bool | None = None  # invoker access before the run, if this run changes it
         self.settled: dict[bool, float] = {}  # shortest wait so far, new revision (True) or traffic only
         self.baseline = ""  # baseline: revision -- the baseline revision's name, once planned
@@ -101,7 +102,14 @@ class ServiceWriter:
         if self.state is None:
             return
         try:
-            state, cleaned = still_ours(svc, self.state, self.adopted, self.name, self.result.revision or "")
+            state, cleaned = still_ours(
+                svc,
+                self.state,
+                self.adopted,
+                self.name,
+                self.result.revision or "",
+                tag_write=svc is self.tag_answer,
+            )
         except RolloutTakenOver:
             self.state = None  # not ours (any more): undoing it is not ours to do
             raise

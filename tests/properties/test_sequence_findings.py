@@ -246,3 +246,20 @@ def test_a_rerun_after_a_lost_runner_ends_the_execution_it_left_running(emu: Emu
         ),
         "[finding 7]",
     )
+
+
+@finding(5, "an operator's --remove-tags before a job was read as Cloud Run's tag-quota cleanup")
+def test_an_operators_untag_before_the_pre_job_is_not_taken_for_cloud_runs_tag_cleanup(emu: Emulator) -> None:
+    """Found by the sequence test after the fixes: a 0 % foreign tag removed by a person looked like
+    Cloud Run's quota cleanup (which only ever happens in the answer of a write that creates a tag),
+    so the run carried on and started its pre job over the operator's change."""
+    tagged = [*PINNED, {"revisionName": f"{SERVICE}-r1", "tag": "green"}]
+    check(
+        emu,
+        Scenario(
+            service(tagged, public=True),
+            RunSpec(steps="50,100", pre_job=True),
+            (Event("pre job", "op:untag", pick=5), Event("pre job run", "fail", pick=2)),
+            "rerun",
+        ),
+    )
