@@ -822,11 +822,15 @@ class World:
         bases = [*self.bases, *self.rollback_targets]
         matched = next((b for b in bases if b.split == final.split), None)
         allowed_release: Run | None = None
+        # Revisions that serve as part of a state that was legitimately there (a base, or the revisions
+        # beside a recorded step): a promoted release's revision among them is no rolled-back one.
+        legit: set[str] = set(serving) if matched is not None else set()
         if matched is None:
             if recorded is not None and shares.get(recorded.candidate) == recorded.step:
                 rest = serving - {recorded.candidate}
                 if any(rest <= _support(b) for b in bases):
                     matched, allowed_release = final, candidates.get(recorded.candidate)
+                    legit = rest
             if matched is None and stable in candidates and shares == {stable: 100}:
                 matched, allowed_release = final, candidates[stable]
         if matched is None:
@@ -844,7 +848,7 @@ class World:
         allowed_image = allowed_release.inputs.get("image") if allowed_release else None
         for revision in sorted(serving):
             owners = self.release_images.get(images.get(revision, ""), [])
-            if owners and images[revision] != allowed_image and not operator_left:
+            if owners and images[revision] != allowed_image and not operator_left and revision not in legit:
                 self.problem(
                     f"the service URL sends {shares[revision]}% to {revision}, which runs "
                     f"{images[revision]}: the release of run {owners[0].label}, which ended "
