@@ -773,7 +773,12 @@ class World:
             self.notes.append(f"operator {action} refused: {resp.status_code} {resp.text[:200]}")
             return
         after = self.snapshot()
-        traffic_change = action in ("traffic", "latest", "split", "tag", "untag")
+        # A traffic action that writes the block the service already had (say, everything to the
+        # revision that serves everything) changes nothing: no run's rollout is ended by it.
+        written = resp.json()["spec"].get("traffic", [])
+        traffic_change = action in ("traffic", "latest", "split", "tag", "untag") and _entries(
+            written
+        ) != _entries(traffic)
         if traffic_change or after != before:
             self.bases.append(after)
             self.operator_bases.append(after)
@@ -1023,3 +1028,11 @@ def follow_up(world: World, first: Run, kind: str) -> Run:
             f"{run.result.reason if run.result else ''}"
         )
     return run
+
+
+def _entries(block: list[dict[str, Any]]) -> list[tuple[str, int, str, bool]]:
+    """A traffic block as a person compares it: entries in any order."""
+    return sorted(
+        (e.get("revisionName", ""), e.get("percent", 0), e.get("tag", ""), bool(e.get("latestRevision")))
+        for e in block
+    )
