@@ -88,9 +88,9 @@ def restore_plan(
     ready = revisions()
     made = {state.candidate, state.baseline} - {""}  # the template is ours if it made either
     template_back = state.template is not None and knative.template_name(svc) in made
-    latest_again = (
-        knative.template_name({"spec": {"template": state.template}}) if template_back and named else None
-    )
+    latest_again = None  # the revision our template write makes the latest again, if any
+    if template_back and named and state.template is not None:
+        latest_again = (state.template.get("metadata") or {}).get("name")
     before, notes = restored_latest(state, latest_again)
     gone = {t.revision for t in before if t.revision and t.revision not in ready}
     if gone:

@@ -1,6 +1,7 @@
 """What the end-to-end suites share, once: a run's inputs against the emulator, the writes a run made,
 a service as an operator left it, an operator's read-modify-write, the jobs API read as an operator
-would, and real users loading a service URL. (The emulator client itself is tests/cloudrun.py.)"""
+would, real users loading a service URL, and a quiet Reporter for rollouts run in-process. (The
+emulator client itself is tests/cloudrun.py.)"""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import requests
 
 from cloudrun_emulator import Emulator
+from deployer.result import Phase
 from tests.cloudrun import Api, api_path
 
 # Step and wait timings for the emulator (ready in 0.2 s): a bake of 1 s, a readiness wait that still
@@ -159,3 +161,24 @@ def load(url: str, pause: float = PAUSE) -> Iterator[None]:
         stop.set()
         for w in workers:
             w.join(timeout=10)
+
+
+class Quiet:
+    """A Reporter for a rollout run in-process: keeps what it says and knows the phase it is in."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.infos: list[str] = []
+        self.phase = ""
+
+    def phase_started(self, phase: Phase) -> None:
+        self.phase = phase.name
+
+    def phase_finished(self, phase: Phase) -> None:
+        pass
+
+    def info(self, text: str) -> None:
+        self.infos.append(text)
+
+    def warning(self, text: str) -> None:
+        self.warnings.append(text)

@@ -23,7 +23,7 @@ from deployer.smoke import SmokeResult
 from deployer.state import RolloutState
 from devtools import harness
 from tests.cloudrun import Api, hit, routing, service_body
-from tests.helpers import as_operator, inputs, writes
+from tests.helpers import Quiet, as_operator, inputs, writes
 
 
 def test_a_pause_survives_the_post_step_and_is_promoted_later(
@@ -76,25 +76,6 @@ def latest_service(api: Api, service: str) -> dict[str, Any]:
     """A service that follows its latest revision (no traffic block: gcloud's default)."""
     api.deploy(service_body(service, "sample/hello:v1", f"{service}-v1"))
     return api.service(service)
-
-
-class Quiet:
-    """A Reporter that keeps what the rollout says."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.phase = ""
-
-    def phase_started(self, phase: Any) -> None:
-        self.phase = phase.name
-
-    def phase_finished(self, phase: Any) -> None:
-        self.phase = ""
-
-    def info(self, message: str) -> None:
-        self.lines.append(message)
-
-    warning = info
 
 
 def in_process(

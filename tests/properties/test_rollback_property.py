@@ -22,12 +22,13 @@ from hypothesis import strategies as st
 from cloudrun_emulator import Emulator
 from deployer import inputs, rollout
 from deployer.client import CloudRun, RetryPolicy
-from deployer.result import Outcome, Phase, StepInfo, Verdict
+from deployer.result import Outcome, StepInfo, Verdict
 from deployer.smoke import SmokeResult
 from deployer.state import STATE_ANNOTATION
 from devtools import harness
 from tests import cloudrun
 from tests.cloudrun import Api, api_path, routing
+from tests.helpers import Quiet
 
 SERVICE = "prop"
 TAGS = ["blue", "green", "old", "canary"]  # "canary" is the action's own tag
@@ -101,26 +102,6 @@ def build(api: Api, spec: dict[str, Any]) -> dict[str, Any]:
     resp = requests.put(f"{api.ns}/services/{SERVICE}", json=svc, timeout=10)
     assert resp.status_code == 200, resp.text
     return api.wait_routes(SERVICE)
-
-
-class Quiet:
-    """A Reporter that keeps the warnings and knows the phase the rollout is in."""
-
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-        self.phase = ""
-
-    def phase_started(self, phase: Phase) -> None:
-        self.phase = phase.name
-
-    def phase_finished(self, phase: Phase) -> None:
-        pass
-
-    def info(self, text: str) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        self.warnings.append(text)
 
 
 def run_failing(emu: Emulator, project: str, failure: str) -> rollout.RolloutResult:

@@ -40,11 +40,12 @@ from cloudrun_emulator.projects import scope
 from deployer import inputs, main, rollout
 from deployer.client import CloudRun, RetryPolicy
 from deployer.jobs.runner import JobRunner, rollout_hook, rollout_stopper
-from deployer.result import Outcome, Phase, RolloutResult, StepInfo, Verdict
+from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.smoke import SmokeResult
 from deployer.state import STABLE_ANNOTATION, RolloutState
 from devtools import harness
 from tests.cloudrun import Api
+from tests.helpers import Quiet
 
 SERVICE = "seq"
 TAG = "canary"  # the action's tag (the default)
@@ -160,27 +161,6 @@ class Snapshot:
         split = ", ".join(f"{r} {p}%" for r, p in self.split) or "nothing"
         tags = ", ".join(f"{t}->{r}" for t, r in self.tags)
         return f"[{split}]" + (f" tags [{tags}]" if tags else "")
-
-
-class Quiet:
-    """A Reporter that keeps warnings and knows the phase."""
-
-    def __init__(self) -> None:
-        self.warnings: list[str] = []
-        self.infos: list[str] = []
-        self.phase = ""
-
-    def phase_started(self, phase: Phase) -> None:
-        self.phase = phase.name
-
-    def phase_finished(self, phase: Phase) -> None:
-        pass
-
-    def info(self, text: str) -> None:
-        self.infos.append(text)
-
-    def warning(self, text: str) -> None:
-        self.warnings.append(text)
 
 
 class Wire(requests.Session):
