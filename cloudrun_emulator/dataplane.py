@@ -16,6 +16,7 @@ import http
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -39,6 +40,7 @@ SERVE_POLL_SECONDS = 1.0  # a listener's select timeout: only a safety net, clos
 STOP_GRACE_SECONDS = 3.0
 UPSTREAM_TIMEOUT_SECONDS = 300.0  # Cloud Run's default request timeout
 MAX_SAMPLES = 200_000
+REVISION_PORT_FLOOR = 20000  # revision ports: from here up to the kernel's ephemeral range
 LOG_TAIL_LINES = 10
 HOP_BY_HOP = frozenset(
     {
@@ -371,8 +373,29 @@ class _Route:
     tags: dict[str, _ProxyServer]
 
 
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands out for bind(0) and outgoing connections."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return 32768
+
+
 def _free_port(host: str) -> int:
-    """A port nothing listens on right now, for a revision's PORT."""
+    """A port nothing is bound to right now, for a revision's PORT.
+
+    Drawn from below the ephemeral range: a port that bind(0) picked and we released stays in that
+    range, where any outgoing connection (thousands a second under load) may take it before the
+    revision's process binds it, and the revision then dies with "Address already in use".
+    """
+    floor = _ephemeral_floor()
+    for _ in range(100) if floor > REVISION_PORT_FLOOR + 1000 else ():
+        port = random.randrange(REVISION_PORT_FLOOR, floor)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])

@@ -198,7 +198,9 @@ def test_a_paused_rollout_with_a_baseline_is_undone_by_mode_rollback(
         ("sample/hello", {}),
         image="sample/hello:v2",
         baseline="revision",
-        max_latency_increase="50",
+        # Two copies of one app never differ in errors; their latencies do on a busy machine, by
+        # chance, and a latency allowance would sometimes fail the step this test needs paused.
+        max_error_rate_increase="1",
         load_rps="20",
         steps="50",
     )

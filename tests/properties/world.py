@@ -916,8 +916,9 @@ class World:
         resp = self.http.get(url, timeout=10)
         revision = resp.json().get("revision") if resp.status_code == 200 else None
         if revision not in expected:
+            said = "" if resp.status_code == 200 else f" ({resp.text[:300].strip()})"
             self.problem(
-                f"{what} answered {resp.status_code} from {revision or '?'}, expected one of "
+                f"{what} answered {resp.status_code}{said} from {revision or '?'}, expected one of "
                 f"{sorted(expected)}"
             )
 
