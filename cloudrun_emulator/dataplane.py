@@ -16,7 +16,6 @@ import http
 import http.client
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from cloudrun_emulator.images import ImageCatalogue
+from cloudrun_emulator.ports import PortBlocks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # holds the cloudrun_emulator package
 POLL_SECONDS = 0.05
@@ -40,7 +40,6 @@ SERVE_POLL_SECONDS = 1.0  # a listener's select timeout: only a safety net, clos
 STOP_GRACE_SECONDS = 3.0
 UPSTREAM_TIMEOUT_SECONDS = 300.0  # Cloud Run's default request timeout
 MAX_SAMPLES = 200_000
-REVISION_PORT_FLOOR = 20000  # revision ports: from here up to the kernel's ephemeral range
 LOG_TAIL_LINES = 10
 HOP_BY_HOP = frozenset(
     {
@@ -373,34 +372,6 @@ class _Route:
     tags: dict[str, _ProxyServer]
 
 
-def _ephemeral_floor() -> int:
-    """The lowest port the kernel hands out for bind(0) and outgoing connections."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    return 32768
-
-
-def _free_port(host: str) -> int:
-    """A port nothing is bound to right now, for a revision's PORT.
-
-    Drawn from below the ephemeral range: a port that bind(0) picked and we released stays in that
-    range, where any outgoing connection (thousands a second under load) may take it before the
-    revision's process binds it, and the revision then dies with "Address already in use".
-    """
-    floor = _ephemeral_floor()
-    for _ in range(100) if floor > REVISION_PORT_FLOOR + 1000 else ():
-        port = random.randrange(REVISION_PORT_FLOOR, floor)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def _accepts(host: str, port: int) -> bool:
     """True when something accepts TCP connections on host:port."""
     try:
@@ -434,6 +405,7 @@ class DataPlane:
         self.host = host
         self.start_timeout = start_timeout
         self._lock = threading.RLock()
+        self._ports = PortBlocks(host)
         self._instances: dict[str, _Instance] = {}
         self._routes: dict[str, _Route] = {}
         self._samples: collections.deque[RequestSample] = collections.deque(maxlen=MAX_SAMPLES)
@@ -453,7 +425,7 @@ class DataPlane:
             if run.key in self._instances:
                 return
             log_name = run.key.replace("/", "_")
-            instance = _Instance(run, _free_port(self.host), self._log_dir / f"{log_name}.log")
+            instance = _Instance(run, self._ports.take(), self._log_dir / f"{log_name}.log")
             self._instances[run.key] = instance
             argv = self.images.resolve(run.image)
             if argv is None:
@@ -530,6 +502,7 @@ class DataPlane:
             instance = self._instances.pop(revision, None)
         if instance:
             self._stop_processes([instance])
+            self._ports.release(instance.port)
 
     def _stop_processes(self, instances: Sequence[_Instance]) -> None:
         """SIGTERM every group, wait out the grace period together, then SIGKILL what is left."""
@@ -646,6 +619,7 @@ class DataPlane:
             for server in [route.service, *route.tags.values()]:
                 server.close()
         self._stop_processes(instances)
+        self._ports.close()
         shutil.rmtree(self._log_dir, ignore_errors=True)
         atexit.unregister(self._atexit)
 
