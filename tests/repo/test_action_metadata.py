@@ -25,6 +25,7 @@ CONTRACT_INPUTS = {
 OUTPUTS = {"url", "tag_url", "revision", "previous_revision", "result", "traffic"}
 JOB_OUTPUTS = {"job_execution", "job_result", "job_log_url"}
 
+
 def test_inputs_and_defaults_equal_config_defaults() -> None:
     declared = {name: default or "" for name, default in harness.action_inputs().items()}
     assert declared == inputs.DEFAULTS
