@@ -11,15 +11,25 @@ resolve. Each call therefore runs in a private mount namespace (``unshare -m``, 
 ``--region``) to the emulator's address; the machine's own hosts file is never touched. Every
 instance has its own throw-away ``CLOUDSDK_CONFIG``, so calls never read or write the user's gcloud
 configuration and instances can run in parallel.
+
+Starting gcloud costs about 1.5 s of CPU, most of it imports. So each test process keeps one gcloud
+that has imported itself already (``tests/gcloud_server.py``) and forks it for every call: the same
+``gcloud_main.main()`` with the call's own arguments, environment and output files, in a process of
+its own (``test_gcloud_fork.py`` holds it to the ``gcloud`` command's answers). A call that finds
+it busy, or an SDK without its bundled Python, starts ``gcloud`` itself; so does every call with
+``RUN_CANARY_GCLOUD_FORK=0``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +102,8 @@ class Gcloud:
         self.hosts = self._dir / "hosts"
         regions = dict.fromkeys([region, *OTHER_REGIONS])  # `--region X` works for these too
         names = ["localhost", *(f"{r}-localhost" for r in regions)]
-        self.hosts.write_text("".join(f"{parts.hostname} {name}\n" for name in names))
+        self.hosts_text = "".join(f"{parts.hostname} {name}\n" for name in names)
+        self.hosts.write_text(self.hosts_text)
         self.config = self._dir / "config"
         self.config.mkdir()
         self.endpoint = f"http://localhost:{parts.port}/"
@@ -126,6 +137,15 @@ class Gcloud:
             # Flags after --container belong to that container: put ours before the first one.
             at = next((i for i, a in enumerate(argv) if a.split("=")[0] == "--container"), len(argv))
             argv[at:at] = ["--format", "json"]
+        server = _server(self.hosts_text)
+        if server is not None:
+            result = server.call(argv, self.env(), timeout)
+            if result is not None:
+                return result
+        return self._spawn(argv, timeout)
+
+    def _spawn(self, argv: list[str], timeout: float) -> Result:
+        """The plain way: the ``gcloud`` command itself, started afresh (about 1.5 s of CPU)."""
         command = ["unshare", "-m", "sh", "-c", IN_NAMESPACE, str(self.hosts), *argv]
         done = subprocess.run(
             command, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
@@ -145,3 +165,99 @@ class Gcloud:
         if result.returncode != 0:
             raise GcloudError(args, result)
         return result.stdout
+
+
+# ---- the fast path: one pre-imported gcloud per test process, forked for each call ----------------
+
+SERVER = Path(__file__).with_name("gcloud_server.py")
+_servers: dict[str, ForkServer | None] = {}
+_servers_lock = threading.Lock()
+
+
+def gcloud_python() -> tuple[str, str] | None:
+    """The Python the ``gcloud`` launcher runs (the SDK's bundled one) and the SDK's ``lib``."""
+    found = shutil.which("gcloud")
+    if found is None:
+        return None
+    root = Path(os.path.realpath(found)).parents[1]
+    python, lib = root / "platform/bundledpythonunix/bin/python3", root / "lib"
+    if not (python.is_file() and (lib / "gcloud.py").is_file()):
+        return None  # another layout: every call starts gcloud itself
+    return str(python), str(lib)
+
+
+class ForkServer:
+    """``tests/gcloud_server.py`` in its own mount namespace: one call at a time (a caller that finds
+    it busy, say an operator's gcloud in a thread while another runs, starts gcloud itself)."""
+
+    def __init__(self, hosts_text: str, python: str, lib: str) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="gcloud-server-"))
+        hosts = self._dir / "hosts"
+        hosts.write_text(hosts_text)
+        script = 'mount --bind "$0" /etc/hosts && exec "$1" -S "$2" "$3"'
+        self.process = subprocess.Popen(
+            ["unshare", "-m", "sh", "-c", script, str(hosts), python, str(SERVER), lib],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CLOUDSDK_")},
+        )
+        self._busy = threading.Lock()
+        self._calls = itertools.count()
+        weakref.finalize(self, _stop_server, self.process, self._dir)
+
+    def call(self, argv: list[str], env: dict[str, str], timeout: float) -> Result | None:
+        """Run one gcloud command; None when busy or gone (the caller then starts gcloud itself)."""
+        if not self._busy.acquire(blocking=False):
+            return None
+        try:
+            return self._call(argv, env, timeout)
+        finally:
+            self._busy.release()
+
+    def _call(self, argv: list[str], env: dict[str, str], timeout: float) -> Result | None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        n = next(self._calls)
+        out, err = self._dir / f"{n}.out", self._dir / f"{n}.err"
+        request = {"argv": argv, "env": env, "stdout": str(out), "stderr": str(err), "timeout": timeout}
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            answer = self.process.stdout.readline()
+        except (OSError, ValueError):
+            return None
+        if not answer:
+            return None  # the server died: start gcloud itself from now on
+        try:
+            return Result(json.loads(answer)["returncode"], _take(out), _take(err))
+        except FileNotFoundError:
+            return None
+
+
+def _take(path: Path) -> str:
+    """A command's output file, read and removed."""
+    text = path.read_text(errors="replace")
+    path.unlink()
+    return text
+
+
+def _stop_server(process: subprocess.Popen[str], directory: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        if process.stdin is not None:
+            process.stdin.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+    if process.poll() is None:
+        process.kill()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _server(hosts_text: str) -> ForkServer | None:
+    """This process's server for that hosts file (started on first use), or None without one."""
+    if os.environ.get("RUN_CANARY_GCLOUD_FORK", "1") == "0":
+        return None
+    with _servers_lock:
+        if hosts_text not in _servers:
+            found = gcloud_python()
+            _servers[hosts_text] = ForkServer(hosts_text, *found) if found else None
+        return _servers[hosts_text]

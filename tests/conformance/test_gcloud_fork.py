@@ -1,0 +1,34 @@
+"""The suite's fast path (tests/gcloud_server.py: gcloud imported once, forked per command) answers
+exactly as the ``gcloud`` command does: same exit code, same stdout, same stderr."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.gcloud import Gcloud, gcloud_python
+
+pytestmark = pytest.mark.gcloud
+
+
+def both(gc: Gcloud, *args: str) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
+    """The same command through the fork server and through a fresh ``gcloud``."""
+    argv = [*args, "--format", "json"]
+    fast = gc.call(*args)
+    plain = gc._spawn(argv, 120.0)
+    return (fast.returncode, fast.stdout, fast.stderr), (plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_the_fork_server_answers_as_gcloud_does(gc: Gcloud) -> None:
+    if gcloud_python() is None:
+        pytest.skip("this gcloud has no bundled Python: every call starts gcloud itself")
+    gc.run("run", "deploy", "hello", "--image", "sample/hello", "--no-allow-unauthenticated")
+    fast, plain = both(gc, "run", "services", "describe", "hello")
+    assert fast[0] == plain[0] == 0
+    assert json.loads(fast[1]) == json.loads(plain[1])
+    assert fast[2] == plain[2]
+    fast, plain = both(gc, "run", "services", "describe", "missing")
+    assert fast == plain and fast[0] == 1 and "Cannot find service [missing]" in fast[2]
+    fast, plain = both(gc, "run", "services", "update-traffic", "hello", "--to-revisions", "nope=100")
+    assert fast[0] == plain[0] != 0 and fast[2] == plain[2]
