@@ -28,6 +28,12 @@ class Bake:
     analysis: AnalysisSettings
 
 
+def bakes_at(percent: int) -> bool:
+    """Whether a step bakes: only below 100 %. At 100 % every request already goes to the new release
+    and nothing is left to compare it with; the promote (or the post job) follows at once."""
+    return percent < 100
+
+
 def round_every(interval: float) -> float:
     """Seconds between rounds during a bake: three a bake, one a second at most, one every 15 s at least."""
     return min(max(interval / 3, 1.0), 15.0)

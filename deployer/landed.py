@@ -7,7 +7,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from deployer.errors import ApiError
+
 _OWN_ANNOTATION_PREFIX = "run-canary.dev/"
+
+
+def may_have_landed(exc: BaseException) -> bool:
+    """Whether a write that failed with ``exc`` may still have reached the service, so the way back
+    must run: anything but a clear 4xx refusal (a timeout, a reset, a 5xx, a cancel mid-request)."""
+    return not (isinstance(exc, ApiError) and 400 <= exc.status < 500)
 
 
 def norm_traffic(traffic: Any) -> str:

@@ -23,6 +23,13 @@ MAX_IN_FLIGHT = 16
 REQUEST_TIMEOUT = 10.0
 
 
+def targets(tag_url: str, baseline_url: str) -> tuple[str, ...]:
+    """Where ``load_rps`` sends its requests during a bake: the new revision's tag URL and, with a
+    baseline revision, the baseline's, so both sides get the same requests (never the service URL:
+    that load would land on the stable revisions too and tell the comparison nothing)."""
+    return tuple(url for url in (tag_url, baseline_url) if url)
+
+
 def join(url: str, path: str) -> str:
     return url.rstrip("/") + "/" + path.lstrip("/")
 

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 
 from deployer import baseline, knative, modes, record, scaling, traffic
 from deployer.client import CloudRun
-from deployer.errors import ApiError, Conflict, RevisionFailed, RolloutFailed
+from deployer.errors import Conflict, RevisionFailed, RolloutFailed
 from deployer.hooks import Hooks as Hooks
 from deployer.knative import Obj
+from deployer.landed import may_have_landed
 from deployer.restore import is_public
 from deployer.result import Outcome, Phase, Reporter, RolloutResult
 from deployer.settings import Config, Mode, RunContext
@@ -42,7 +43,7 @@ class Rollout(Steps):
             by_mode[self.config.mode]()
         except BaseException as exc:
             self.result.reason = describe(exc)
-            if self.state is not None or (self.pending is not None and _may_have_landed(exc)):
+            if self.state is not None or (self.pending is not None and may_have_landed(exc)):
                 # A failed rollback is in the result (FAILED, "ROLLBACK FAILED: ...") and its state stays
                 # on the service for the post step: report it, don't crash without outputs.
                 with contextlib.suppress(Exception, KeyboardInterrupt):
@@ -392,11 +393,6 @@ class Rollout(Steps):
             self.baseline_url = knative.tag_url(svc, BASELINE_TAG) or ""
             phase.detail = f"{self.state.baseline} is ready at {self.baseline_url}"
         return svc
-
-
-def _may_have_landed(exc: BaseException) -> bool:
-    """Whether a failed write may still have reached the service (anything but a clear 4xx refusal)."""
-    return not (isinstance(exc, ApiError) and 400 <= exc.status < 500)
 
 
 def run(

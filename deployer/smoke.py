@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import requests
 
+from deployer import knative
+from deployer.knative import Obj
 from deployer.redact import redact_url
 from deployer.retry import UNLIMITED, Retrier, Retry, RetryPolicy, never
 from deployer.settings import SmokeAuth, SmokeSettings
@@ -40,6 +42,13 @@ class _Outcome:
     ok: bool
     status: int | None
     reason: str
+
+
+def target(known: str | None, svc: Obj, tag: str) -> str:
+    """The URL a step smoke-checks: the new revision's own tag URL, never the service URL (which would
+    reach the old release too). Known from an earlier step, else the one the service now reports for
+    the run's tag; "" when it reports none."""
+    return known or knative.tag_url(svc, tag) or ""
 
 
 def _join(url: str, path: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from deployer import baseline, knative, traffic
-from deployer.bake import Bake, bake_rounds
+from deployer import baseline, knative, load, traffic
+from deployer.bake import Bake, bake_rounds, bakes_at
 from deployer.knative import Obj
 from deployer.promote import Ending, ending, pause_message, promote_annotations, steps_to_go
 from deployer.result import Outcome, StepInfo
@@ -23,7 +23,7 @@ class Steps(WayBack):
             with self._phase(f"{percent}%") as phase:
                 svc = self._shift(percent)
                 phase.detail = self._smoke(svc)
-                if percent < 100:
+                if bakes_at(percent):
                     phase.detail = self._bake(percent)
         end = ending(steps, self.state.step)
         if end is Ending.PROMOTE:
@@ -65,11 +65,6 @@ class Steps(WayBack):
 
     def _bake(self, percent: int) -> str:
         """The bake, with the action's own load (``load_rps``) on the tag URLs while it lasts."""
-        urls = (
-            (self.result.tag_url or "", self.baseline_url)
-            if self.baseline_url
-            else (self.result.tag_url or "",)
-        )
         info = StepInfo(
             percent=percent,
             candidate=self.result.revision or "",
@@ -82,7 +77,7 @@ class Steps(WayBack):
             baseline_tag_url=self.baseline_url,
         )
         step = Bake(info, self.config.step_interval, self.config.analysis)
-        with self.hooks.load(tuple(u for u in urls if u)) as report:
+        with self.hooks.load(load.targets(self.result.tag_url or "", self.baseline_url)) as report:
             detail = bake_rounds(step, self.hooks, self.reporter, self.result, self._sleep)
         sent = report()
         if sent:

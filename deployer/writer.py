@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from deployer import knative, readiness
+from deployer import knative, readiness, smoke
 from deployer.client import CloudRun
 from deployer.errors import ApiError, Conflict, DeployerError, RolloutFailed, RolloutTakenOver
 from deployer.hooks import Hooks
@@ -163,8 +163,8 @@ class ServiceWriter:
         return svc
 
     def _smoke(self, svc: Obj) -> str:
-        url = self.result.tag_url or knative.tag_url(
-            svc, self.config.tag if self.state is None else self.state.tag
+        url = smoke.target(
+            self.result.tag_url, svc, self.config.tag if self.state is None else self.state.tag
         )
         if not url:
             raise RolloutFailed(f"the server reported no URL for tag {self.config.tag!r}")

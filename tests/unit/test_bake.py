@@ -144,3 +144,7 @@ def test_an_inconclusive_step_is_baked_again_when_told_to_extend() -> None:
     detail, log, _ = run_bake([[OK], [OK], [OK], [UNSURE], [OK], [OK], [OK], [OK]], on_inconclusive="extend")
     assert "Inconclusive at 10%: baking 9s more (1/3)." in log.lines
     assert detail.startswith("baked 18s, 8 rounds")
+
+
+def test_a_step_bakes_only_below_100_percent() -> None:
+    assert [bake.bakes_at(p) for p in (1, 10, 50, 99, 100)] == [True, True, True, True, False]
