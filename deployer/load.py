@@ -82,8 +82,6 @@ class Load:
         while not self._stop.is_set() and not self.should_stop():
             url = self.targets[n % len(self.targets)]
             if self._in_flight.acquire(blocking=False):
-                with self._lock:
-                    self.sent += 1
                 self._pool.submit(self._one, url)
             else:
                 with self._lock:
@@ -92,6 +90,9 @@ class Load:
             self._stop.wait(max(0.0, start + n * interval - self.clock()))
 
     def _one(self, url: str) -> None:
+        # Counted here, not when queued: a stop cancels what is queued, and that was never sent.
+        with self._lock:
+            self.sent += 1
         try:
             resp = self.session.get(
                 url, headers=self.headers(url), timeout=REQUEST_TIMEOUT, allow_redirects=False

@@ -52,6 +52,8 @@ from typing import Any
 
 import yaml
 
+from devtools import forkserver
+
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 ACTION_YML = ROOT / "action.yml"
 ENTRYPOINT = ROOT / "entrypoint.py"
@@ -514,7 +516,8 @@ class RunningAction:
         self._out = self._out_path.open("wb")
         self._err = self._err_path.open("wb")
         self.started = time.time()
-        self.proc = subprocess.Popen(
+        self.proc: subprocess.Popen[bytes] | forkserver.Forked
+        self.proc = self._fork(prepared, echo) or subprocess.Popen(
             prepared.argv,
             cwd=prepared.workspace,
             env=prepared.env,
@@ -526,6 +529,16 @@ class RunningAction:
         self._exit: _Exit | None = None
         self._result: RunResult | None = None
 
+    def _fork(self, prepared: _Prepared, echo: bool) -> forkserver.Forked | None:
+        """The run forked from a server that has imported the action already (``devtools.forkserver``:
+        the same start, 0.3 s of CPU less), when it can start this one exactly; else None."""
+        server = None if echo else forkserver.server_for(prepared.argv, prepared.env, (ENTRYPOINT, POST))
+        if server is None:
+            return None
+        args = (prepared.env, prepared.workspace, self._out_path, self._err_path)
+        pid = server.spawn(prepared.argv, *args)
+        return None if pid is None else forkserver.Forked(server, pid)
+
     @property
     def pid(self) -> int:
         return self.proc.pid
@@ -536,6 +549,12 @@ class RunningAction:
 
     def _reap(self, block: bool) -> _Exit | None:
         """wait4 the child once it has exited; remember how (Popen is told, so it never waits itself)."""
+        if self._exit is None and isinstance(self.proc, forkserver.Forked):
+            ended = self.proc.server.ended(self.proc.pid, None if block else 0)
+            if ended is None:
+                return None
+            self.proc.returncode = ended.returncode
+            self._exit = _Exit(ended.returncode, ended.ended, ended.peak_rss_mb, ended.cpu_s)
         if self._exit is None:
             pid, status, usage = os.wait4(self.proc.pid, 0 if block else os.WNOHANG)
             if pid == 0:
@@ -549,6 +568,11 @@ class RunningAction:
         """The exit, waiting at most ``timeout`` seconds (None: as long as it takes)."""
         if timeout is None:
             return self._reap(block=True)
+        if isinstance(self.proc, forkserver.Forked) and self._exit is None:
+            ended = self.proc.server.ended(self.proc.pid, timeout)
+            if ended is None:
+                return None
+            return self._reap(block=False)
         deadline = time.monotonic() + timeout
         while (done := self._reap(block=False)) is None and time.monotonic() < deadline:
             time.sleep(self.REAP_POLL)

@@ -280,7 +280,7 @@ OTHER_RUN = {"GITHUB_RUN_ID": "1111111111", "GITHUB_RUN_ATTEMPT": "1"}
 def test_second_run_refuses_while_another_is_paused(emu: Emulator, project: str, tmp_path: Path) -> None:
     first = harness.run(inputs(emu, project, steps="10", step_interval="0s"), tmp_path=tmp_path / "1")
     assert first.outputs["result"] == "paused", first.log
-    paused = Api(emu.url, project).service(SERVICE)
+    paused = Api(emu.url, project).wait_routes(SERVICE)  # the pause's write reconciled: nothing moves now
     start, before = time.time(), len(emu.requests())
     second = harness.run(
         inputs(emu, project, image="sample/hello:v4", suffix="v4", step_interval="0s"),
@@ -339,7 +339,7 @@ def test_takeover_undoes_the_other_run_and_proceeds(emu: Emulator, project: str,
     assert "Undoing the unfinished rollout of shop-v3 at 50%" in second.stdout, second.log
     first_write = writes(emu, project, since=start)[0]["body"]
     assert routing(first_write["spec"]["traffic"]) == RESTORED  # the other run's rollout, undone
-    svc = Api(emu.url, project).service(SERVICE)
+    svc = Api(emu.url, project).wait_routes(SERVICE)
     assert routing(svc) == [
         (f"{SERVICE}-v1", 0, "blue"),
         (f"{SERVICE}-v1", 0, "old"),

@@ -284,7 +284,7 @@ def test_dry_run_in_promote_and_rollback_writes_nothing(
         tmp_path=tmp_path / "1",
     )
     assert paused.outputs["result"] == "paused", paused.log
-    before, writes_before = api.service(SERVICE), len(every_write(emulator, project))
+    before, writes_before = api.wait_routes(SERVICE), len(every_write(emulator, project))
     result = harness.run(
         inputs(emulator, project, service=SERVICE, mode=mode, dry_run="true"), tmp_path=tmp_path / "2"
     )

@@ -1,0 +1,128 @@
+"""The action, imported once and forked for each run: the fast path of ``devtools.harness``.
+
+Starting ``entrypoint.py`` or ``post.py`` costs about 0.3 s of CPU before the first request, nearly all
+of it imports; the end-to-end tests start the action some 500 times. This server imports what both
+scripts import, then forks once per run. Each child becomes the run as a fresh interpreter would: its
+own session (so signals and ``killpg`` reach it alone), working directory, environment, arguments,
+stdin from ``/dev/null`` and stdout/stderr to the run's files, then runs the script as ``__main__`` and
+exits the way the interpreter does (non-daemon threads joined, ``atexit`` run, streams flushed).
+
+Started with the same interpreter and interpreter variables (``PYTHON*``) as the runs it serves.
+Protocol, one JSON object per line: stdin gets ``{"id", "argv", "env", "cwd", "stdout", "stderr"}``;
+stdout answers ``{"id", "pid"}`` at once and ``{"pid", "returncode", "cpu_s", "peak_rss_mb"}`` when that
+child has ended (``returncode`` negative for a signal, as with ``subprocess``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import runpy
+import select
+import signal
+import sys
+import threading
+import traceback
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import deployer.main  # noqa: E402, F401  (what entrypoint.py and post.py import first)
+
+REAP_POLL = 0.005  # seconds between looks for ended children while any runs
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """What the interpreter exits with for ``SystemExit(code)`` (a message is printed, exit 1)."""
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    sys.stderr.write(f"{exc.code}\n")
+    return 1
+
+
+def _become(request: dict[str, Any]) -> None:
+    """In the child: take on the run's session, place, environment and files."""
+    os.setsid()
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), fd)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter has them
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sys.argv = list(request["argv"][1:])  # [python, script, ...]: the script is argv[0]
+    sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
+
+
+def _child(request: dict[str, Any]) -> None:
+    """Run one script as ``__main__`` and exit as the interpreter would; never returns."""
+    code = 1
+    interrupted = False
+    try:
+        _become(request)
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+            code = 0
+        except SystemExit as exc:
+            code = _exit_code(exc)
+        except KeyboardInterrupt:
+            traceback.print_exc()
+            interrupted = True
+        except BaseException:
+            traceback.print_exc()
+        threading._shutdown()  # type: ignore[attr-defined]  # join non-daemon threads, as at exit
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed stream: nothing left to save
+                stream.flush()
+        if interrupted:  # an uncaught KeyboardInterrupt ends the interpreter by SIGINT (exit -2)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        os._exit(code)
+
+
+def serve() -> None:
+    """Fork a child per request line; report each start and each end, until stdin closes."""
+    answers = os.fdopen(os.dup(1), "w")
+    running: set[int] = set()
+    pending = b""
+    open_ = True
+    while open_ or running:
+        ready, _, _ = select.select([0] if open_ else [], [], [], REAP_POLL if running else None)
+        if ready:
+            chunk = os.read(0, 1 << 16)
+            open_ = bool(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                request = json.loads(line)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    _child(request)
+                running.add(pid)
+                answers.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
+                answers.flush()
+        while running:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            running.discard(pid)
+            ended = {
+                "pid": pid,
+                "returncode": os.waitstatus_to_exitcode(status),
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "peak_rss_mb": usage.ru_maxrss / 1024,
+            }
+            answers.write(json.dumps(ended) + "\n")
+            answers.flush()
+
+
+if __name__ == "__main__":
+    serve()
