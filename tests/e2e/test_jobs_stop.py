@@ -16,8 +16,8 @@ from deployer.jobs import runner, spec
 from deployer.result import Phase
 from deployer.settings import RunContext
 from tests.cloudrun import condition
+from tests.config import cfg
 from tests.helpers import Jobs
-from tests.unit.test_jobs import cfg
 
 
 class Log:
