@@ -15,8 +15,7 @@ import requests
 from cloudrun_emulator import Emulator
 from cloudrun_emulator.store import project_number
 from devtools import harness
-from tests.cloudrun import Api, routing
-from tests.conftest import METRIC_LAG, METRIC_SAMPLING
+from tests.cloudrun import METRIC_LAG, METRIC_SAMPLING, Api, routing
 from tests.helpers import FAST, load, target
 
 # The 10 % steps here bake 1 s: busier users (up to 100 requests a second) give the candidate some ten
