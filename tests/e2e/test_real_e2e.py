@@ -192,7 +192,7 @@ def test_a_30_percent_5xx_canary_is_rolled_back_with_default_timing(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     """Default steps (10,50,100), step_interval (60s) and on_inconclusive; the emulator samples and
-    lags like Cloud Monitoring, scaled 1/60 (see tests/conftest.py). The candidate must never get
+    lags like Cloud Monitoring, scaled 1/60 (see tests/cloudrun.py). The candidate must never get
     past its first step."""
     assert (METRIC_SAMPLING, METRIC_LAG) == (1.0, 3.0)
     api = Api(emulator.url, project)
