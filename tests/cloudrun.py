@@ -13,6 +13,10 @@ import requests
 
 FLAKY_APP = Path(__file__).parent / "apps" / "flaky.py"
 TEST_IMAGES = {"test/flaky": [sys.executable, str(FLAKY_APP)]}
+# Cloud Monitoring's timing (60 s sampling, up to 180 s ingestion lag) scaled by 1/60 so suites stay
+# fast: 1 s windows, 3 s lag. The action does not know the scale: it waits for the data to arrive.
+METRIC_SCALE = 1 / 60
+METRIC_SAMPLING, METRIC_LAG = 60 * METRIC_SCALE, 180 * METRIC_SCALE
 
 
 class Api:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -12,16 +13,17 @@ from hypothesis import settings
 
 from cloudrun_emulator import Emulator
 from tests import cloudrun
+from tests.cloudrun import METRIC_LAG, METRIC_SAMPLING
+from tests.order import interleaved
+
+if TYPE_CHECKING:
+    from tests.container.image import Image
 
 _projects = itertools.count(1)
 # Hypothesis' per-example deadline is a speed check; on a shared 2-core machine running the suite
 # in parallel it fails examples for being slow, not wrong. Speed lives in the benchmark instead.
 settings.register_profile("run-canary", deadline=None)
 settings.load_profile("run-canary")
-# Cloud Monitoring's timing (60 s sampling, up to 180 s ingestion lag) scaled by 1/60 so suites stay
-# fast: 1 s windows, 3 s lag. The action does not know the scale: it waits for the data to arrive.
-METRIC_SCALE = 1 / 60
-METRIC_SAMPLING, METRIC_LAG = 60 * METRIC_SCALE, 180 * METRIC_SCALE
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -37,26 +39,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(600))
     if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller takes the order from it
         items[:] = interleaved(items)
-
-
-def interleaved(items: list[pytest.Item]) -> list[pytest.Item]:
-    """One test of each module in turn (modules in file order, tests in their order within each),
-    with the tests marked ``long`` taken early, every other one: started late they would be the
-    tail, and started side by side with the rest their waiting overlaps work that needs the CPU."""
-    long: list[pytest.Item] = []
-    modules: dict[str, list[pytest.Item]] = {}
-    for item in items:
-        if item.get_closest_marker("long"):
-            long.append(item)
-        else:
-            modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
-    queues = list(modules.values())
-    rest: list[pytest.Item] = []
-    while queues:
-        rest.extend(queue.pop(0) for queue in queues)
-        queues = [queue for queue in queues if queue]
-    mixed = [item for pair in zip(long, rest, strict=False) for item in pair]
-    return mixed + long[len(rest) :] + rest[len(long) :]  # whichever is longer goes on alone
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +79,12 @@ def private_key_pem() -> str:
 @pytest.fixture
 def project(request: pytest.FixtureRequest) -> str:
     return f"proj-{next(_projects)}-{abs(hash(request.node.nodeid)) % 100000}"
+
+
+@pytest.fixture(scope="session")
+def image() -> Image:
+    """The action's image built from this checkout, for tests/container and tests/act (skipped, or failed
+    in CI, without a Docker engine: tests/container/image.py)."""
+    from tests.container import image as container_image  # only the Docker suites pay for the import
+
+    return container_image.build()

@@ -1,6 +1,6 @@
 """act (nektos/act) against the emulator: the image built the project's way and tagged for act.
 
-When they run: like the container tests (tests/container/conftest.py), always in CI (``CI=true``),
+When they run: like the container tests (tests/container/image.py), always in CI (``CI=true``),
 where a missing engine, a failed build or a missing act binary fails them; elsewhere when a Docker
 engine answers, skipped with the reason otherwise.
 """
@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 
 from devtools import act
-from tests.container.conftest import Image, _unavailable, image  # noqa: F401 (the image fixture)
+from tests.container.image import Image, unavailable
 
 
 @pytest.fixture(scope="session")
-def act_image(image: Image) -> Iterator[Image]:  # noqa: F811
+def act_image(image: Image) -> Iterator[Image]:
     """The action's image under the names act runs (tags are engine-wide: taken under a lock)."""
     try:
         act.find_act()
     except FileNotFoundError as exc:
-        _unavailable(str(exc))
+        unavailable(str(exc))
     os.environ["DOCKER_HOST"] = image.docker_host  # act and the docker CLI use the same engine
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "run-canary"
     cache.mkdir(parents=True, exist_ok=True)

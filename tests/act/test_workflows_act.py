@@ -21,7 +21,7 @@ from cloudrun_emulator import Emulator
 from deployer.state import STATE_ANNOTATION
 from devtools import act, harness
 from tests.cloudrun import Api, api_path, routing
-from tests.container.conftest import Image
+from tests.container.image import Image
 
 pytestmark = [pytest.mark.long, pytest.mark.timeout(600)]
 

@@ -1,72 +1,14 @@
-"""The action's image, built from this checkout by scripts/container, for the container tests.
-
-When they run: always in CI (``CI=true``, which .ci/run and GitHub set): there a missing engine or a
-failed build fails them, never skips them. Elsewhere they run when a Docker engine answers
-(``DOCKER_HOST``, the default socket, or one started by ``scripts/container engine``) and are skipped
-with the reason printed otherwise, or when ``RUN_CANARY_CONTAINER_TESTS=0``.
-
-``RUN_CANARY_IMAGE=<reference>`` runs them on that image instead of building one (the release
-workflow: the image a release's action.yml pins, by digest).
-"""
+"""The container tests' session summary: what the session did about them (built, skipped or failed;
+tests/container/image.py). The ``image`` fixture they share with tests/act is in tests/conftest.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import pytest
 
-from devtools import harness
-
-SCRIPT = harness.ROOT / "scripts" / "container"
-_outcome: list[str] = []  # what the session did about the container tests, for the summary
-
-
-@dataclass(frozen=True)
-class Image:
-    id: str
-    docker_host: str
-
-
-def _required() -> bool:
-    return os.environ.get("CI") == "true"
-
-
-def _unavailable(reason: str) -> None:
-    """Fail in CI, skip elsewhere; either way say so plainly."""
-    if _required():
-        _outcome.append(f"FAILED: {reason}")
-        pytest.fail(f"container tests: {reason} (CI=true: they are never skipped)", pytrace=False)
-    _outcome.append(f"skipped: {reason}")
-    pytest.skip(f"container tests skipped: {reason}")
-
-
-@pytest.fixture(scope="session")
-def image() -> Iterator[Image]:
-    """Build the image (cached layers make a re-run take about a second); its ID and the engine."""
-    if not _required() and os.environ.get("RUN_CANARY_CONTAINER_TESTS") == "0":
-        _unavailable("RUN_CANARY_CONTAINER_TESTS=0")
-    if not _required():
-        found = subprocess.run([str(SCRIPT), "env"], capture_output=True, text=True, timeout=120)
-        if found.returncode != 0:
-            _unavailable("no Docker engine answers (start one with scripts/container engine)")
-    given = os.environ.get("RUN_CANARY_IMAGE")
-    # In CI this also starts the engine if .ci/run has not.
-    command = "engine" if given else "build"
-    made = subprocess.run([str(SCRIPT), command], capture_output=True, text=True, timeout=900)
-    if made.returncode != 0:
-        _outcome.append(f"FAILED: scripts/container {command}")
-        pytest.fail(f"scripts/container {command} failed:\n{made.stderr}", pytrace=False)
-    image_id = given or made.stdout.strip().splitlines()[-1]
-    host = subprocess.run([str(SCRIPT), "env"], capture_output=True, text=True, timeout=120, check=True)
-    docker_host = host.stdout.strip().removeprefix("DOCKER_HOST=")
-    _outcome.append(f"ran on {docker_host} with image {image_id[:19]}")
-    yield Image(image_id, docker_host)
+from tests.container.image import outcome
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _outcome:
+    if outcome:
         terminalreporter.write_sep("-", "container tests")
-        terminalreporter.write_line(_outcome[0])
+        terminalreporter.write_line(outcome[0])

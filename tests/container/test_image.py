@@ -21,27 +21,31 @@ from cloudrun_emulator import Emulator
 from deployer.state import STATE_ANNOTATION
 from devtools import docker_action, harness
 from tests.cloudrun import Api, routing
-from tests.container.conftest import Image
-from tests.e2e.test_cancel import (
+from tests.container.image import Image
+from tests.e2e.cancellation import (
     BEFORE,
     GRACE,
     PHASES,
     SERVICE,
-    _reach_bake,
     assert_cancelled,
     assert_restored,
     candidate_share,
-    emu,
     inputs,
+    reach_bake,
+    split_service,
     wait_until,
     writes,
 )
 
-__all__ = ["emu"]  # the fixture (a split service on an emulator of the test's own), reused
-
 # The first start of a container on a cold engine can take a few seconds. One xdist worker builds the
 # image and runs them all (scripts/test: --dist loadgroup).
 pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("container")]
+
+
+@pytest.fixture
+def emu(own_emulator: Emulator, project: str) -> Emulator:
+    """A split service on an emulator of the test's own (tests/e2e/cancellation.py)."""
+    return split_service(own_emulator, project)
 
 
 def _docker(image: Image, *args: str) -> subprocess.CompletedProcess[str]:
@@ -190,7 +194,7 @@ def test_signal_to_the_docker_run_process_is_forwarded(
     """The runner signals its ``docker run`` child; docker's signal proxy passes it to the action."""
     api = Api(emu.url, project)
     with docker_action.start(image.id, image.docker_host, inputs(emu, project), tmp_path=tmp_path) as running:
-        _reach_bake(10)(running, emu, api)
+        reach_bake(10)(running, emu, api)
         signalled = time.time()
         running.signal_client(signal.SIGTERM)
         result = running.wait(timeout=GRACE + 5)
@@ -205,7 +209,7 @@ def test_sigkill_then_the_post_entrypoint_restores(
     api = Api(emu.url, project)
     args = inputs(emu, project)
     with docker_action.start(image.id, image.docker_host, args, tmp_path=tmp_path / "main") as running:
-        _reach_bake(10)(running, emu, api)
+        reach_bake(10)(running, emu, api)
         running.kill()
         main = running.wait()
     assert main.returncode == 128 + signal.SIGKILL, main.log

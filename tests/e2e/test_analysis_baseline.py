@@ -17,11 +17,10 @@ from deployer.analysis import Analysis, MonitoringError, SeriesPage, partial, se
 from deployer.compare import OwnRequests
 from deployer.result import StepInfo
 from deployer.settings import AnalysisSettings
-from tests.e2e import test_analysis as shared
-from tests.e2e.test_analysis import QuietHandler, World, reply, serve
+from tests.e2e.monitoring_world import QuietHandler, World, reply, serve
 
-world = shared.world  # the data plane with real requests served, and its Cloud Monitoring
-fast = shared.fast
+# ``world`` (tests/e2e/conftest.py): the data plane with real requests served, and its Cloud Monitoring.
+pytestmark = pytest.mark.usefixtures("fast_analysis")
 
 
 def compare_step(

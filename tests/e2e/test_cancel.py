@@ -13,9 +13,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,134 +21,29 @@ from cloudrun_emulator import Emulator
 from deployer.state import STATE_ANNOTATION
 from devtools import harness
 from tests.cloudrun import Api, api_path, routing
-from tests.helpers import split_two_revisions, target
-
-SERVICE = "shop"
-CANDIDATE = f"{SERVICE}-v3"
-BEFORE = [(f"{SERVICE}-v1", 0, "old"), (f"{SERVICE}-v1", 70, "blue"), (f"{SERVICE}-v2", 30, "green")]
-RESTORED = sorted([*BEFORE, (CANDIDATE, 0, "canary")])  # our tag stays on the (healthy) candidate
-RESTORED_UNTAGGED = sorted(BEFORE)  # a candidate not Ready (yet) gets no tag: it could keep routes unready
-GRACE = 5.0  # the promise: traffic is back within this many seconds of the signal
-
-
-# Three steps of 30 s: every signal lands mid-step.
-ROLLOUT = {
-    "service": SERVICE,
-    "image": "sample/hello:v3",
-    "suffix": "v3",
-    "steps": "10,50,100",
-    "step_interval": "30s",
-    "wait_timeout": "60s",
-    "smoke_timeout": "4s",
-}
-
-
-def inputs(emu: Emulator, project: str, **extra: str) -> dict[str, str]:
-    return target(emu, project, **{**ROLLOUT, **extra})
-
-
-def writes(emu: Emulator, project: str, since: float = 0.0) -> list[dict[str, Any]]:
-    """Successful writes to the service (PUT/POST), with the time the emulator received them."""
-    return [
-        r
-        for r in emu.requests()
-        if r["method"] in ("PUT", "POST")
-        and re.search(api_path(project, "services"), r["path"])
-        and r["status"] == 200
-        and r["time"] >= since
-    ]
-
-
-def candidate_share(body: dict[str, Any]) -> int:
-    return sum(t.get("percent", 0) for t in body["spec"]["traffic"] if t.get("revisionName") == CANDIDATE)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def serving(api: Api, percent: int) -> Callable[[], bool]:
-    """The candidate serves ``percent`` (the step's write is observed and routed)."""
-
-    def check() -> bool:
-        svc = api.service(SERVICE)
-        status = svc.get("status") or {}
-        share = sum(
-            t.get("percent", 0) for t in status.get("traffic", []) if t.get("revisionName") == CANDIDATE
-        )
-        return status.get("observedGeneration") == svc["metadata"]["generation"] and share == percent
-
-    return check
-
-
-def assert_restored(
-    emu: Emulator, api: Api, project: str, signalled: float | None, *, ready: bool | None = True
-) -> None:
-    """The last write restored the pre-run traffic (within GRACE seconds of the signal, if one was
-    sent at ``signalled``); the service serves it. Our tag stays on the candidate if it was
-    ``ready`` (None: it may or may not have been Ready when the rollback looked)."""
-    last = writes(emu, project)[-1]
-    restored = routing(last["body"]["spec"]["traffic"])
-    allowed = {True: [RESTORED], False: [RESTORED_UNTAGGED], None: [RESTORED, RESTORED_UNTAGGED]}[ready]
-    assert restored in allowed
-    assert signalled is None or last["time"] - signalled < GRACE, (
-        f"traffic restored {last['time'] - signalled:.1f}s after the signal"
-    )
-    svc = api.wait_routes(SERVICE)
-    assert routing(svc["spec"]["traffic"]) == restored
-    assert routing(svc) == restored
-    assert STATE_ANNOTATION not in svc["metadata"].get("annotations", {})
-
-
-def assert_cancelled(result: harness.RunResult) -> None:
-    assert result.returncode != 0, result.log
-    assert result.outputs["result"] == "rolled_back", result.log
-    errors = " ".join(a.data for a in result.annotations("error"))
-    assert "cancelled" in errors, result.log
-    # One clear reason: which signal cancelled the run, said once.
-    assert re.search(r"\bcancelled by SIG(INT|TERM)\b", errors), result.log
-    assert errors.count("cancelled") == 1, result.log
-    assert "Traceback" not in result.stderr, result.log
+from tests.e2e.cancellation import (
+    BEFORE,
+    CANDIDATE,
+    GRACE,
+    PHASES,
+    RESTORED,
+    SERVICE,
+    assert_cancelled,
+    assert_restored,
+    candidate_share,
+    inputs,
+    reach_bake,
+    split_service,
+    wait_until,
+    writes,
+)
+from tests.helpers import split_two_revisions
 
 
 @pytest.fixture
 def emu(own_emulator: Emulator, project: str) -> Emulator:
-    split_two_revisions(Api(own_emulator.url, project), SERVICE)
-    return own_emulator
-
-
-# --------------------------------------------------------------------------------------------------
-# (a) SIGTERM / the runner's cancel in each phase
-
-
-def _reach_wait(running: harness.RunningAction, emu: Emulator, api: Api) -> None:
-    running.wait_for_output(r"::group::wait", timeout=20)
-    time.sleep(0.5)  # polling for a revision that takes 30 s to become ready
-
-
-def _reach_smoke(running: harness.RunningAction, emu: Emulator, api: Api) -> None:
-    running.wait_for_output(r"body did not match", timeout=20)  # retrying a smoke check that never passes
-
-
-def _reach_bake(percent: int) -> Callable[[harness.RunningAction, Emulator, Api], None]:
-    def reach(running: harness.RunningAction, emu: Emulator, api: Api) -> None:
-        running.wait_for_output(rf"::group::{percent}%25", timeout=20)
-        wait_until(serving(api, percent), what=f"{percent}% to be served")
-        time.sleep(0.3)  # inside the 30 s bake
-
-    return reach
-
-
-PHASES: dict[str, tuple[Callable[[harness.RunningAction, Emulator, Api], None], dict[str, str]]] = {
-    "wait": (_reach_wait, {}),
-    "smoke": (_reach_smoke, {"smoke_body": "never-there", "smoke_timeout": "60s"}),
-    "bake 10%": (_reach_bake(10), {}),
-    "bake 50%": (_reach_bake(50), {"step_interval": "3s"}),  # the second step: a short first bake
-}
+    """A split service on an emulator of the test's own (tests/e2e/cancellation.py)."""
+    return split_service(own_emulator, project)
 
 
 @pytest.mark.parametrize("phase", list(PHASES))
@@ -183,7 +76,7 @@ def test_cancel_like_the_runner_mid_bake(emu: Emulator, project: str, tmp_path: 
     """The runner's sequence (SIGINT, SIGTERM 7.5 s later, kill 2.5 s after): done on the SIGINT."""
     api = Api(emu.url, project)
     with harness.start(inputs(emu, project), tmp_path=tmp_path) as running:
-        _reach_bake(10)(running, emu, api)
+        reach_bake(10)(running, emu, api)
         signalled = time.time()
         result = running.cancel_like_runner()
         exited = time.time() - signalled
@@ -223,7 +116,7 @@ def test_sigterm_while_an_api_call_hangs(own_emulator: Emulator, project: str, t
 def _killed_mid_step(emu: Emulator, project: str, tmp_path: Path, **extra: str) -> harness.RunResult:
     api = Api(emu.url, project)
     with harness.start(inputs(emu, project, **extra), tmp_path=tmp_path) as running:
-        _reach_bake(10)(running, emu, api)
+        reach_bake(10)(running, emu, api)
         running.kill()
         result = running.wait()
     assert result.returncode == -signal.SIGKILL
@@ -301,7 +194,7 @@ def test_second_run_refuses_while_another_is_paused(emu: Emulator, project: str,
 def test_second_run_refuses_while_another_is_running(emu: Emulator, project: str, tmp_path: Path) -> None:
     api = Api(emu.url, project)
     with harness.start(inputs(emu, project), tmp_path=tmp_path / "1") as first:
-        _reach_bake(10)(first, emu, api)
+        reach_bake(10)(first, emu, api)
         start = time.time()
         second = harness.run(
             inputs(emu, project, image="sample/hello:v4", suffix="v4"),

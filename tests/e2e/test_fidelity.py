@@ -16,6 +16,7 @@ from deployer.traffic import Target
 from devtools import harness
 from tests.cloudrun import Api, service_body
 from tests.helpers import inputs
+from tests.jobs_api import Jobs, job_body, shell
 
 # --- tag quota -------------------------------------------------------------------------------------
 
@@ -203,8 +204,6 @@ def test_rollout_completes_against_responses_without_observed_generation(
 
 
 def test_tasks_carry_their_running_state_for_tasks_list_failed(emulator: Emulator, project: str) -> None:
-    from tests.emulator.test_jobs import Jobs, job_body, shell
-
     jobs = Jobs(emulator.url, project)
     script = 'test "$CLOUD_RUN_TASK_INDEX" = 1 && exit 3; exit 0'
     assert jobs.create(job_body("half", command=shell(script), taskCount=2, maxRetries=0)).status_code == 200

@@ -1,6 +1,6 @@
 """Stopping a rollout's executions against the emulator, as gcloud does: a cancel confirmed by the
 terminal condition, with an operator's own execution beside ours, and the guard that stops an execution
-once its rollout is no longer ours. The pure rules: tests/unit/test_jobs_rules.py."""
+once its rollout is no longer ours. The pure rules: tests/unit/jobs/test_jobs_rules.py."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from deployer.jobs import runner, spec
 from deployer.result import Phase
 from deployer.settings import RunContext
 from tests.cloudrun import condition
+from tests.config import cfg
 from tests.helpers import Jobs
-from tests.unit.test_jobs import cfg
 
 
 class Log:

@@ -15,8 +15,7 @@ import requests
 from cloudrun_emulator import Emulator
 from cloudrun_emulator.store import project_number
 from devtools import harness
-from tests.cloudrun import Api, routing
-from tests.conftest import METRIC_LAG, METRIC_SAMPLING
+from tests.cloudrun import METRIC_LAG, METRIC_SAMPLING, Api, routing
 from tests.helpers import FAST, load, target
 
 # The 10 % steps here bake 1 s: busier users (up to 100 requests a second) give the candidate some ten
@@ -193,7 +192,7 @@ def test_a_30_percent_5xx_canary_is_rolled_back_with_default_timing(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
     """Default steps (10,50,100), step_interval (60s) and on_inconclusive; the emulator samples and
-    lags like Cloud Monitoring, scaled 1/60 (see tests/conftest.py). The candidate must never get
+    lags like Cloud Monitoring, scaled 1/60 (see tests/cloudrun.py). The candidate must never get
     past its first step."""
     assert (METRIC_SAMPLING, METRIC_LAG) == (1.0, 3.0)
     api = Api(emulator.url, project)

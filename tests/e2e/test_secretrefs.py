@@ -15,7 +15,7 @@ from deployer.jobs import spec
 from deployer.settings import Config, JobSettings, SecretRef
 from devtools import harness
 from tests.cloudrun import Api, error_of, service_body
-from tests.unit.test_inputs import cfg, problems
+from tests.config import cfg, problems
 
 SHARED = SecretRef("shared", "latest", "123456789")
 ALIAS = secretrefs.key_ref_name(SHARED, {})

@@ -18,10 +18,9 @@ import pytest
 import requests
 
 from cloudrun_emulator import samples
-from cloudrun_emulator.dataplane import DataPlane, Health, RevisionRun
+from cloudrun_emulator.dataplane import DataPlane, RevisionRun
 from cloudrun_emulator.images import ImageCatalogue
-
-KEY = "my-project/web"
+from tests.emulator.revisions import KEY, run, start_ready, wait_health
 
 ECHO_APP = textwrap.dedent(
     """
@@ -55,25 +54,6 @@ ECHO_APP = textwrap.dedent(
     ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
     """
 )
-
-
-def run(name: str, image: str = "sample/hello", env: dict[str, str] | None = None) -> RevisionRun:
-    return RevisionRun(name=name, service="web", configuration="web", image=image, env=env or {})
-
-
-def wait_health(plane: DataPlane, revision: str, timeout: float = 8.0) -> Health:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        health = plane.health(revision)
-        if health.status != "Unknown":
-            return health
-        time.sleep(0.02)
-    raise AssertionError(f"{revision} still Unknown after {timeout}s")
-
-
-def start_ready(plane: DataPlane, revision: RevisionRun) -> None:
-    plane.start_revision(revision)
-    assert wait_health(plane, revision.name) == Health("True")
 
 
 def fetch(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict]:

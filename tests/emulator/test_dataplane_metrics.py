@@ -11,7 +11,7 @@ import requests
 from cloudrun_emulator.dataplane import DataPlane
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.monitoring import format_timestamp, time_series
-from tests.emulator.test_dataplane import KEY, run, start_ready
+from tests.emulator.revisions import KEY, run, start_ready
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Hunt with many examples and keep going past failures: ``python -m tests.properties.hunt 500``.
 
-Plays scenarios drawn by ``test_sequences.scenarios`` (no shrinking), prints each distinct kind of
+Plays scenarios drawn by ``tests.properties.scenarios`` (no shrinking), prints each distinct kind of
 problem once with the first scenario that showed it (JSON, replayable with ``--replay``), and ends
 with the counts, the time taken and the CPU seconds per example (this process and its children: the
 emulator's revision and job processes).
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from cloudrun_emulator import Emulator
 from tests import cloudrun
-from tests.properties.test_sequences import scenarios
+from tests.properties.scenarios import scenarios
 from tests.properties.world import RUN_ACTIONS, Event, Problem, RunSpec, Scenario, play
 
 

@@ -1,6 +1,7 @@
 """How often a healthy release is failed: 1,000 seeded draws of two samples from one distribution,
 judged by the tests of deployer.stats and by the comparative judge (deployer.compare). Statistical
-properties, slow for the unit tier; the rules one by one: tests/unit/test_stats.py, test_compare.py."""
+properties, slow for the unit tier; the rules one by one: tests/unit/test_stats.py, test_compare.py
+(the samples: tests/latencies.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import random
 
 from deployer import compare, stats
 from deployer.compare import Rules
-from tests.unit.test_compare import draw, side
-from tests.unit.test_stats import counts, lognormal
+from tests.latencies import counts, draw, lognormal, side
 
 
 def test_false_alarm_rate_of_the_test_on_identical_distributions() -> None:

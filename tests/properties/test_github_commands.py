@@ -1,6 +1,6 @@
 """Properties of what the action prints and files for the runner, for any text Hypothesis can think
 of: a log line never becomes a workflow command, an annotation is exactly the intended command, escaped
-data and saved state read back as written (parsed as the runner parses them: tests/unit/test_github.py)."""
+data and saved state read back as written (parsed as the runner parses them: tests/runner_commands.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deployer import github as gh
-from tests.unit.test_github import (
+from tests.runner_commands import (
     REGISTERED,
-    _console,
-    _net_trim_start,
+    buffered_console,
+    net_trim_start,
     parse_any,
     parse_v2,
     read_file_commands,
@@ -35,18 +35,18 @@ def hostile_text(draw: st.DrawFn) -> str:
 @given(hostile_text())
 @settings(max_examples=300, deadline=None)
 def test_info_never_yields_a_command(text: str) -> None:
-    console, out = _console()
+    console, out = buffered_console()
     console.info(text)
     for line in re.split(r"\r\n|\r|\n", out.getvalue()):
         assert parse_any(line) is None, line
         assert "##[" not in line
-        assert not _net_trim_start(line).startswith("::")
+        assert not net_trim_start(line).startswith("::")
 
 
 @given(hostile_text(), hostile_text(), st.sampled_from(["error", "warning", "notice"]))
 @settings(max_examples=300, deadline=None)
 def test_annotation_is_exactly_the_intended_command(text: str, title: str, kind: str) -> None:
-    console, out = _console()
+    console, out = buffered_console()
     getattr(console, kind)(text, title=title)
     raw = out.getvalue()
     assert raw.endswith("\n") and raw.count("\n") == 1 and "\r" not in raw

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from deployer.inputs import DEFAULTS, ConfigError, load
 from deployer.parsers import MAX_DURATION, Invalid, parse_duration, parse_steps
-from tests.unit.test_inputs import BASE
+from tests.config import BASE
 
 
 @given(

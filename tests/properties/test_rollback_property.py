@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,9 +25,9 @@ from deployer.result import Outcome, StepInfo, Verdict
 from deployer.smoke import SmokeResult
 from deployer.state import STATE_ANNOTATION
 from devtools import harness
-from tests import cloudrun
 from tests.cloudrun import Api, api_path, routing
 from tests.helpers import Quiet
+from tests.properties.scenarios import traffic_split
 
 SERVICE = "prop"
 TAGS = ["blue", "green", "old", "canary"]  # "canary" is the action's own tag
@@ -36,27 +35,11 @@ FAILURES = ["crash", "smoke", "check@10", "check@50", "cancel@10", "cancel@50", 
 _projects = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(port=0, ready_delay=0.05, images=cloudrun.TEST_IMAGES) as emulator:
-        yield emulator
-
-
 @st.composite
 def services(draw: st.DrawFn) -> dict[str, Any]:
     """A pre-run service: 1-3 revisions, a split over them and/or "latest", tags on some entries."""
     revisions = draw(st.integers(1, 3))
-    targets: list[int | None] = draw(
-        st.lists(st.one_of(st.integers(0, revisions - 1), st.none()), min_size=1, max_size=4)
-    )
-    cuts = sorted(draw(st.lists(st.integers(0, 100), min_size=len(targets) - 1, max_size=len(targets) - 1)))
-    percents = [b - a for a, b in zip([0, *cuts], [*cuts, 100], strict=True)]
-    traffic: list[dict[str, Any]] = []
-    for target, percent in zip(targets, percents, strict=True):
-        entry: dict[str, Any] = (
-            {"latestRevision": True} if target is None else {"revisionName": f"{SERVICE}-r{target}"}
-        )
-        traffic.append({**entry, "percent": percent})
+    traffic = traffic_split(draw, SERVICE, revisions, max_entries=4)
     for tag in draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=3)):
         free = [i for i, e in enumerate(traffic) if "tag" not in e]
         on_entry: bool = draw(st.booleans())

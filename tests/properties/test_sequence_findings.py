@@ -9,22 +9,14 @@ marker must go.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from cloudrun_emulator import Emulator
-from tests import cloudrun
 from tests.properties.world import SERVICE, Event, Problem, RunSpec, Scenario, play
 
 _projects = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(port=0, ready_delay=0.05, images=cloudrun.TEST_IMAGES) as emulator:
-        yield emulator
 
 
 def service(

@@ -19,27 +19,17 @@ import inspect
 import itertools
 import os
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis import strategies as st
 
 from cloudrun_emulator import Emulator
 from deployer import main
-from tests import cloudrun
+from tests.properties.scenarios import scenarios
 from tests.properties.world import (
-    ACTIONS,
-    FOLLOW_UPS,
-    FOREIGN_TAGS,
-    SERVICE,
     STATE_SAVED,
-    Event,
-    RunSpec,
     Scenario,
     play,
-    points,
 )
 
 EXAMPLES = int(os.environ.get("RUN_CANARY_SEQUENCE_EXAMPLES", "15"))  # about 0.8 CPU s each
@@ -49,63 +39,7 @@ SEED = int(os.environ.get("RUN_CANARY_SEQUENCE_SEED", "23"))
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
 if os.environ.get("RUN_CANARY_SEQUENCE_SHRINK"):
     PHASES.append(Phase.shrink)
-STEPS = ("10,50,100", "10,100", "100", "50,100", "10,50", "50")
 _projects = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(port=0, ready_delay=0.05, images=cloudrun.TEST_IMAGES) as emulator:
-        yield emulator
-
-
-@st.composite
-def services(draw: st.DrawFn) -> dict[str, Any]:
-    """A pre-run service: 1-3 revisions, a split over them and/or "latest", foreign tags on some."""
-    revisions = draw(st.integers(1, 3))
-    targets: list[int | None] = draw(
-        st.lists(st.one_of(st.integers(0, revisions - 1), st.none()), min_size=1, max_size=3)
-    )
-    cuts = sorted(draw(st.lists(st.integers(0, 100), min_size=len(targets) - 1, max_size=len(targets) - 1)))
-    percents = [b - a for a, b in zip([0, *cuts], [*cuts, 100], strict=True)]
-    traffic: list[dict[str, Any]] = []
-    for target, percent in zip(targets, percents, strict=True):
-        entry: dict[str, Any] = (
-            {"latestRevision": True} if target is None else {"revisionName": f"{SERVICE}-r{target}"}
-        )
-        traffic.append({**entry, "percent": percent})
-    for tag in draw(st.lists(st.sampled_from(FOREIGN_TAGS), unique=True, max_size=2)):
-        traffic.append({"revisionName": f"{SERVICE}-r{draw(st.integers(0, revisions - 1))}", "tag": tag})
-    return {
-        "revisions": revisions,
-        "traffic": traffic,
-        "server_named": draw(st.booleans()),
-        "failed_latest": draw(st.booleans()),
-        "public": draw(st.booleans()),
-    }
-
-
-@st.composite
-def scenarios(draw: st.DrawFn) -> Scenario:
-    steps = draw(st.sampled_from(STEPS))
-    run = RunSpec(
-        steps=steps,
-        pre_job=draw(st.booleans()),
-        post_job=steps.endswith("100") and draw(st.booleans()),
-        public=draw(st.sampled_from([None, True, False])),
-    )
-    where = points(run)
-    events = draw(
-        st.lists(
-            st.builds(Event, st.sampled_from(where), st.sampled_from(ACTIONS), st.integers(0, 5)),
-            max_size=3,
-        )
-    )
-    events = [e for e in events if e.action != "race" or e.at.startswith("write:")]
-    follow_up = draw(st.sampled_from(FOLLOW_UPS))
-    if follow_up == "none":  # a runner lost for good leaves its rollout to whoever comes next
-        events = [e for e in events if e.action != "lost"]
-    return Scenario(draw(services()), run, tuple(events), follow_up)
 
 
 @pytest.mark.long

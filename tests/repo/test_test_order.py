@@ -1,4 +1,4 @@
-"""The xdist order (tests/conftest.py ``interleaved``): a reordering, never a selection."""
+"""The xdist order (tests/order.py ``interleaved``): a reordering, never a selection."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from tests.conftest import interleaved
+from tests.order import interleaved
 
 
 @dataclass
@@ -42,7 +42,7 @@ def test_long_tests_start_early_every_other_one() -> None:
 
 
 def test_interleaving_keeps_every_test() -> None:
-    """The xdist order (tests/conftest.py) used to drop the long tests beyond the others' count."""
+    """The xdist order (tests/order.py) used to drop the long tests beyond the others' count."""
     from types import SimpleNamespace
 
     def item(nodeid: str, long: bool) -> Any:

@@ -9,26 +9,7 @@ import pytest
 
 from deployer import compare, stats
 from deployer.compare import OwnRequests, Rules, Side
-
-OPTIONS = {"exponentialBuckets": {"numFiniteBuckets": 64, "growthFactor": 1.4, "scale": 1.0}}
-BOUNDS = stats.bucket_bounds(OPTIONS, 66)
-
-
-def histogram(values: list[float]) -> stats.Histogram:
-    counts = [0] * 66
-    for v in values:
-        counts[0 if v < 1 else min(65, 1 + math.floor(math.log(v, 1.4) + 1e-12))] += 1
-    return stats.Histogram(BOUNDS, tuple(counts), min(values), max(values))
-
-
-def side(label: str, latencies: list[float], errors: int = 0, own: int = 0) -> Side:
-    ok = len(latencies) - errors
-    return Side(label, {"2xx": ok, "5xx": errors}, histogram(latencies), own)
-
-
-def draw(rng: random.Random, n: int, median: float) -> list[float]:
-    return [median * math.exp(rng.gauss(0, 0.3)) for _ in range(n)]
-
+from tests.latencies import draw, side
 
 RULES = Rules(max_latency_increase=20, max_error_rate_increase=1, confidence=95)
 

@@ -25,22 +25,7 @@ from deployer.settings import (
     StatusRanges,
     UpdateStrategy,
 )
-
-BASE = {"INPUT_SERVICE": "my-app", "INPUT_IMAGE": "us-docker.pkg.dev/p/r/app:v1"}
-
-
-def cfg(**inputs: str) -> Config:
-    """Load with the base inputs plus these (name -> raw value)."""
-    env = dict(BASE)
-    env.update({f"INPUT_{k.upper()}": v for k, v in inputs.items()})
-    return load(env)[0]
-
-
-def problems(**inputs: str) -> list[str]:
-    """The messages a user would see for these inputs (on top of the valid base)."""
-    with pytest.raises(ConfigError) as info:
-        cfg(**inputs)
-    return [str(p) for p in info.value.problems]
+from tests.config import BASE, cfg, problems
 
 
 def only_problem(name: str, value: str) -> str:

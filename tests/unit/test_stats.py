@@ -8,31 +8,14 @@ import random
 import pytest
 
 from deployer import stats
+from tests.latencies import EXPONENTIAL, counts, lognormal
 
 scipy_stats = pytest.importorskip("scipy.stats")
-
-EXPONENTIAL = {"exponentialBuckets": {"numFiniteBuckets": 64, "growthFactor": 1.4, "scale": 1.0}}
-
-
-def bucket_of(value: float) -> int:
-    """The exponential bucket (64 / 1.4 / 1) a latency falls in, as Google's BucketOptions define it."""
-    return 0 if value < 1.0 else min(65, 1 + math.floor(math.log(value, 1.4) + 1e-12))
-
-
-def counts(values: list[float], size: int = 66) -> list[int]:
-    out = [0] * size
-    for v in values:
-        out[bucket_of(v)] += 1
-    return out
 
 
 def expand(histogram: list[int]) -> list[int]:
     """The samples a histogram stands for: every value is its bucket's number (ties within a bucket)."""
     return [i for i, c in enumerate(histogram) for _ in range(c)]
-
-
-def lognormal(rng: random.Random, n: int, median: float, sigma: float = 0.5) -> list[float]:
-    return [median * math.exp(rng.gauss(0, sigma)) for _ in range(n)]
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -11,27 +11,17 @@ import pytest
 from deployer.github.api import deployment_status_for
 from deployer.github.files import outputs_for
 from deployer.github.render import render_summary
-from deployer.inputs import ConfigError, load
+from deployer.inputs import load
 from deployer.jobs import spec
 from deployer.jobs.inputs import parse_argv
 from deployer.parsers import Invalid
 from deployer.result import JobRun, Outcome, RolloutResult
 from deployer.settings import JobFailurePolicy, JobSettings, Mode, SecretRef
-from tests.unit.test_client import ScriptedServer, make, no_jitter, server  # noqa: F401 - fixtures
+from tests.config import cfg, problems
+from tests.unit.scripted import ScriptedServer, make
 
-BASE = {"INPUT_SERVICE": "my-app", "INPUT_IMAGE": "us-docker.pkg.dev/p/r/app:v1"}
-
-
-def problems(**inputs: str) -> list[str]:
-    env = {**BASE, **{f"INPUT_{k.upper()}": v for k, v in inputs.items()}}
-    with pytest.raises(ConfigError) as err:
-        load(env)
-    return [str(p) for p in err.value.problems]
-
-
-def cfg(**inputs: str) -> Any:
-    return load({**BASE, **{f"INPUT_{k.upper()}": v for k, v in inputs.items()}})[0]
-
+# A lost :run answer is retried with the full backoff (the cap), as in the client's tests.
+pytestmark = pytest.mark.usefixtures("no_jitter")
 
 # ---- inputs ---------------------------------------------------------------------------------
 
@@ -235,7 +225,7 @@ def _job(latest: str | None) -> dict[str, Any]:
     return {"metadata": {"name": "m"}, "status": status}
 
 
-def test_run_whose_answer_was_lost_is_found_not_repeated(server: ScriptedServer) -> None:  # noqa: F811
+def test_run_whose_answer_was_lost_is_found_not_repeated(server: ScriptedServer) -> None:
     execution = {"metadata": {"name": "m-abcde"}}
     server.queue = [(200, _job("m-old")), "reset", (200, _job("m-abcde")), (200, execution)]
     api, _, _ = make(server)
@@ -243,7 +233,7 @@ def test_run_whose_answer_was_lost_is_found_not_repeated(server: ScriptedServer)
     assert [r.method for r in server.requests].count("POST") == 1
 
 
-def test_run_that_never_landed_is_sent_again(server: ScriptedServer) -> None:  # noqa: F811
+def test_run_that_never_landed_is_sent_again(server: ScriptedServer) -> None:
     execution = {"metadata": {"name": "m-fghij"}}
     server.queue = [(200, _job(None)), "reset", (200, _job(None)), (200, execution)]
     api, _, _ = make(server)

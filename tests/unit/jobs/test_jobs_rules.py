@@ -11,8 +11,8 @@ import pytest
 
 from deployer.jobs import runner, spec
 from deployer.settings import JobSettings
-from tests.unit.test_client import ScriptedServer, make, server  # noqa: F401 - fixtures
-from tests.unit.test_jobs import problems
+from tests.config import problems
+from tests.unit.scripted import ScriptedServer, make
 
 # ---- pure rules -----------------------------------------------------------------------------
 
@@ -134,7 +134,7 @@ def test_a_cancel_not_confirmed_in_time_is_reported_as_failed_to_cancel() -> Non
     assert 2 <= clock[0] < 3
 
 
-def test_a_lost_run_answer_is_not_mistaken_for_someone_elses_execution(server: ScriptedServer) -> None:  # noqa: F811
+def test_a_lost_run_answer_is_not_mistaken_for_someone_elses_execution(server: ScriptedServer) -> None:
     # The answer to our :run is lost; meanwhile an operator ran the job: the latest execution is theirs
     # (it lacks our marker), so ours never landed and :run is sent again.
     marker = [{"name": spec.MARKER_ENV, "value": "tok/pre"}]
