@@ -43,9 +43,6 @@ import requests
 
 from devtools import docker_action, harness
 
-# Figures of real starts (interpreter, imports): never through the test harness's fork server.
-os.environ["RUN_CANARY_ACTION_FORK"] = "0"
-
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT, REGION, STEPS = "bench-project", "us-central1", "10,50,100"
 KNATIVE = "apis/serving.knative.dev/v1"
@@ -806,6 +803,8 @@ def chosen(args: argparse.Namespace) -> list[Scenario]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scenarios, print and write the results; targets only decide the exit code with --strict."""
     args = parse_args(argv)
+    # Figures of real starts (interpreter, imports): never through the test harness's fork server.
+    os.environ["RUN_CANARY_ACTION_FORK"] = "0"
     scenarios = chosen(args)
     work = Path(tempfile.mkdtemp(prefix="run-canary-bench-"))
     results = []

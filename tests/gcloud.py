@@ -256,8 +256,9 @@ def _server(hosts_text: str) -> ForkServer | None:
     """This process's server for that hosts file (started on first use), or None without one."""
     if os.environ.get("RUN_CANARY_GCLOUD_FORK", "1") == "0":
         return None
+    key = f"{shutil.which('gcloud')}\n{hosts_text}"  # the gcloud on PATH now (a test may put a fake first)
     with _servers_lock:
-        if hosts_text not in _servers:
+        if key not in _servers:
             found = gcloud_python()
-            _servers[hosts_text] = ForkServer(hosts_text, *found) if found else None
-        return _servers[hosts_text]
+            _servers[key] = ForkServer(hosts_text, *found) if found else None
+        return _servers[key]

@@ -4,6 +4,7 @@ the default startup probe and a port change, sidecars, configuration failures, m
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -250,7 +251,8 @@ def test_a_30_percent_5xx_canary_is_rolled_back_when_the_bake_is_shorter_than_th
     # round at the bake's very end is the final verdict, taken once Cloud Monitoring holds the bake).
     assert "10%: waiting up to" in result.log
     assert "10% round 1: metrics FAILED" not in result.log.split("10%: waiting up to")[0]
-    assert "check failed at 10%: metrics: error rate" in result.log
+    # At 10 % a handful of requests may all succeed by chance (0.7^4 is 24 %): then 50 % judges it.
+    assert re.search(r"check failed at (10|50)%: metrics: error rate", result.log), result.log
     assert routing(api.wait_routes("scaled")) == [("scaled-v1", 100, ""), ("scaled-v2", 0, "canary")]
 
 
