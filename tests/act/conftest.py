@@ -28,7 +28,15 @@ def act_image(image: Image) -> Iterator[Image]:
     os.environ["DOCKER_HOST"] = image.docker_host  # act and the docker CLI use the same engine
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "run-canary"
     cache.mkdir(parents=True, exist_ok=True)
+    # The names are engine-wide: every session that uses them holds the lock shared, so the workers
+    # of one checkout (one image) run act side by side, and a checkout with another image waits to
+    # retag until they are done. flock's conversions are not atomic: look again after each.
     with open(cache / "act-tag.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        act.tag_image(image.id, image.docker_host)
-    yield image
+        while True:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            if act.tagged(image.id, image.docker_host):
+                break
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not act.tagged(image.id, image.docker_host):
+                act.tag_image(image.id, image.docker_host)
+        yield image
