@@ -102,11 +102,15 @@ class PortBlocks:
     def _claim(self) -> bool:
         """Lock one more block no other process holds; False when none is left."""
         held = {start for start, _ in self._held}
-        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            LOCK_DIR.mkdir(parents=True, exist_ok=True)
         for start in block_starts(ephemeral_floor()):
             if start in held:
                 continue
-            handle = (LOCK_DIR / f"{start}.lock").open("ab")
+            try:  # another user's lock file (or directory) is not ours to open: a block we cannot hold
+                handle = (LOCK_DIR / f"{start}.lock").open("ab")
+            except OSError:
+                continue
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

@@ -7,8 +7,12 @@ import contextlib
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
-from cloudrun_emulator.ports import BLOCK_SIZE, FIRST_PORT, PortBlocks, ephemeral_floor
+import pytest
+
+from cloudrun_emulator import ports
+from cloudrun_emulator.ports import BLOCK_SIZE, FIRST_PORT, PortBlocks, bindable, ephemeral_floor
 
 HOST = "127.0.0.1"
 
@@ -70,3 +74,16 @@ def test_a_bound_port_is_skipped_and_a_released_one_comes_back_in_turn() -> None
         assert first in seen and seen[0] != first  # handed out again once the round comes back to it
     finally:
         blocks.close()
+
+
+def test_without_a_lock_directory_the_kernel_picks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A lock directory nobody may write (another user's): no block, yet a port that works."""
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    monkeypatch.setattr(ports, "LOCK_DIR", blocked / "locks")  # under a file: cannot be created
+    holder = PortBlocks(HOST)
+    try:
+        port = holder.take()
+        assert port >= ephemeral_floor() and bindable(HOST, port)
+    finally:
+        holder.close()
