@@ -203,7 +203,9 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("max_instances", "", optional(int_in(1)), "revision.max_instances", REVISION,
               "Maximum number of instances. Default: keep what the service has."),
     InputSpec("port", "", optional(int_in(1, 65535)), "revision.port", REVISION,
-              "Container port that receives requests. Default: keep what the service has."),
+              "Container port that receives requests. Startup and liveness probes that pointed at the old "
+              "port move with it (Cloud Run stores a default TCP startup probe on the container port). "
+              "Default: keep what the service has."),
     InputSpec("request_timeout", "", optional(parse_request_timeout), "revision.request_timeout", REVISION,
               "Request timeout (duration, at most 60m). Default: keep what the service has."),
     InputSpec("service_account", "", optional(parse_service_account), "revision.service_account", REVISION,
@@ -228,7 +230,9 @@ INPUTS: tuple[InputSpec, ...] = (
               "touched."),
     InputSpec("metadata", "", _metadata, "metadata", REVISION,
               "Path (in the workspace) to a Knative Service YAML used as the base; the other inputs are "
-              "applied on top of it.", uses=("service",)),
+              "applied on top of it. A `gcloud run services describe` output works: what `--format export` "
+              "strips (uid, resourceVersion, generation, status, server annotations) is dropped and the "
+              "namespace set to the project.", uses=("service",)),
     InputSpec("rollback_to", "", _rollback_to, "rollback_to", ROLLOUT,
               "For mode rollback, the revision to send 100 % to. Default: the previous stable revision.",
               uses=("service",)),
@@ -247,8 +251,9 @@ INPUTS: tuple[InputSpec, ...] = (
               "Take over another run's unfinished rollout of this service (undo it and continue) instead of "
               "failing."),
     InputSpec("container", "", optional(parse_container), "container", REVISION,
-              "Name of the container that image, env_vars, secrets, cpu, memory and port apply to, in a "
-              "service with sidecars. Default: the ingress container (the one that declares ports)."),
+              "Name of the container that `image`, `env_vars`, `secrets`, `cpu`, `memory` and `port` apply "
+              "to, in a service with sidecars (as gcloud's `--container`). Default: the ingress container, "
+              "the one that declares `ports`; sidecars are left as they are."),
     InputSpec("production_environment", "", optional(parse_bool), "production_environment", ENDPOINTS,
               "Mark the GitHub deployment as a production deployment (true or false). Default: true only "
               "when `environment` is named production or prod (any case)."),

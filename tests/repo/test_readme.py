@@ -60,3 +60,18 @@ def test_readme_tables_are_the_input_table_s() -> None:
         assert found.get(spec.name) == (spec.section, f"`{spec.default}`" if spec.default else ""), spec.name
     sections = {spec.section for spec in INPUTS}
     assert [name for name, (where, _) in found.items() if where in sections and name not in BY_NAME] == []
+
+
+def test_readme_rows_say_what_the_table_says() -> None:
+    """Each input's meaning in the README is its description in deployer.input_table (and so in
+    action.yml and ``--help``), word for word; the README may only add code quotes."""
+    said = {
+        m[1]: m[2]
+        for m in re.finditer(r"^\| `([a-z_0-9]+)` \| [^|]* \| (.*) \|$", README, re.M)
+        if m[1] in BY_NAME
+    }
+
+    def words(text: str) -> str:
+        return " ".join(text.replace("`", "").split())
+
+    assert {n: words(said[n]) for n in BY_NAME} == {n: words(s.description) for n, s in BY_NAME.items()}
