@@ -110,6 +110,9 @@ class RequestSample:
     time: float
     status: int
     latency_ms: float
+    # Where the revision lives, "<project number>/<region>" ("" for an instance started without one):
+    # Cloud Monitoring keeps each project's series apart, and labels each with its region.
+    namespace: str = ""
 
 
 UNKNOWN = Health("Unknown")
@@ -274,7 +277,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if reply.reached:
             server.plane._record(
                 RequestSample(
-                    revision.rpartition("/")[2], server.service, time.time(), reply.status, latency_ms
+                    revision.rpartition("/")[2],
+                    server.service,
+                    time.time(),
+                    reply.status,
+                    latency_ms,
+                    revision.rpartition("/")[0],
                 )
             )
         self._write(reply)

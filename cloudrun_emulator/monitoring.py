@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloudrun_emulator.dataplane import RequestSample
+from cloudrun_emulator.projects import project_number
 
 REQUEST_COUNT = "run.googleapis.com/request_count"
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"
@@ -368,11 +369,22 @@ class Series:
     points: dict[int, Value]
 
 
+def _of_project(sample: RequestSample, project: str) -> bool:
+    """Whether a request was served in ``project`` (its ID or number): a project's time series hold
+    its own revisions only, however many projects name a revision alike."""
+    if not sample.namespace:
+        return True  # an instance started outside any project (the data plane on its own)
+    owner = sample.namespace.partition("/")[0]  # the store's namespaces start with the project number
+    return owner == project or (not project.isdigit() and owner == project_number(project))
+
+
 def _labels(sample: RequestSample, project: str, location: str) -> tuple[dict[str, str], dict[str, str]]:
-    """The resource and metric labels Cloud Run attaches to one request."""
+    """The resource and metric labels Cloud Run attaches to one request (its revision's region, or
+    ``location`` for an instance started outside any project)."""
+    region = sample.namespace.partition("/")[2]
     resource = {
         "project_id": project,
-        "location": location,
+        "location": region or location,
         "service_name": sample.service,
         "revision_name": sample.revision,
         "configuration_name": sample.service,
@@ -402,6 +414,8 @@ def _raw_series(
     series: dict[Labels, tuple[dict[str, str], dict[str, str], dict[int, list[RequestSample]]]] = {}
     for sample in samples:
         if not q.start <= sample.time <= min(q.end, now) or not ingestion.visible(sample.time, now):
+            continue
+        if not _of_project(sample, project):
             continue
         resource, metric = _labels(sample, project, location)
         view = _filter_view(q.metric, resource, metric)
