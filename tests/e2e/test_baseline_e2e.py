@@ -100,7 +100,9 @@ def test_the_same_release_on_a_quiet_service_is_promoted_thanks_to_load_rps(
         image="sample/slow",
         env_vars="DELAY_MS=100\nRELEASE=2",  # the same app and speed; a new revision
         baseline="revision",
-        max_latency_increase="20",
+        # Two copies of one 100 ms app: a busy machine can slow one side's tail by tens of ms by
+        # chance. This test is about getting enough data to judge, not about a small allowance.
+        max_latency_increase="50",
         max_error_rate_increase="1",
         load_rps="20",
         **ABSOLUTE,
