@@ -275,16 +275,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         latency_ms = (time.perf_counter() - started) * 1000.0
         # Recorded before the client sees the answer, so a caller that got a response finds its sample.
         if reply.reached:
-            server.plane._record(
-                RequestSample(
-                    revision.rpartition("/")[2],
-                    server.service,
-                    time.time(),
-                    reply.status,
-                    latency_ms,
-                    revision.rpartition("/")[0],
-                )
-            )
+            namespace, _, name = revision.rpartition("/")  # an instance key: "namespace/revision"
+            sample = RequestSample(name, server.service, time.time(), reply.status, latency_ms, namespace)
+            server.plane._record(sample)
         self._write(reply)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _proxy

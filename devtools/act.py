@@ -185,26 +185,28 @@ def environment(home: Path) -> dict[str, str]:
     return env
 
 
-def tag_image(image: str, docker_host: str | None = None) -> None:
-    """Give the action's image the names act looks for (``uses: ./`` and ``uses: ./.run-canary``).
-    The tags are engine-wide: the last checkout to tag wins."""
+# The local paths workflows use the action by (``uses: ./`` and ``uses: ./.run-canary``).
+ACTION_PATHS = ("./", "./.run-canary")
+
+
+def _docker(args: list[str], docker_host: str | None, *, check: bool) -> subprocess.CompletedProcess[str]:
+    """The docker CLI on ``docker_host`` (else the environment's engine), its output captured."""
     env = {**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})}
-    for path in ("./", "./.run-canary"):
-        subprocess.run(
-            ["docker", "tag", image, act_image_name(path)], check=True, env=env, capture_output=True
-        )
+    return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, check=check)
+
+
+def tag_image(image: str, docker_host: str | None = None) -> None:
+    """Give the action's image the names act looks for (one per path in ``ACTION_PATHS``).
+    The tags are engine-wide: the last checkout to tag wins."""
+    for path in ACTION_PATHS:
+        _docker(["tag", image, act_image_name(path)], docker_host, check=True)
 
 
 def tagged(image: str, docker_host: str | None = None) -> bool:
     """Whether act's names already point at ``image`` (an image ID, as ``docker build -q`` prints it)."""
-    env = {**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})}
-    for path in ("./", "./.run-canary"):
-        seen = subprocess.run(
-            ["docker", "image", "inspect", "--format", "{{.Id}}", act_image_name(path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
+    for path in ACTION_PATHS:
+        seen = _docker(
+            ["image", "inspect", "--format", "{{.Id}}", act_image_name(path)], docker_host, check=False
         )
         if seen.returncode != 0 or seen.stdout.strip() != image:
             return False

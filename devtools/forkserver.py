@@ -27,7 +27,7 @@ SERVER = Path(__file__).with_name("action_server.py")
 
 @dataclass(frozen=True)
 class Ended:
-    """How a child ended, as the server's wait4 saw it."""
+    """How a run ended, from wait4 (the server's for a forked run, the harness's for a plain one)."""
 
     returncode: int
     ended: float

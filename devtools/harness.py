@@ -464,14 +464,7 @@ def _prepare(
     return _Prepared([py, str(script)], full, workspace, file_commands)
 
 
-@dataclass(frozen=True)
-class _Exit:
-    """How the process ended, from wait4."""
-
-    returncode: int
-    ended: float
-    peak_rss_mb: float
-    cpu_s: float
+_Exit = forkserver.Ended  # how a run ended (from wait4, ours or the fork server's)
 
 
 def _collect(prepared: _Prepared, exit: _Exit, started: float, stdout: str, stderr: str) -> RunResult:
@@ -547,39 +540,31 @@ class RunningAction:
     def env(self) -> dict[str, str]:
         return self._prepared.env
 
-    def _reap(self, block: bool) -> _Exit | None:
-        """wait4 the child once it has exited; remember how (Popen is told, so it never waits itself)."""
-        if self._exit is None and isinstance(self.proc, forkserver.Forked):
-            ended = self.proc.server.ended(self.proc.pid, None if block else 0)
-            if ended is None:
-                return None
-            self.proc.returncode = ended.returncode
-            self._exit = _Exit(ended.returncode, ended.ended, ended.peak_rss_mb, ended.cpu_s)
+    def _wait_exit(self, timeout: float | None) -> _Exit | None:
+        """The exit, waiting at most ``timeout`` seconds (0: just look; None: as long as it takes)."""
         if self._exit is None:
-            pid, status, usage = os.wait4(self.proc.pid, 0 if block else os.WNOHANG)
-            if pid == 0:
-                return None
-            code = os.waitstatus_to_exitcode(status)
-            self.proc.returncode = code
-            self._exit = _Exit(code, time.time(), usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+            self._exit = self._ended(timeout)
+            if self._exit is not None:
+                self.proc.returncode = self._exit.returncode
         return self._exit
 
-    def _wait_exit(self, timeout: float | None) -> _Exit | None:
-        """The exit, waiting at most ``timeout`` seconds (None: as long as it takes)."""
-        if timeout is None:
-            return self._reap(block=True)
-        if isinstance(self.proc, forkserver.Forked) and self._exit is None:
-            ended = self.proc.server.ended(self.proc.pid, timeout)
-            if ended is None:
+    def _ended(self, timeout: float | None) -> _Exit | None:
+        """How the process ended, once it has: from the fork server, or by wait4 on our own child
+        (Popen is told, so it never waits itself)."""
+        if isinstance(self.proc, forkserver.Forked):
+            return self.proc.server.ended(self.proc.pid, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(self.proc.pid, 0 if deadline is None else os.WNOHANG)
+            if pid:
+                code = os.waitstatus_to_exitcode(status)
+                return _Exit(code, time.time(), usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+            if deadline is None or time.monotonic() >= deadline:
                 return None
-            return self._reap(block=False)
-        deadline = time.monotonic() + timeout
-        while (done := self._reap(block=False)) is None and time.monotonic() < deadline:
             time.sleep(self.REAP_POLL)
-        return done
 
     def poll(self) -> int | None:
-        done = self._reap(block=False)
+        done = self._wait_exit(0)
         return None if done is None else done.returncode
 
     def send_signal(self, sig: int) -> None:
