@@ -150,17 +150,17 @@ def test_update_secrets_from_another_project_writes_an_alias_the_emulator_resolv
         "--image",
         "sample/hello",
         "--update-secrets",
-        "DB=projects/123456789/secrets/shared:latest,OWN=own:2",
+        "DB=projects/123456789/secrets/billing:latest,OWN=own:2",
     )
     template = svc["spec"]["template"]
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in template["spec"]["containers"][0]["env"]}
     assert env["OWN"] == {"name": "own", "key": "2"}
     alias = env["DB"]["name"]
-    assert alias.startswith("share-") and env["DB"]["key"] == "latest"
+    assert alias.startswith("billi-") and env["DB"]["key"] == "latest"
     annotation = template["metadata"]["annotations"]["run.googleapis.com/secrets"]
-    assert annotation == f"{alias}:projects/123456789/secrets/shared"
+    assert annotation == f"{alias}:projects/123456789/secrets/billing"
     served = requests.get(svc["status"]["url"], timeout=5).json()["env"]
-    assert served["DB"] == "secret:projects/123456789/secrets/shared:latest"
+    assert served["DB"] == "secret:projects/123456789/secrets/billing:latest"
     described = gc.run("run", "services", "describe", "vault")  # gcloud parses the annotation back
     assert (
         described["spec"]["template"]["metadata"]["annotations"]["run.googleapis.com/secrets"] == annotation

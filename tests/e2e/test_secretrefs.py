@@ -17,17 +17,17 @@ from devtools import harness
 from tests.cloudrun import Api, error_of, service_body
 from tests.config import cfg, problems
 
-SHARED = SecretRef("shared", "latest", "123456789")
-ALIAS = secretrefs.key_ref_name(SHARED, {})
+FOREIGN = SecretRef("billing", "latest", "123456789")
+ALIAS = secretrefs.key_ref_name(FOREIGN, {})
 
 
 def test_inputs_keep_other_projects_by_number_and_shorten_their_own() -> None:
     loaded = cfg(
         project_id="my-project",
-        secrets="A=projects/123456789/secrets/shared:3\nB=projects/my-project/secrets/own:latest\nC=plain",
+        secrets="A=projects/123456789/secrets/billing:3\nB=projects/my-project/secrets/own:latest\nC=plain",
     )
     assert loaded.secrets == {
-        "A": SecretRef("shared", "3", "123456789"),
+        "A": SecretRef("billing", "3", "123456789"),
         "B": SecretRef("own", "latest"),
         "C": SecretRef("plain", "latest"),
     }
@@ -42,24 +42,26 @@ def test_another_project_by_id_is_refused_with_the_way_to_its_number() -> None:
     assert message.startswith("input 'secrets': DB: the secret is in project 'other-project'")
     assert "projects/PROJECT_NUMBER/secrets/db:latest" in message
     assert "gcloud projects describe other-project" in message
-    assert "p1" in problems(secrets="X=projects/p1/secrets/shared:latest")[0]
+    assert "p1" in problems(secrets="X=projects/p1/secrets/billing:latest")[0]
 
 
 def test_template_gets_an_alias_and_the_annotation_and_reuses_it() -> None:
-    config = Config(service="web", image="sample/hello", secrets={"DB": SHARED, "KEY": SecretRef("key", "2")})
+    config = Config(
+        service="web", image="sample/hello", secrets={"DB": FOREIGN, "KEY": SecretRef("key", "2")}
+    )
     tpl = knative.new_template(None, config, "web-1")
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in tpl["spec"]["containers"][0]["env"]}
     assert env == {"DB": {"name": ALIAS, "key": "latest"}, "KEY": {"name": "key", "key": "2"}}
     annotations = tpl["metadata"]["annotations"]
-    assert annotations[secretrefs.ANNOTATION] == f"{ALIAS}:projects/123456789/secrets/shared"
+    assert annotations[secretrefs.ANNOTATION] == f"{ALIAS}:projects/123456789/secrets/billing"
     again = knative.new_template(tpl, config, "web-2")  # same alias, same template: the revision is reused
     assert knative.same_template(tpl, again)
     gcloud_made = {
         **tpl,
-        "metadata": {"annotations": {secretrefs.ANNOTATION: "share-1b2c:projects/123456789/secrets/shared"}},
+        "metadata": {"annotations": {secretrefs.ANNOTATION: "billi-1b2c:projects/123456789/secrets/billing"}},
     }
     reused = knative.new_template(gcloud_made, config, "web-3")
-    assert reused["spec"]["containers"][0]["env"][-2]["valueFrom"]["secretKeyRef"]["name"] == "share-1b2c"
+    assert reused["spec"]["containers"][0]["env"][-2]["valueFrom"]["secretKeyRef"]["name"] == "billi-1b2c"
 
 
 def test_unused_aliases_are_pruned_as_gcloud_does() -> None:
@@ -82,11 +84,11 @@ def test_unused_aliases_are_pruned_as_gcloud_does() -> None:
 
 def test_job_body_puts_the_alias_on_the_execution_template() -> None:
     body = spec.job_body(
-        None, "migrate", JobSettings(secrets={"DB": SHARED}), "sample/job", labels={}, annotations={}
+        None, "migrate", JobSettings(secrets={"DB": FOREIGN}), "sample/job", labels={}, annotations={}
     )
     execution = body["spec"]["template"]
     assert execution["metadata"]["annotations"] == {
-        secretrefs.ANNOTATION: f"{ALIAS}:projects/123456789/secrets/shared"
+        secretrefs.ANNOTATION: f"{ALIAS}:projects/123456789/secrets/billing"
     }
     (env,) = execution["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env["valueFrom"]["secretKeyRef"] == {"name": ALIAS, "key": "latest"}
@@ -138,7 +140,7 @@ def test_action_deploys_a_secret_of_another_project_and_the_revision_gets_it(
         "image": "sample/hello:v2",
         "steps": "100",
         "wait_timeout": "30s",
-        "secrets": f"DB=projects/123456789/secrets/shared:latest\nOWN=projects/{project}/secrets/own:2",
+        "secrets": f"DB=projects/123456789/secrets/billing:latest\nOWN=projects/{project}/secrets/own:2",
     }
     result = harness.run(inputs, tmp_path=tmp_path)
     assert result.returncode == 0, result.log
@@ -151,10 +153,10 @@ def test_action_deploys_a_secret_of_another_project_and_the_revision_gets_it(
     assert env["DB"] == {"name": ALIAS, "key": "latest"}
     assert (
         template["metadata"]["annotations"][secretrefs.ANNOTATION]
-        == f"{ALIAS}:projects/123456789/secrets/shared"
+        == f"{ALIAS}:projects/123456789/secrets/billing"
     )
     served = requests.get(result.outputs["url"], timeout=10).json()["env"]  # aliases resolved
     assert (served["DB"], served["OWN"]) == (
-        "secret:projects/123456789/secrets/shared:latest",
+        "secret:projects/123456789/secrets/billing:latest",
         "secret:own:2",
     )

@@ -311,11 +311,11 @@ def test_env_vars_yaml_problems() -> None:
 
 
 def test_secrets() -> None:
-    text = "DB=db-pass:3\nAPI=api-key\nX=projects/123456/secrets/shared:latest"
+    text = "DB=db-pass:3\nAPI=api-key\nX=projects/123456/secrets/billing:latest"
     assert cfg(secrets=text).secrets == {
         "DB": SecretRef("db-pass", "3"),
         "API": SecretRef("api-key", "latest"),
-        "X": SecretRef("shared", "latest", "123456"),
+        "X": SecretRef("billing", "latest", "123456"),
     }
     assert cfg(secrets="DB: 'db-pass:2'").secrets == {"DB": SecretRef("db-pass", "2")}
     assert 'has version "v2"' in only_problem("secrets", "DB=db:v2")
