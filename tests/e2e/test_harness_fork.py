@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ from tests.helpers import inputs, split_two_revisions
 TIMINGS = re.compile(r"\(\d+\.\d s\)|in \d+\.\d s|\d+\.\d+s|http://127\.0\.0\.1:\d+")
 
 
-def both(monkeypatch: pytest.MonkeyPatch, run: object) -> tuple[harness.RunResult, harness.RunResult]:
+def both(
+    monkeypatch: pytest.MonkeyPatch, run: Callable[[str], harness.RunResult]
+) -> tuple[harness.RunResult, harness.RunResult]:
     """``run(tag)`` once forked and once as a plain process."""
-    assert callable(run)
     forked = run("forked")
     monkeypatch.setenv("RUN_CANARY_ACTION_FORK", "0")
     plain = run("plain")
