@@ -18,6 +18,7 @@ import requests
 from cloudrun_emulator import Emulator
 from devtools import harness
 from tests import gcloud
+from tests.cloudrun import Api
 from tests.helpers import inputs
 
 pytestmark = pytest.mark.gcloud
@@ -35,7 +36,10 @@ def traffic_of(entries: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
 
 
 def assert_gcloud_agrees(gc: gcloud.Gcloud, service: str, outputs: dict[str, str]) -> dict[str, Any]:
-    """gcloud's describe shows what the action reported: url, revision, traffic."""
+    """gcloud's describe shows what the action reported: url, revision, traffic, once the last write
+    is reconciled (the action does not wait for a promote that only drops 0 % entries: it changes no
+    route, but status lists those entries until Cloud Run has observed it)."""
+    Api(gc.base_url, gc.project, gc.region).wait_routes(service)
     svc = gc.run("run", "services", "describe", service)
     assert svc["status"]["url"] == outputs["url"]
     assert traffic_of(svc["status"]["traffic"]) == traffic_of(json.loads(outputs["traffic"]))
