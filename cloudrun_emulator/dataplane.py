@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO
 
+from cloudrun_emulator import launcher
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.ports import PortBlocks
 
@@ -125,7 +125,7 @@ class _Instance:
         self.run = run
         self.port = port
         self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: launcher.Process | None = None
         self.health = UNKNOWN
         self.stopping = threading.Event()
 
@@ -382,12 +382,6 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """Signal the revision's whole process group (it may have spawned children)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
-
-
 def _base_env() -> dict[str, str]:
     """The little a container inherits from the host; the revision's own env goes on top."""
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
@@ -449,21 +443,11 @@ class DataPlane:
             "EMULATOR_IMAGE": run.image,
             "EMULATOR_ENV_NAMES": ",".join(run.env),
         }
-        log: IO[bytes] = instance.log_path.open("ab")
         try:
-            instance.process = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            instance.process = launcher.start(argv, env, instance.log_path)
         except OSError as exc:
             instance.fail(f"The container command {argv[0]!r} could not be started: {exc}.")
             return False
-        finally:
-            log.close()
         return True
 
     def _watch(self, instance: _Instance) -> None:
@@ -475,7 +459,7 @@ class DataPlane:
             code = process.poll()
             if code is not None:
                 if not instance.stopping.is_set():  # a stop reaps it: the pid may be reused since
-                    _signal_group(process, signal.SIGKILL)  # orphans it left behind
+                    launcher.signal_group(process, signal.SIGKILL)  # orphans it left behind
                 instance.fail(f"The container exited with code {code} before listening on the port.")
                 return
             if _accepts(self.host, instance.port):
@@ -512,13 +496,13 @@ class DataPlane:
         for instance in instances:
             instance.stopping.set()
         for process in running:
-            _signal_group(process, signal.SIGTERM)
+            launcher.signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for process in running:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
         for process in running:
-            _signal_group(process, signal.SIGKILL)
+            launcher.signal_group(process, signal.SIGKILL)
             process.wait()
 
     def _upstream(self, revision: str) -> tuple[int | None, str]:

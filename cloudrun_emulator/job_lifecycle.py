@@ -11,16 +11,15 @@ and the terminal ``Completed`` (reason ``Cancelled`` after a cancel) on executio
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from cloudrun_emulator import launcher
 from cloudrun_emulator.dataplane import _base_env
 from cloudrun_emulator.images import ImageCatalogue
 from cloudrun_emulator.job_objects import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Execution, Job, Task, task_env
@@ -153,7 +152,7 @@ class JobRunner:
         """One attempt: each container a local process, the sidecars beside the main (first) container;
         the main container's exit decides, and the sidecars are then stopped as at a task's end.
         'succeeded', 'failed' or 'cancelled'."""
-        sidecars: list[subprocess.Popen[bytes]] = []
+        sidecars: list[launcher.Process] = []
         try:
             for container in containers[1:]:
                 started = self._start(execution, task, container, attempt)
@@ -172,7 +171,7 @@ class JobRunner:
 
     def _start(
         self, execution: Execution, task: Task, container: dict[str, Any], attempt: int
-    ) -> subprocess.Popen[bytes] | str:
+    ) -> launcher.Process | str:
         """One container's process, or "failed" (with the task's message) when it cannot start."""
         argv = self.images.resolve(container["image"])
         if argv is None:
@@ -197,24 +196,16 @@ class JobRunner:
             "CLOUD_RUN_TASK_COUNT": str(len(execution.tasks)),
             "CLOUD_RUN_TASK_ATTEMPT": str(attempt),
         }
-        log: IO[bytes] = (execution.log_dir / f"task{task.index}.log").open("ab")
         try:
-            return subprocess.Popen(
-                argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
+            return launcher.start(argv, env, execution.log_dir / f"task{task.index}.log")
         except OSError as exc:
             task.exit_code, task.term_signal = 127, None
             task.message = f"The container command {argv[0]!r} could not be started: {exc}."
             return "failed"
-        finally:
-            log.close()
 
-    def _wait(
-        self, execution: Execution, task: Task, process: subprocess.Popen[bytes], timeout: float
-    ) -> str:
+    def _wait(self, execution: Execution, task: Task, process: launcher.Process, timeout: float) -> str:
         deadline = time.monotonic() + timeout
-        while process.poll() is None:
+        while (code := process.poll()) is None:
             if execution.cancel.is_set() or self._closed:
                 _kill(process)
                 task.exit_code, task.term_signal = None, int(signal.SIGTERM)
@@ -226,7 +217,6 @@ class JobRunner:
                 task.message = f"Task exceeded its timeout of {timeout:g} seconds and was stopped."
                 return "failed"
             time.sleep(POLL_SECONDS)
-        code = process.returncode
         task.term_signal = -code if code < 0 else None
         task.exit_code = code if code >= 0 else None
         if code == 0:
@@ -270,11 +260,10 @@ def _counts(execution: Execution) -> str:
     return ", ".join(parts) + "."
 
 
-def _kill(process: subprocess.Popen[bytes]) -> None:
+def _kill(process: launcher.Process) -> None:
     """SIGTERM the task's process group, SIGKILL after a short grace (as Cloud Run stops a task)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, sig)
+        launcher.signal_group(process, sig)
         try:
             process.wait(timeout=KILL_GRACE_SECONDS)
             return

@@ -4,7 +4,6 @@ overrides, task env and the status values gcloud reads."""
 from __future__ import annotations
 
 import copy
-import subprocess
 import threading
 import uuid
 from collections.abc import Mapping
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cloudrun_emulator import secretrefs
+from cloudrun_emulator import launcher, secretrefs
 from cloudrun_emulator.conditions import StoredCondition
 from cloudrun_emulator.errors import invalid
 from cloudrun_emulator.projects import DEFAULT_REGION, same_project, scope_project
@@ -92,7 +91,7 @@ class Task:
     message: str = ""
     started: str | None = None
     completed: str | None = None
-    process: subprocess.Popen[bytes] | None = None
+    process: launcher.Process | None = None
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 

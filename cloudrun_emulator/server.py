@@ -499,7 +499,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _write(self, reply: Reply) -> None:
         """Serialise a JSON reply with explicit length (keep-alive friendly)."""
-        data = json.dumps(reply.payload, indent=2).encode("utf-8") + b"\n"
+        data = json.dumps(reply.payload).encode("utf-8") + b"\n"  # compact: indent takes pure-Python paths
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))

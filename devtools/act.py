@@ -163,6 +163,7 @@ def command(act: str, repo: Path, rehearsal: Rehearsal, event_path: Path, image:
         "--artifact-server-addr",
         "127.0.0.1",
         "--rm",
+        "--bind",
     ]
     for ref, path in sorted(stand_ins(workflows).items()):
         argv += ["--local-repository", f"{ref}={path}"]

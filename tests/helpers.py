@@ -15,7 +15,7 @@ import requests
 
 from cloudrun_emulator import Emulator
 from deployer.result import Phase
-from tests.cloudrun import Api, api_path
+from tests.cloudrun import Api, api_path, loopback_session
 
 # Step and wait timings for the emulator (ready in 0.2 s): a bake of 1 s, a readiness wait that still
 # outlasts a loaded machine, and a smoke check that gives up fast.
@@ -147,7 +147,7 @@ def load(url: str, pause: float = PAUSE) -> Iterator[None]:
     stop = threading.Event()
 
     def hammer() -> None:
-        with requests.Session() as session:
+        with loopback_session() as session:
             while not stop.wait(pause):
                 with contextlib.suppress(requests.RequestException):
                     session.get(url, timeout=5)

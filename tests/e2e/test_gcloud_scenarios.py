@@ -19,6 +19,7 @@ from cloudrun_emulator import Emulator
 from devtools import harness
 from tests import gcloud
 from tests.cloudrun import Api
+from tests.e2e.cancellation import wait_until
 from tests.helpers import inputs
 
 pytestmark = pytest.mark.gcloud
@@ -127,6 +128,10 @@ def test_operator_update_traffic_during_a_bake_is_kept(
     )
     with harness.start(action, tmp_path=tmp_path) as running:
         running.wait_for_output(r"::group::10%25", timeout=60)
+        # Once Cloud Run serves the 10 % step the action writes nothing until the bake ends (15 s):
+        # gcloud's read and write do not race the action's own step write (a 409 for gcloud).
+        api = Api(gc.base_url, gc.project, gc.region)
+        wait_until(lambda: 10 in [e.get("percent") for e in api.wait_routes("bake")["status"]["traffic"]], 30)
         gc.run("run", "services", "update-traffic", "bake", "--to-revisions", f"{old}=100")
         result = running.wait(timeout=90)
     svc = gc.run("run", "services", "describe", "bake")

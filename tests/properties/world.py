@@ -44,7 +44,7 @@ from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.smoke import SmokeResult
 from deployer.state import STABLE_ANNOTATION, RolloutState
 from devtools import harness
-from tests.cloudrun import Api
+from tests.cloudrun import Api, loopback_session
 from tests.helpers import Quiet
 
 SERVICE = "seq"
@@ -234,7 +234,7 @@ class World:
     def __init__(self, emu: Emulator, project: str) -> None:
         self.emu, self.project = emu, project
         self.api = Api(emu.url, project)
-        self.http = requests.Session()  # the operator's and the judge's own connection
+        self.http = loopback_session()  # the operator's and the judge's own connection
         self.run_ns = f"{emu.url}/apis/run.googleapis.com/v1/namespaces/{project}"
         self.before: Snapshot | None = None
         self.public_before = False

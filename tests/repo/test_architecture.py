@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 # Only these read the action's inputs; every other module gets typed settings (deployer.settings).
 INPUT_READERS = {"deployer.main", "deployer.inputs", "deployer.cli", "deployer.__main__"}
@@ -135,29 +137,32 @@ def _architecture() -> ModuleType:
     return module
 
 
-GRAPH = {name: deps for name, _, deps in _architecture().modules()}
+@pytest.fixture(scope="module")
+def graph() -> dict[str, list[str]]:
+    """Module -> its imports, read when a test of this file runs (not when every worker collects it)."""
+    return {name: list(deps) for name, _, deps in _architecture().modules()}
 
 
-def test_the_action_never_imports_the_emulator_and_back() -> None:
-    for name, deps in GRAPH.items():
+def test_the_action_never_imports_the_emulator_and_back(graph: dict[str, list[str]]) -> None:
+    for name, deps in graph.items():
         other = "cloudrun_emulator" if name.startswith("deployer") else "deployer"
         assert not [d for d in deps if d.split(".")[0] == other], name
 
 
-def test_only_main_reads_inputs() -> None:
-    for name, deps in GRAPH.items():
+def test_only_main_reads_inputs(graph: dict[str, list[str]]) -> None:
+    for name, deps in graph.items():
         if name in INPUT_READERS or name in INPUT_MODULES:
             continue
         assert not set(deps) & INPUT_MODULES, f"{name} imports {set(deps) & INPUT_MODULES}"
 
 
-def test_nothing_imports_main() -> None:
-    importers = [n for n, deps in GRAPH.items() if "deployer.main" in deps and n not in INPUT_READERS]
+def test_nothing_imports_main(graph: dict[str, list[str]]) -> None:
+    importers = [n for n, deps in graph.items() if "deployer.main" in deps and n not in INPUT_READERS]
     assert importers == []
 
 
-def test_no_import_cycles_in_the_package() -> None:
-    modules = {n: [d for d in deps if d in GRAPH] for n, deps in GRAPH.items()}
+def test_no_import_cycles_in_the_package(graph: dict[str, list[str]]) -> None:
+    modules = {n: [d for d in deps if d in graph] for n, deps in graph.items()}
     done: set[str] = set()
 
     def visit(node: str, path: tuple[str, ...]) -> None:
@@ -183,8 +188,8 @@ def test_architecture_document_is_current() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_no_import_back_up_the_flow() -> None:
-    for name, deps in GRAPH.items():
+def test_no_import_back_up_the_flow(graph: dict[str, list[str]]) -> None:
+    for name, deps in graph.items():
         if not name.startswith("deployer"):
             continue
         here = _layer(name)
@@ -192,8 +197,8 @@ def test_no_import_back_up_the_flow() -> None:
         assert not up, f"{name} ({LAYERS[here][0]}) imports {up} from higher up the flow"
 
 
-def test_no_sideways_import_between_peers() -> None:
-    for name, deps in GRAPH.items():
+def test_no_sideways_import_between_peers(graph: dict[str, list[str]]) -> None:
+    for name, deps in graph.items():
         if not name.startswith("deployer"):
             continue
         here = _layer(name)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import pytest
 
 from deployer import stats
 from tests.latencies import EXPONENTIAL, counts, lognormal
 
-scipy_stats = pytest.importorskip("scipy.stats")
+
+@pytest.fixture(scope="module")
+def scipy_stats() -> Any:
+    """scipy.stats, imported by the worker that runs these tests only (it takes a second to import)."""
+    return pytest.importorskip("scipy.stats")
 
 
 def expand(histogram: list[int]) -> list[int]:
@@ -19,7 +24,7 @@ def expand(histogram: list[int]) -> list[int]:
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_mann_whitney_agrees_with_scipy_on_expanded_samples(seed: int) -> None:
+def test_mann_whitney_agrees_with_scipy_on_expanded_samples(seed: int, scipy_stats: Any) -> None:
     rng = random.Random(seed)
     n1, n2 = rng.choice([3, 12, 50, 400]), rng.choice([5, 30, 200, 1000])
     shift = rng.choice([1.0, 1.1, 1.5, 0.8])
@@ -41,12 +46,12 @@ def test_mann_whitney_with_every_value_in_one_bucket_is_no_evidence() -> None:
     ("a", "n1", "b", "n2"),
     [(5, 100, 0, 100), (1, 20, 0, 20), (0, 50, 3, 50), (30, 1000, 12, 1000), (7, 7, 0, 9), (2, 300, 1, 3000)],
 )
-def test_fisher_agrees_with_scipy(a: int, n1: int, b: int, n2: int) -> None:
+def test_fisher_agrees_with_scipy(a: int, n1: int, b: int, n2: int, scipy_stats: Any) -> None:
     ref = scipy_stats.fisher_exact([[a, n1 - a], [b, n2 - b]], alternative="greater")
     assert stats.fisher_greater(a, n1, b, n2) == pytest.approx(float(ref.pvalue), abs=1e-9)
 
 
-def test_fisher_random_tables_agree_with_scipy() -> None:
+def test_fisher_random_tables_agree_with_scipy(scipy_stats: Any) -> None:
     rng = random.Random(7)
     for _ in range(200):
         n1, n2 = rng.randint(1, 2000), rng.randint(1, 2000)
