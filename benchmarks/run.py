@@ -803,8 +803,10 @@ def chosen(args: argparse.Namespace) -> list[Scenario]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scenarios, print and write the results; targets only decide the exit code with --strict."""
     args = parse_args(argv)
-    # Figures of real starts (interpreter, imports): never through the test harness's fork server.
+    # Figures of real starts (interpreter, imports): never through the test harness's fork server,
+    # and the emulator's revisions start as new interpreters too (as the figures before its zygote).
     os.environ["RUN_CANARY_ACTION_FORK"] = "0"
+    os.environ["CLOUD_RUN_EMULATOR_FORK"] = "0"
     scenarios = chosen(args)
     work = Path(tempfile.mkdtemp(prefix="run-canary-bench-"))
     results = []

@@ -12,9 +12,9 @@ from deployer import stats
 from tests.latencies import EXPONENTIAL, counts, lognormal
 
 
-@pytest.fixture(scope="module")
 def scipy_stats() -> Any:
-    """scipy.stats, imported by the worker that runs these tests only (it takes a second to import)."""
+    """scipy.stats (a second of CPU to import). The comparisons are two tests, not one per case: each
+    xdist worker that runs one imports scipy, and one per case sent them to every worker."""
     return pytest.importorskip("scipy.stats")
 
 
@@ -23,17 +23,18 @@ def expand(histogram: list[int]) -> list[int]:
     return [i for i, c in enumerate(histogram) for _ in range(c)]
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_mann_whitney_agrees_with_scipy_on_expanded_samples(seed: int, scipy_stats: Any) -> None:
-    rng = random.Random(seed)
-    n1, n2 = rng.choice([3, 12, 50, 400]), rng.choice([5, 30, 200, 1000])
-    shift = rng.choice([1.0, 1.1, 1.5, 0.8])
-    x = counts(lognormal(rng, n1, 100 * shift, rng.choice([0.05, 0.3, 1.0])))
-    y = counts(lognormal(rng, n2, 100, rng.choice([0.05, 0.3, 1.0])))
-    ours = stats.mann_whitney_greater(x, y)
-    ref = scipy_stats.mannwhitneyu(expand(x), expand(y), alternative="greater", method="asymptotic")
-    assert ours.u == pytest.approx(float(ref.statistic), abs=1e-9)
-    assert ours.p == pytest.approx(float(ref.pvalue), abs=1e-6)
+def test_mann_whitney_agrees_with_scipy_on_expanded_samples() -> None:
+    reference = scipy_stats()
+    for seed in range(40):
+        rng = random.Random(seed)
+        n1, n2 = rng.choice([3, 12, 50, 400]), rng.choice([5, 30, 200, 1000])
+        shift = rng.choice([1.0, 1.1, 1.5, 0.8])
+        x = counts(lognormal(rng, n1, 100 * shift, rng.choice([0.05, 0.3, 1.0])))
+        y = counts(lognormal(rng, n2, 100, rng.choice([0.05, 0.3, 1.0])))
+        ours = stats.mann_whitney_greater(x, y)
+        ref = reference.mannwhitneyu(expand(x), expand(y), alternative="greater", method="asymptotic")
+        assert ours.u == pytest.approx(float(ref.statistic), abs=1e-9), f"seed {seed}"
+        assert ours.p == pytest.approx(float(ref.pvalue), abs=1e-6), f"seed {seed}"
 
 
 def test_mann_whitney_with_every_value_in_one_bucket_is_no_evidence() -> None:
@@ -42,23 +43,36 @@ def test_mann_whitney_with_every_value_in_one_bucket_is_no_evidence() -> None:
     assert stats.mann_whitney_greater([0, 0, 0], y).p == 1.0
 
 
-@pytest.mark.parametrize(
-    ("a", "n1", "b", "n2"),
-    [(5, 100, 0, 100), (1, 20, 0, 20), (0, 50, 3, 50), (30, 1000, 12, 1000), (7, 7, 0, 9), (2, 300, 1, 3000)],
-)
-def test_fisher_agrees_with_scipy(a: int, n1: int, b: int, n2: int, scipy_stats: Any) -> None:
-    ref = scipy_stats.fisher_exact([[a, n1 - a], [b, n2 - b]], alternative="greater")
-    assert stats.fisher_greater(a, n1, b, n2) == pytest.approx(float(ref.pvalue), abs=1e-9)
-
-
-def test_fisher_random_tables_agree_with_scipy(scipy_stats: Any) -> None:
+def test_fisher_agrees_with_scipy_on_chosen_and_random_tables() -> None:
+    reference = scipy_stats()
+    chosen = [
+        (5, 100, 0, 100),
+        (1, 20, 0, 20),
+        (0, 50, 3, 50),
+        (30, 1000, 12, 1000),
+        (7, 7, 0, 9),
+        (2, 300, 1, 3000),
+    ]
+    for a, n1, b, n2 in chosen:
+        ref = reference.fisher_exact([[a, n1 - a], [b, n2 - b]], alternative="greater")
+        assert stats.fisher_greater(a, n1, b, n2) == pytest.approx(float(ref.pvalue), abs=1e-9), (
+            a,
+            n1,
+            b,
+            n2,
+        )
     rng = random.Random(7)
     for _ in range(200):
         n1, n2 = rng.randint(1, 2000), rng.randint(1, 2000)
         a, b = rng.randint(0, n1 // 10 + 1), rng.randint(0, n2 // 10 + 1)
         a, b = min(a, n1), min(b, n2)
-        ref = scipy_stats.fisher_exact([[a, n1 - a], [b, n2 - b]], alternative="greater")
-        assert stats.fisher_greater(a, n1, b, n2) == pytest.approx(float(ref.pvalue), abs=1e-6)
+        ref = reference.fisher_exact([[a, n1 - a], [b, n2 - b]], alternative="greater")
+        assert stats.fisher_greater(a, n1, b, n2) == pytest.approx(float(ref.pvalue), abs=1e-6), (
+            a,
+            n1,
+            b,
+            n2,
+        )
 
 
 def test_histogram_from_a_distribution_as_cloud_monitoring_writes_it() -> None:
