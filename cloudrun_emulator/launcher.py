@@ -15,18 +15,16 @@ environment it was given.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
+from cloudrun_emulator.forkclient import ForkClient
 from cloudrun_emulator.images import builtin_argv
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
@@ -48,73 +46,10 @@ class Process(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
-class _Zygote:
-    """One ``zygote.py`` for this process: start samples, learn when they end."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-S", str(ZYGOTE)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")},
-            start_new_session=True,  # a Ctrl-C of the emulator is not its revisions'
-        )
-        self._ids = itertools.count()
-        self._changed = threading.Condition()
-        self._pids: dict[int, int] = {}
-        self._ended: dict[int, int] = {}
-        self.alive = True
-        threading.Thread(target=self._read, daemon=True, name="emulator-zygote").start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            message = json.loads(line)
-            with self._changed:
-                if "id" in message:
-                    self._pids[message["id"]] = message["pid"]
-                else:
-                    self._ended[message["pid"]] = message["returncode"]
-                self._changed.notify_all()
-        with self._changed:
-            self.alive = False
-            self._changed.notify_all()
-
-    def spawn(self, args: list[str], env: Mapping[str, str], log_path: Path) -> int | None:
-        """Start one sample; its pid, or None when the zygote is gone."""
-        assert self.process.stdin is not None
-        with self._changed:
-            if not self.alive:
-                return None
-            number = next(self._ids)
-            request = {"id": number, "args": args, "env": dict(env), "log": str(log_path)}
-            try:
-                self.process.stdin.write((json.dumps(request) + "\n").encode())
-                self.process.stdin.flush()
-            except OSError:
-                return None
-            while number not in self._pids and self.alive:
-                self._changed.wait()
-            return self._pids.pop(number, None)
-
-    def ended(self, pid: int, timeout: float | None) -> int | None:
-        """The child's exit code, waiting at most ``timeout`` seconds (0: just look)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._changed:
-            while pid not in self._ended:
-                if not self.alive:  # the zygote died: its children went to init, their codes with them
-                    return -signal.SIGKILL
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return None
-                self._changed.wait(left)
-            return self._ended.pop(pid)
-
-
 class _Forked:
     """A sample forked by the zygote, with ``Popen``'s ``pid``, ``poll``, ``wait`` and ``returncode``."""
 
-    def __init__(self, zygote: _Zygote, pid: int) -> None:
+    def __init__(self, zygote: ForkClient, pid: int) -> None:
         self._zygote = zygote
         self.pid = pid
         self.returncode: int | None = None
@@ -130,7 +65,8 @@ class _Forked:
 
     def _look(self, timeout: float | None) -> int | None:
         if self.returncode is None:
-            self.returncode = self._zygote.ended(self.pid, timeout)
+            ended = self._zygote.ended(self.pid, timeout)
+            self.returncode = None if ended is None else ended.returncode
         return self.returncode
 
 
@@ -144,9 +80,10 @@ def start(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> Proces
     """Start ``argv`` in its own session with output appended to ``log_path``; OSError if it cannot."""
     args = _sample_args(argv)
     zygote = _zygote() if args is not None else None
-    pid = zygote.spawn(args, env, log_path) if zygote and args is not None else None
-    if zygote and pid is not None:
-        return _Forked(zygote, pid)
+    if zygote is not None:
+        pid = zygote.spawn({"args": args, "env": dict(env), "log": str(log_path)})
+        if pid is not None:  # else the zygote is gone: start it as a new interpreter
+            return _Forked(zygote, pid)
     log: IO[bytes] = log_path.open("ab")
     try:
         return subprocess.Popen(
@@ -170,16 +107,17 @@ def signal_group(process: Process, sig: signal.Signals) -> None:
         pass
 
 
-_ZYGOTE: _Zygote | None = None
+_ZYGOTE: ForkClient | None = None
 _ZYGOTE_LOCK = threading.Lock()
 
 
-def _zygote() -> _Zygote | None:
+def _zygote() -> ForkClient | None:
     """This process's zygote, started on first use (again if it died); None when turned off."""
     global _ZYGOTE
     if os.environ.get("CLOUD_RUN_EMULATOR_FORK", "1") == "0":
         return None
     with _ZYGOTE_LOCK:
         if _ZYGOTE is None or not _ZYGOTE.alive:
-            _ZYGOTE = _Zygote()
+            env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")}
+            _ZYGOTE = ForkClient([sys.executable, "-S", str(ZYGOTE)], env, "emulator-zygote")
         return _ZYGOTE

@@ -1,6 +1,6 @@
-"""The harness's side of ``devtools/action_server.py``: one server per test process and interpreter,
-a reader thread that collects each child's start and end, and a process handle shaped like the part
-of ``subprocess.Popen`` the harness uses.
+"""The harness's side of ``devtools/action_server.py``: one server per test process and interpreter
+(a ``cloudrun_emulator.forkclient.ForkClient``, the client the emulator's zygote uses too), and a
+process handle shaped like the part of ``subprocess.Popen`` the harness uses.
 
 Used only when a run would start exactly as the server's children do: the same interpreter, the same
 interpreter variables (``PYTHON*``), ``entrypoint.py`` or ``post.py`` with no other argument, and the
@@ -10,106 +10,31 @@ a real start).
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
 import signal
-import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+
+from cloudrun_emulator.forkclient import Ended, ForkClient
+
+__all__ = ["Ended", "Forked", "Server", "server_for"]
 
 SERVER = Path(__file__).with_name("action_server.py")
 
 
-@dataclass(frozen=True)
-class Ended:
-    """How a run ended, from wait4 (the server's for a forked run, the harness's for a plain one)."""
-
-    returncode: int
-    ended: float
-    peak_rss_mb: float
-    cpu_s: float
-
-
-class Server:
-    """One ``action_server.py``: start runs, learn when they end."""
+class Server(ForkClient):
+    """One ``action_server.py``: start runs, learn when they end (``ForkClient.ended``)."""
 
     def __init__(self, python: str, interpreter_env: dict[str, str]) -> None:
-        self.interpreter_env = interpreter_env
-        self.process = subprocess.Popen(
-            [python, str(SERVER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=interpreter_env,
-            start_new_session=True,  # a Ctrl-C of the test run is not the children's
-        )
-        self._ids = itertools.count()
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._pids: dict[int, int] = {}
-        self._ended: dict[int, Ended] = {}
-        self.alive = True
-        threading.Thread(target=self._read, daemon=True, name="action-server").start()
+        super().__init__([python, str(SERVER)], interpreter_env, "action-server")
 
-    def _read(self) -> None:
-        out: IO[bytes] | None = self.process.stdout
-        assert out is not None
-        for line in out:
-            message = json.loads(line)
-            with self._changed:
-                if "id" in message:
-                    self._pids[message["id"]] = message["pid"]
-                else:
-                    self._ended[message["pid"]] = Ended(
-                        message["returncode"], time.time(), message["peak_rss_mb"], message["cpu_s"]
-                    )
-                self._changed.notify_all()
-        with self._changed:
-            self.alive = False
-            self._changed.notify_all()
-
-    def spawn(
+    def start(
         self, argv: list[str], env: dict[str, str], cwd: Path, stdout: Path, stderr: Path
     ) -> int | None:
         """Start one run; its pid, or None when the server is gone (start it the plain way then)."""
-        assert self.process.stdin is not None
-        with self._changed:
-            if not self.alive:
-                return None
-            number = next(self._ids)
-            request = {
-                "id": number,
-                "argv": argv,
-                "env": env,
-                "cwd": str(cwd),
-                "stdout": str(stdout),
-                "stderr": str(stderr),
-            }
-            try:
-                self.process.stdin.write((json.dumps(request) + "\n").encode())
-                self.process.stdin.flush()
-            except OSError:
-                return None
-            while number not in self._pids and self.alive:
-                self._changed.wait()
-            return self._pids.pop(number, None)
-
-    def ended(self, pid: int, timeout: float | None) -> Ended | None:
-        """The child's end, waiting at most ``timeout`` seconds (0: just look; None: as long as it takes)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._changed:
-            while pid not in self._ended:
-                if not self.alive:  # its parent died with it: reaped by init, the status is lost
-                    return Ended(-9, time.time(), 0.0, 0.0)
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return None
-                self._changed.wait(left)
-            return self._ended[pid]
+        request = {"argv": argv, "env": env, "cwd": str(cwd), "stdout": str(stdout), "stderr": str(stderr)}
+        return self.spawn(request)
 
 
 class Forked:

@@ -538,7 +538,7 @@ class RunningAction:
         if server is None:
             return None
         args = (prepared.env, prepared.workspace, self._out_path, self._err_path)
-        pid = server.spawn(prepared.argv, *args)
+        pid = server.start(prepared.argv, *args)
         return None if pid is None else forkserver.Forked(server, pid)
 
     @property
