@@ -26,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -110,6 +111,7 @@ class Rehearsal:
     variables: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
     extra_workflows: dict[str, str] = field(default_factory=dict)  # callers written for the rehearsal
+    on_host: bool = False  # the jobs' steps on this machine, not in a job container (see command())
 
 
 def prepare(dest: Path, extra_workflows: Mapping[str, str]) -> Path:
@@ -138,9 +140,23 @@ def prepare(dest: Path, extra_workflows: Mapping[str, str]) -> Path:
     return dest
 
 
-def command(act: str, repo: Path, rehearsal: Rehearsal, event_path: Path, image: str) -> list[str]:
-    """act's command line: offline, on loopback, the job container on the host network."""
+def command(
+    act: str, repo: Path, rehearsal: Rehearsal, event_path: Path, image: str | None, act_dir: Path
+) -> list[str]:
+    """act's command line: offline, on loopback, every container on the host network.
+
+    In a job container (``image``), as act runs by default: each step's script is copied in and the
+    workflow-command files copied out (several ``docker cp`` a step). ``on_host``: the steps run on
+    this machine, as on a GitHub-hosted runner (``-self-hosted``), and only the action runs in a
+    container; act does not give that container the host network or its workflow-command files
+    (``act_dir``, where act keeps them, under the same path), so ``--container-options`` does."""
     workflows = [p.read_text() for p in (repo / ".github" / "workflows").glob("*.yml")]
+    if rehearsal.on_host:
+        where = ["-P", "ubuntu-latest=-self-hosted", "--container-options", host_container_options(act_dir)]
+    else:
+        # --bind: the scratch repository is the job container's workspace instead of a copy. (On the
+        # host act copies it into its own folder; with --bind it would look for ./ in an empty one.)
+        where = ["-P", f"ubuntu-latest={image}", "--bind"]
     argv = [
         act,
         rehearsal.event,
@@ -148,8 +164,7 @@ def command(act: str, repo: Path, rehearsal: Rehearsal, event_path: Path, image:
         f".github/workflows/{rehearsal.workflow}",
         "-e",
         str(event_path),
-        "-P",
-        f"ubuntu-latest={image}",
+        *where,
         "--action-offline-mode",
         "--pull=false",
         "--rebuild=false",
@@ -163,7 +178,6 @@ def command(act: str, repo: Path, rehearsal: Rehearsal, event_path: Path, image:
         "--artifact-server-addr",
         "127.0.0.1",
         "--rm",
-        "--bind",
     ]
     for ref, path in sorted(stand_ins(workflows).items()):
         argv += ["--local-repository", f"{ref}={path}"]
@@ -172,6 +186,13 @@ def command(act: str, repo: Path, rehearsal: Rehearsal, event_path: Path, image:
     for name, value in sorted(rehearsal.inputs.items()):
         argv += ["--input", f"{name}={value}"]
     return argv
+
+
+def host_container_options(act_dir: Path) -> str:
+    """Docker options for the action's container when the steps run on the host: the host network
+    (act would give it a network of its own, where 127.0.0.1 is not the emulator's), and ``act_dir``
+    mounted at the same path so the ``GITHUB_OUTPUT``/``GITHUB_STATE`` paths act passes exist."""
+    return shlex.join(["--network", "host", "-v", f"{act_dir}:{act_dir}"])
 
 
 def environment(home: Path) -> dict[str, str]:
@@ -233,11 +254,15 @@ def run(
     if rehearsal.inputs:  # act reads workflow_dispatch inputs from the event when one is given
         payload["inputs"] = {**dict(payload.get("inputs") or {}), **rehearsal.inputs}  # type: ignore[call-overload]
     event_path.write_text(json.dumps(payload))
-    argv = command(act or find_act(), repo, rehearsal, event_path, job_image())
+    env = environment(work / "home")
+    act_dir = Path(env["XDG_CACHE_HOME"]) / "act"  # act's own folder (workspaces, command files)
+    act_dir.mkdir(parents=True, exist_ok=True)
+    image = None if rehearsal.on_host else job_image()
+    argv = command(act or find_act(), repo, rehearsal, event_path, image, act_dir)
     return subprocess.run(
         argv,
         cwd=repo,
-        env=environment(work / "home"),
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -268,13 +293,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--extra", action="append", default=[], help="a workflow file to add (e.g. a caller of deploy.yml)"
     )
+    parser.add_argument(
+        "--host",
+        action="store_true",
+        help="run the steps on this machine, as a GitHub-hosted runner does (default: in a job container)",
+    )
     args = parser.parse_args(argv)
     if args.image:
         tag_image(args.image)
     payload = json.loads(Path(args.payload).read_text()) if args.payload else {}
     extra = {Path(path).name: Path(path).read_text() for path in args.extra}
     rehearsal = Rehearsal(
-        args.workflow, args.event, payload, _pairs(args.var, "--var"), _pairs(args.input, "--input"), extra
+        args.workflow,
+        args.event,
+        payload,
+        _pairs(args.var, "--var"),
+        _pairs(args.input, "--input"),
+        extra,
+        on_host=args.host,
     )
     with tempfile.TemporaryDirectory(prefix="act-rehearsal-") as work:
         done = run(rehearsal, Path(work))

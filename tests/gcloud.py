@@ -12,21 +12,24 @@ resolve. Each call therefore runs in a private mount namespace (``unshare -m``, 
 instance has its own throw-away ``CLOUDSDK_CONFIG``, so calls never read or write the user's gcloud
 configuration and instances can run in parallel.
 
-Starting gcloud costs about 1.5 s of CPU, most of it imports. So each test process keeps one gcloud
-that has imported itself already (``tests/gcloud_server.py``) and forks it for every call: the same
-``gcloud_main.main()`` with the call's own arguments, environment and output files, in a process of
-its own (``test_gcloud_fork.py`` holds it to the ``gcloud`` command's answers). A call that finds
-it busy, or an SDK without its bundled Python, starts ``gcloud`` itself; so does every call with
-``RUN_CANARY_GCLOUD_FORK=0``.
+Starting gcloud costs about 1.5 s of CPU, most of it imports. So a test session (all its xdist
+workers) keeps one gcloud that has imported itself already (``tests/gcloud_server.py``) and forks it
+for every call: the same ``gcloud_main.main()`` with the call's own arguments, environment and output
+files, in a process of its own (``test_gcloud_fork.py`` holds it to the ``gcloud`` command's
+answers). Where that server cannot run (an SDK without its bundled Python), or with
+``RUN_CANARY_GCLOUD_FORK=0``, every call starts ``gcloud`` itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import itertools
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -167,7 +170,7 @@ class Gcloud:
         return result.stdout
 
 
-# ---- the fast path: one pre-imported gcloud per test process, forked for each call ----------------
+# ---- the fast path: one pre-imported gcloud per test session, forked for each call ----------------
 
 SERVER = Path(__file__).with_name("gcloud_server.py")
 _servers: dict[str, ForkServer | None] = {}
@@ -187,47 +190,36 @@ def gcloud_python() -> tuple[str, str] | None:
 
 
 class ForkServer:
-    """``tests/gcloud_server.py`` in its own mount namespace: one call at a time (a caller that finds
-    it busy, say an operator's gcloud in a thread while another runs, starts gcloud itself)."""
+    """A client of ``tests/gcloud_server.py``, the one server of this test session for a hosts file.
 
-    def __init__(self, hosts_text: str, python: str, lib: str) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="gcloud-server-"))
-        hosts = self._dir / "hosts"
-        hosts.write_text(hosts_text)
-        script = 'mount --bind "$0" /etc/hosts && exec "$1" -S "$2" "$3"'
-        self.process = subprocess.Popen(
-            ["unshare", "-m", "sh", "-c", script, str(hosts), python, str(SERVER), lib],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("CLOUDSDK_")},
-        )
-        self._busy = threading.Lock()
+    The session's processes (the xdist workers, which share ``PYTEST_XDIST_TESTRUNUID``) find it by
+    its socket; the first to need it starts it, in its own mount namespace, under a lock. It serves
+    calls side by side and ends with the session's main process, so importing gcloud (about 1.3 s of
+    CPU) happens once a session instead of once a worker."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+        self._dir = Path(tempfile.mkdtemp(prefix="gcloud-calls-"))
         self._calls = itertools.count()
-        weakref.finalize(self, _stop_server, self.process, self._dir)
+        weakref.finalize(self, shutil.rmtree, self._dir, True)
 
     def call(self, argv: list[str], env: dict[str, str], timeout: float) -> Result | None:
-        """Run one gcloud command; None when busy or gone (the caller then starts gcloud itself)."""
-        if not self._busy.acquire(blocking=False):
-            return None
-        try:
-            return self._call(argv, env, timeout)
-        finally:
-            self._busy.release()
-
-    def _call(self, argv: list[str], env: dict[str, str], timeout: float) -> Result | None:
-        assert self.process.stdin is not None and self.process.stdout is not None
+        """Run one gcloud command; None when the server cannot be reached (the caller then starts
+        gcloud itself)."""
         n = next(self._calls)
         out, err = self._dir / f"{n}.out", self._dir / f"{n}.err"
         request = {"argv": argv, "env": env, "stdout": str(out), "stderr": str(err), "timeout": timeout}
         try:
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-            answer = self.process.stdout.readline()
-        except (OSError, ValueError):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.connect(str(self.socket_path))
+                with conn.makefile("rw") as stream:
+                    stream.write(json.dumps(request) + "\n")
+                    stream.flush()
+                    answer = stream.readline()
+        except OSError:
             return None
         if not answer:
-            return None  # the server died: start gcloud itself from now on
+            return None  # the server died mid-call: start gcloud itself
         try:
             return Result(json.loads(answer)["returncode"], _take(out), _take(err))
         except FileNotFoundError:
@@ -241,24 +233,86 @@ def _take(path: Path) -> str:
     return text
 
 
-def _stop_server(process: subprocess.Popen[str], directory: Path) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        if process.stdin is not None:
-            process.stdin.close()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
-    if process.poll() is None:
-        process.kill()
-    shutil.rmtree(directory, ignore_errors=True)
+def _answers(socket_path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
+
+
+def _session() -> tuple[str, int]:
+    """This test session's id and its main process: the xdist controller for a worker (its parent),
+    else this process."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run:
+        return run, os.getppid()
+    return f"pid{os.getpid()}", os.getpid()
+
+
+def _start(hosts_text: str, socket_path: Path, python: str, lib: str) -> bool:
+    """Start the session's server for ``hosts_text`` at ``socket_path``; whether it is ready."""
+    hosts = socket_path.with_suffix(".hosts")
+    hosts.write_text(hosts_text)  # bind-mounted over /etc/hosts in the server's namespace
+    _, watched = _session()
+    script = 'mount --bind "$0" /etc/hosts && exec "$1" -S "$2" "$3" "$4" "$5"'
+    with contextlib.suppress(FileNotFoundError):
+        socket_path.unlink()  # a previous server's, gone without removing it
+    process = subprocess.Popen(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            script,
+            str(hosts),
+            python,
+            str(SERVER),
+            lib,
+            str(socket_path),
+            str(watched),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CLOUDSDK_")},
+        start_new_session=True,  # not in a worker's process group: it outlives the worker
+    )
+    assert process.stdout is not None
+    ready = process.stdout.readline().strip() == "ready"
+    process.stdout.close()
+    # Reaped when this process ends or with the next start (Popen keeps it in subprocess._active).
+    return ready
 
 
 def _server(hosts_text: str) -> ForkServer | None:
-    """This process's server for that hosts file (started on first use), or None without one."""
+    """This session's server for that hosts file (started on first use), or None without one."""
     if os.environ.get("RUN_CANARY_GCLOUD_FORK", "1") == "0":
         return None
     key = f"{shutil.which('gcloud')}\n{hosts_text}"  # the gcloud on PATH now (a test may put a fake first)
     with _servers_lock:
         if key not in _servers:
-            found = gcloud_python()
-            _servers[key] = ForkServer(hosts_text, *found) if found else None
+            _servers[key] = _shared(key, hosts_text)
         return _servers[key]
+
+
+def _shared_socket(hosts_text: str, key: str | None = None) -> Path:
+    """Where this session's server for ``hosts_text`` (and the gcloud on PATH) listens."""
+    key = key or f"{shutil.which('gcloud')}\n{hosts_text}"
+    run, _ = _session()
+    digest = hashlib.sha256(f"{run}\n{key}".encode()).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / f"run-canary-gcloud-{digest}.sock"
+
+
+def _shared(key: str, hosts_text: str) -> ForkServer | None:
+    """The session's server for ``key``: found by its socket, or started under a lock."""
+    found = gcloud_python()
+    if found is None:
+        return None
+    socket_path = _shared_socket(hosts_text, key)
+    with open(socket_path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _answers(socket_path) and not _start(hosts_text, socket_path, *found):
+            return None
+    return ForkServer(socket_path)

@@ -6,9 +6,15 @@ Importing gcloud costs about 1.5 s of CPU per command; a fork of a process that 
 it costs a few milliseconds, and each command still runs ``gcloud_main.main()`` in a process of its
 own, with its own environment, arguments, stdout and stderr, so no state passes from one to the next.
 
-Protocol, one JSON object per line: stdin gets ``{"argv", "env", "stdout", "stderr", "timeout"}``
-(stdout and stderr are file paths); stdout answers ``{"returncode"}`` once the command has ended,
-negative for a signal as with ``subprocess`` (SIGALRM when it ran past its timeout).
+    python -S gcloud_server.py LIB SOCKET WATCHED_PID
+
+One server serves every process of a test session (the xdist workers): it listens on the Unix socket
+``SOCKET``, prints ``ready`` once it does, and ends when the process ``WATCHED_PID`` (the session's
+main process) has gone, removing the socket and its siblings (``.hosts``, ``.lock``). Each
+connection carries one command, so commands run side by side: a line ``{"argv", "env", "stdout",
+"stderr", "timeout"}`` (stdout and stderr are file paths), answered by a line ``{"returncode"}`` once
+the command has ended, negative for a signal as with ``subprocess`` (SIGALRM when it ran past its
+timeout).
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ import importlib
 import json
 import os
 import signal
+import socket
 import sys
 from typing import Any
 
-LIB = sys.argv[1]
+LIB, SOCKET, WATCHED = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sys.path.insert(0, LIB)
 sys.argv = ["gcloud"]
 import gcloud as launcher  # noqa: E402  (lib/gcloud.py: puts third_party on sys.path)
@@ -40,6 +47,23 @@ WARM = (
     "googlecloudsdk.generated_clients.apis.run.v1.run_v1_messages",
     "googlecloudsdk.core.credentials.store",
     "googlecloudsdk.core.resource.resource_printer",
+    # Imported by most commands on their way (found by comparing sys.modules before and after
+    # `run services describe/list/update-traffic`, `run revisions list`, `run deploy`, `run jobs list`).
+    "googlecloudsdk.core.credentials.google_auth_credentials",
+    "googlecloudsdk.core.credentials.p12_service_account",
+    "googlecloudsdk.command_lib.concepts.concept_managers",
+    "googlecloudsdk.calliope.parser_completer",
+    "googlecloudsdk.generated_clients.apis.run.v1.resources",
+    "googlecloudsdk.command_lib.run.commands",
+    "googlecloudsdk.command_lib.run.container_parser",
+    "googlecloudsdk.command_lib.run.resource_change_validators",
+    "googlecloudsdk.command_lib.run.printers.export_printer",
+    "googlecloudsdk.command_lib.run.printers.revision_printer",
+    "googlecloudsdk.command_lib.run.printers.service_printer",
+    "googlecloudsdk.command_lib.run.printers.traffic_printer",
+    "googlecloudsdk.api_lib.run.traffic_pair",
+    "proto",
+    "netrc",
 )
 for name in WARM:
     with contextlib.suppress(ImportError):
@@ -70,17 +94,56 @@ def child(request: dict[str, Any]) -> None:
         os._exit(code)
 
 
+def handle(conn: socket.socket) -> None:
+    """One connection, in a process of its own: run its command, answer its exit code; never returns."""
+    try:
+        with conn, conn.makefile("rw") as stream:
+            request = json.loads(stream.readline())
+            pid = os.fork()
+            if pid == 0:
+                child(request)
+            _, status = os.waitpid(pid, 0)
+            stream.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+    finally:
+        os._exit(0)
+
+
+def watched_alive() -> bool:
+    try:
+        os.kill(WATCHED, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def serve() -> None:
-    """One command at a time, for as long as stdin stays open."""
-    answers = os.fdopen(os.dup(1), "w")
-    for line in sys.stdin:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            child(request)
-        _, status = os.waitpid(pid, 0)
-        answers.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
-        answers.flush()
+    """Accept until the watched process is gone; a forked handler per connection."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(SOCKET)
+    listener.listen(64)
+    listener.settimeout(1.0)
+    print("ready", flush=True)
+    try:
+        while watched_alive():
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(-1, os.WNOHANG)[0]:  # reap the handlers that have answered
+                    pass
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            if os.fork() == 0:
+                listener.close()
+                conn.settimeout(None)
+                handle(conn)
+            conn.close()
+    finally:
+        stem = os.path.splitext(SOCKET)[0]  # the socket and its siblings, the hosts file and the lock
+        for path in (SOCKET, f"{stem}.hosts", f"{stem}.lock"):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 serve()

@@ -89,7 +89,7 @@ def workflow_snippets(path: Path) -> list[tuple[int, str]]:
     for match in re.finditer(r"^```ya?ml\n(.*?)^```", text, re.S | re.M):
         body = match.group(1)
         try:
-            document = yaml.safe_load(body)
+            document = yaml.load(body, Loader=yaml.CSafeLoader)  # at collection
         except yaml.YAMLError:
             document = None
         if isinstance(document, dict) and "jobs" in document:

@@ -4,6 +4,11 @@ Offline and on loopback (devtools/act.py): the action's image built the project'
 actions/checkout and google-github-actions/auth, workflows with ``queue: max`` removed (act 0.2.89
 refuses it). Every test asserts what the emulator holds afterwards (traffic, tags, the rollout record,
 job executions), after act has also run the post steps.
+
+The full rollout runs as act runs by default, the steps in a job container; the others run the steps
+on this machine as a GitHub-hosted runner does (``on_host``), the action still in its container: the
+same workflows and step engine for about a third of the CPU (a job container costs several
+``docker cp`` a step, each a new dockerd process).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ WIP = "projects/1/locations/global/workloadIdentityPools/act/providers/act"
 
 def rehearse(tmp_path: Path, rehearsal: act.Rehearsal) -> tuple[str, int]:
     """Run act; its log and exit code (the wall time is printed for the report)."""
+    print(f"steps {'on the host' if rehearsal.on_host else 'in a job container'}")
     started = time.monotonic()
     done = act.run(rehearsal, tmp_path, timeout=420)
     print(f"act {rehearsal.workflow} ({rehearsal.event}): {time.monotonic() - started:.1f} s wall")
@@ -154,7 +160,12 @@ def test_canary_failing_after_traffic_moved_is_rolled_back_under_act(
     )
     log, code = rehearse(
         tmp_path,
-        act.Rehearsal("rehearsal.yml", variables=own(emulator), extra_workflows={"rehearsal.yml": workflow}),
+        act.Rehearsal(
+            "rehearsal.yml",
+            variables=own(emulator),
+            extra_workflows={"rehearsal.yml": workflow},
+            on_host=True,
+        ),
     )
     assert code != 0, log
     assert "rolled_back" in log, log
@@ -174,7 +185,12 @@ def test_pause_survives_the_job_and_manual_promote_finishes_it_under_act(
     workflow = action_workflow(project, image="sample/hello:v2", steps="10,50")
     log, code = rehearse(
         tmp_path / "pause",
-        act.Rehearsal("rehearsal.yml", variables=own(emulator), extra_workflows={"rehearsal.yml": workflow}),
+        act.Rehearsal(
+            "rehearsal.yml",
+            variables=own(emulator),
+            extra_workflows={"rehearsal.yml": workflow},
+            on_host=True,
+        ),
     )
     assert code == 0 and "result=paused" in log and "Run Post ./" in log, log
     candidate = candidate_of(api)
@@ -192,6 +208,7 @@ def test_pause_survives_the_job_and_manual_promote_finishes_it_under_act(
                 "mode": "promote",
                 "environment": "production",
             },
+            on_host=True,
         ),
     )
     assert code == 0, log
@@ -222,7 +239,10 @@ def test_reusable_deploy_two_regions_through_one_endpoint_under_act(
     log, code = rehearse(
         tmp_path,
         act.Rehearsal(
-            "caller.yml", variables=own(emulator), extra_workflows={"caller.yml": caller("deploy.yml", with_)}
+            "caller.yml",
+            variables=own(emulator),
+            extra_workflows={"caller.yml": caller("deploy.yml", with_)},
+            on_host=True,
         ),
     )
     assert code == 0, log
@@ -263,6 +283,7 @@ def test_migrate_deploy_with_a_failing_migration_moves_no_traffic_under_act(
             "caller.yml",
             variables=own(emulator),
             extra_workflows={"caller.yml": caller("migrate-deploy.yml", with_)},
+            on_host=True,
         ),
     )
     assert code != 0, log
@@ -320,6 +341,7 @@ def test_manual_rollback_after_a_killed_run_under_act(
                 "mode": "rollback",
                 "environment": "production",
             },
+            on_host=True,
         ),
     )
     assert code == 0, log
@@ -351,7 +373,8 @@ def test_preview_opened_closed_and_forks_skipped_under_act(
         return payload
 
     log, code = rehearse(
-        tmp_path / "opened", act.Rehearsal("preview.yml", "pull_request", event("opened"), variables)
+        tmp_path / "opened",
+        act.Rehearsal("preview.yml", "pull_request", event("opened"), variables, on_host=True),
     )
     assert code == 0, log
     svc = api.wait_ready("web-preview")
@@ -360,7 +383,8 @@ def test_preview_opened_closed_and_forks_skipped_under_act(
     assert [(r, p) for r, p, _ in routing(svc) if p] == [("web-preview-v1", 100)]
 
     log, code = rehearse(
-        tmp_path / "closed", act.Rehearsal("preview.yml", "pull_request", event("closed"), variables)
+        tmp_path / "closed",
+        act.Rehearsal("preview.yml", "pull_request", event("closed"), variables, on_host=True),
     )
     assert code == 0, log
     assert "Removed tag pr-7" in log, log
@@ -371,7 +395,9 @@ def test_preview_opened_closed_and_forks_skipped_under_act(
     seen = len(emulator.requests())
     log, code = rehearse(
         tmp_path / "fork",
-        act.Rehearsal("preview.yml", "pull_request", event("opened", "someone/fork"), variables),
+        act.Rehearsal(
+            "preview.yml", "pull_request", event("opened", "someone/fork"), variables, on_host=True
+        ),
     )
     assert code == 0, log
     assert not [r for r in emulator.requests()[seen:] if f"/{project}/" in r["path"]], "a fork's run wrote"

@@ -6,13 +6,12 @@ import os
 import re
 from pathlib import Path
 
-import yaml
-
 from deployer.input_table import BY_NAME, INPUTS
+from devtools.harness import action_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
+ACTION = action_metadata()
 
 
 def test_readme_starts_with_the_demo_and_the_test_command() -> None:
