@@ -145,6 +145,7 @@ class Gcloud:
             result = server.call(argv, self.env(), timeout)
             if result is not None:
                 return result
+            _forget(self.hosts_text)  # gone: the next call finds or starts another
         return self._spawn(argv, timeout)
 
     def _spawn(self, argv: list[str], timeout: float) -> Result:
@@ -290,16 +291,26 @@ def _server(hosts_text: str) -> ForkServer | None:
     """This session's server for that hosts file (started on first use), or None without one."""
     if os.environ.get("RUN_CANARY_GCLOUD_FORK", "1") == "0":
         return None
-    key = f"{shutil.which('gcloud')}\n{hosts_text}"  # the gcloud on PATH now (a test may put a fake first)
+    key = _key(hosts_text)
     with _servers_lock:
         if key not in _servers:
             _servers[key] = _shared(key, hosts_text)
         return _servers[key]
 
 
+def _key(hosts_text: str) -> str:
+    """Which server a call needs: the gcloud on PATH now (a test may put a fake first) and the hosts."""
+    return f"{shutil.which('gcloud')}\n{hosts_text}"
+
+
+def _forget(hosts_text: str) -> None:
+    with _servers_lock:
+        _servers.pop(_key(hosts_text), None)
+
+
 def _shared_socket(hosts_text: str, key: str | None = None) -> Path:
     """Where this session's server for ``hosts_text`` (and the gcloud on PATH) listens."""
-    key = key or f"{shutil.which('gcloud')}\n{hosts_text}"
+    key = key or _key(hosts_text)
     run, _ = _session()
     digest = hashlib.sha256(f"{run}\n{key}".encode()).hexdigest()[:20]
     return Path(tempfile.gettempdir()) / f"run-canary-gcloud-{digest}.sock"
