@@ -82,9 +82,13 @@ def project(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def image() -> Image:
+def image(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Image:
     """The action's image built from this checkout, for tests/container and tests/act (skipped, or failed
-    in CI, without a Docker engine: tests/container/image.py)."""
+    in CI, without a Docker engine: tests/container/image.py). Under pytest-xdist built once for all
+    workers: the first builds, the others read what it found (a cached rebuild still costs about half
+    a CPU-second of docker build and pip, once per worker)."""
     from tests.container import image as container_image  # only the Docker suites pay for the import
 
-    return container_image.build()
+    if worker_id == "master":
+        return container_image.build()
+    return container_image.build_once(tmp_path_factory.getbasetemp().parent / "image")

@@ -11,9 +11,11 @@ workflow: the image a release's action.yml pins, by digest).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +42,20 @@ def unavailable(reason: str) -> None:
         pytest.fail(f"container tests: {reason} (CI=true: they are never skipped)", pytrace=False)
     outcome.append(f"skipped: {reason}")
     pytest.skip(f"container tests skipped: {reason}")
+
+
+def build_once(record: Path) -> Image:
+    """``build()`` once for the processes that share ``record`` (a path in the session's directory):
+    the first builds and writes the image and engine there, under a lock; the others read them."""
+    with open(record.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if record.exists():
+            image_id, docker_host = record.read_text().split("\n")
+            outcome.append(f"ran on {docker_host} with image {image_id[:19]}")
+            return Image(image_id, docker_host)
+        made = build()  # a skip or a failure writes nothing: the next process looks again
+        record.write_text(f"{made.id}\n{made.docker_host}")
+        return made
 
 
 def build() -> Image:
