@@ -16,7 +16,9 @@ GitHub has been read by two parsers and two step engines. Offline and on loopbac
     python -m devtools.act --image <id> --var CLOUD_RUN_API_ENDPOINT=http://127.0.0.1:8080 \\
         --workflow manual.yml --event workflow_dispatch --input service=web --input mode=promote ...
 
-prints act's log and exits with act's exit code (docs/workflows.md, "Rehearsing under act").
+prints act's log and exits with act's exit code (docs/workflows.md, "Rehearsing under act"). The
+jobs' steps run in a job container, as act runs them by default, or with ``--host`` on this machine,
+as a GitHub-hosted runner runs them (a third of the CPU; see ``command()``).
 """
 
 from __future__ import annotations

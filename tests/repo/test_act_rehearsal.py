@@ -7,6 +7,7 @@ The rehearsals themselves (tests/act) need a Docker engine; these checks need on
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -80,3 +81,22 @@ def test_each_rehearsal_names_its_workflows_apart() -> None:
     assert act.renamed("on: push\n", "ab12") == "name: rehearsal [ab12]\non: push\n"
     text = "name: caller\njobs:\n  call:\n    with:\n      name: keep\n"
     assert act.renamed(text, "t").count("[t]") == 1
+
+
+def test_steps_on_the_host_give_the_action_the_host_network_and_acts_command_files(tmp_path: Path) -> None:
+    """``on_host``: act's ``-self-hosted`` platform, with the two gaps act leaves filled (the action's
+    container on the host network, act's folder at the same path) and no ``--bind`` (with it act
+    looks for ``./`` in an empty workspace); by default a job container with the workspace bound."""
+    repo = act.prepare(tmp_path / "repo", {})
+    act_dir = tmp_path / "home with space" / "cache" / "act"
+    event = tmp_path / "event.json"
+    on_host = act.command("act", repo, act.Rehearsal("manual.yml", on_host=True), event, None, act_dir)
+    at = on_host.index("-P")
+    assert on_host[at + 1] == "ubuntu-latest=-self-hosted" and "--bind" not in on_host
+    options = on_host[on_host.index("--container-options") + 1]
+    assert shlex.split(options) == ["--network", "host", "-v", f"{act_dir}:{act_dir}"]
+    boxed = act.command("act", repo, act.Rehearsal("manual.yml"), event, "some/image:1", act_dir)
+    assert boxed[boxed.index("-P") + 1] == "ubuntu-latest=some/image:1" and "--bind" in boxed
+    assert "--container-options" not in boxed
+    for argv in (on_host, boxed):  # every container on the host network, as before
+        assert argv[argv.index("--network") + 1] == "host"
