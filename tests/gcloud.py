@@ -308,9 +308,8 @@ def _forget(hosts_text: str) -> None:
         _servers.pop(_key(hosts_text), None)
 
 
-def _shared_socket(hosts_text: str, key: str | None = None) -> Path:
-    """Where this session's server for ``hosts_text`` (and the gcloud on PATH) listens."""
-    key = key or _key(hosts_text)
+def _shared_socket(key: str) -> Path:
+    """Where this session's server for ``key`` (``_key``: the gcloud and the hosts) listens."""
     run, _ = _session()
     digest = hashlib.sha256(f"{run}\n{key}".encode()).hexdigest()[:20]
     return Path(tempfile.gettempdir()) / f"run-canary-gcloud-{digest}.sock"
@@ -321,7 +320,7 @@ def _shared(key: str, hosts_text: str) -> ForkServer | None:
     found = gcloud_python()
     if found is None:
         return None
-    socket_path = _shared_socket(hosts_text, key)
+    socket_path = _shared_socket(key)
     with open(socket_path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _answers(socket_path) and not _start(hosts_text, socket_path, *found):

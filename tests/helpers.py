@@ -147,8 +147,9 @@ USERS, PAUSE = 3, 0.1
 def load(url: str, pause: float = PAUSE) -> Iterator[None]:
     """Real users: requests to the service URL, each user pausing ``pause`` s between them.
 
-    Each user keeps one connection (http.client: a third of the CPU of ``requests`` per request,
-    and these users send thousands of requests a session); an error or a close opens a new one."""
+    Plain http.client rather than ``requests`` (much less CPU per request, and these users send
+    thousands of requests a session). The data plane answers HTTP/1.0 and closes each connection;
+    the next request opens another, as it does after an error."""
     stop = threading.Event()
     parts = urlsplit(url)
     target = f"{parts.path or '/'}{'?' + parts.query if parts.query else ''}"

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.gcloud import Gcloud, _server, _shared_socket, gcloud_python
+from tests.gcloud import Gcloud, _key, _server, _shared_socket, gcloud_python
 
 pytestmark = pytest.mark.gcloud
 
@@ -47,4 +47,4 @@ def test_calls_side_by_side_are_served_by_the_sessions_one_server(gc: Gcloud) ->
     assert all(r is not None and r.returncode == 0 for r in results), results
     assert len({json.loads(r.stdout)["metadata"]["name"] for r in results if r is not None}) == 1
     # Every process of this session finds that server by its socket instead of starting its own.
-    assert _shared_socket(gc.hosts_text) == server.socket_path
+    assert _shared_socket(_key(gc.hosts_text)) == server.socket_path

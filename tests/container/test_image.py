@@ -37,9 +37,9 @@ from tests.e2e.cancellation import (
     writes,
 )
 
-# The first start of a container on a cold engine can take a few seconds. Each xdist worker that runs
-# one of these asks for the image; scripts/container builds it once (under a lock) and answers the
-# others from the engine's cache.
+# The first start of a container on a cold engine can take a few seconds. The image is built once
+# per session: the first xdist worker that needs it builds it, the others read its ID
+# (tests/conftest.py, ``image``).
 pytestmark = pytest.mark.timeout(240)
 
 
