@@ -18,6 +18,7 @@ import requests
 from deployer.api_errors import CANONICAL_CODES as CANONICAL_CODES
 from deployer.api_errors import error_from_response as error_from_response
 from deployer.endpoints import regional_endpoint as regional_endpoint
+from deployer.endpoints import regional_host as regional_host
 from deployer.errors import ApiError as ApiError
 from deployer.errors import Cancelled as Cancelled
 from deployer.errors import Conflict as Conflict
@@ -97,8 +98,10 @@ class CloudRun:
         base = api_endpoint.rstrip("/") if api_endpoint else None
         self.knative_base = base or f"https://{region}-run.googleapis.com"
         self.iam_base = base or "https://run.googleapis.com"
-        # Jobs have no location path in v1: through an override they go to its regional form.
+        # Jobs have no location path in v1: through an override they go to its regional form, or to
+        # the address itself with the region named in the Host header.
         self.jobs_base = regional_endpoint(base, region) if base else self.knative_base
+        self._jobs_headers = {"Host": host} if base and (host := regional_host(base, region)) else None
         self.request_count: dict[str, int] = (
             request_count if request_count is not None else {"read": 0, "write": 0}
         )
@@ -381,9 +384,16 @@ class CloudRun:
     ) -> dict[str, Any]:
         """One HTTP request. Raises Retry for retryable failures, ApiError for final ones."""
         self.request_count["read" if method == "GET" else "write"] += 1
+        headers = self._jobs_headers if url.startswith(f"{self.jobs_base}/{RUN_V1}/") else None
         try:
             resp = self.session.request(
-                method, url, params=params, json=body, timeout=self._timeout(), allow_redirects=False
+                method,
+                url,
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=self._timeout(),
+                allow_redirects=False,
             )
         except (requests.ConnectionError, requests.Timeout, _AuthTransportError) as exc:
             sent = not isinstance(exc, requests.ConnectTimeout) and not _refused(exc)

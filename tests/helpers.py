@@ -100,23 +100,26 @@ def as_operator(api: Api, service: str, change: Callable[[dict[str, Any]], Any])
 class Jobs:
     """The jobs API of one project on the emulator, read the way an operator would."""
 
-    def __init__(self, base: str, project: str):
+    def __init__(self, base: str, project: str, region: str | None = None):
         self.ns = f"{base}/apis/run.googleapis.com/v1/namespaces/{project}"
+        # Jobs have no location path in v1: a region other than the default is named by the host,
+        # as gcloud does (``{region}-localhost``).
+        self.headers = {"Host": f"{region}-{urlsplit(base).netloc}"} if region else {}
 
     def job(self, name: str) -> dict[str, Any]:
-        resp = requests.get(f"{self.ns}/jobs/{name}", timeout=10)
+        resp = requests.get(f"{self.ns}/jobs/{name}", headers=self.headers, timeout=10)
         resp.raise_for_status()
         return dict(resp.json())
 
     def execution(self, name: str) -> dict[str, Any]:
-        resp = requests.get(f"{self.ns}/executions/{name}", timeout=10)
+        resp = requests.get(f"{self.ns}/executions/{name}", headers=self.headers, timeout=10)
         resp.raise_for_status()
         return dict(resp.json())
 
     def executions(self, job: str) -> list[dict[str, Any]]:
         params = {"labelSelector": f"run.googleapis.com/job={job}"}
-        items = requests.get(f"{self.ns}/executions", params=params, timeout=10).json().get("items", [])
-        return list(items)
+        resp = requests.get(f"{self.ns}/executions", params=params, headers=self.headers, timeout=10)
+        return list(resp.json().get("items", []))
 
 
 # The service of the jobs suites (a shop whose release runs a migration job first).

@@ -246,6 +246,8 @@ def test_reusable_deploy_two_regions_through_one_endpoint_under_act(
         ),
     )
     assert code == 0, log
+    # act leaves job.workflow_repository/workflow_sha empty: the fallback names the caller's own commit.
+    assert re.search(rf"checkout stand-in: {act.REPOSITORY}@[0-9a-f]{{40}} from the local tree", log), log
     for api, old in ((europe, "web-eu-v1"), (us, "web-us-v1")):
         candidate = candidate_of(api)
         svc = api.wait_ready("web")
@@ -397,6 +399,13 @@ def test_preview_opened_closed_and_forks_skipped_under_act(
         tmp_path / "fork",
         act.Rehearsal(
             "preview.yml", "pull_request", event("opened", "someone/fork"), variables, on_host=True
+        ),
+    )
+    assert code == 0, log
+    log, code = rehearse(
+        tmp_path / "fork-closed",
+        act.Rehearsal(
+            "preview.yml", "pull_request", event("closed", "someone/fork"), variables, on_host=True
         ),
     )
     assert code == 0, log

@@ -13,7 +13,7 @@ from pathlib import Path
 from cloudrun_emulator import Emulator
 from devtools import harness
 from tests.cloudrun import Api, routing
-from tests.helpers import inputs
+from tests.helpers import Jobs, inputs
 
 
 def test_two_regions_through_one_endpoint(emulator: Emulator, project: str, tmp_path: Path) -> None:
@@ -47,6 +47,44 @@ def test_two_regions_through_one_endpoint(emulator: Emulator, project: str, tmp_
         regions["europe-west1"].service("web")["metadata"]["uid"]
         != regions["us-central1"].service("web")["metadata"]["uid"]
     )
+
+
+def test_each_regions_migration_job_runs_in_that_region_through_one_endpoint(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """Jobs have no location path in v1: through an address (an emulator, an IP endpoint) the action
+    names the region in the Host header, so each region's ``pre_job`` is that region's own job (they
+    once shared one job in the default region)."""
+    regions = ("europe-west1", "us-east1")
+    for region in regions:
+        Api(emulator.url, project, region).create_service("web", "sample/hello:v1", f"web-{region}-v1")
+        result = harness.run(
+            inputs(
+                emulator,
+                project,
+                region=region,
+                service="web",
+                image="sample/hello:v2",
+                suffix="r2",
+                steps="100",
+                pre_job="migrate",
+                job_image="sample/job",
+                job_env_vars=f"WHERE={region}",
+            ),
+            tmp_path=tmp_path / region,
+        )
+        assert result.returncode == 0 and result.outputs["result"] == "promoted", result.log
+    for region in regions:
+        jobs = Jobs(emulator.url, project, region)
+        job = jobs.job("migrate")
+        assert job["metadata"]["labels"]["cloud.googleapis.com/location"] == region
+        container = job["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]
+        assert {"name": "WHERE", "value": region} in container["env"], region
+        (execution,) = jobs.executions("migrate")
+        assert execution["metadata"]["labels"]["cloud.googleapis.com/location"] == region
+        assert execution["status"]["succeededCount"] == 1, execution["status"]
+    default = Jobs(emulator.url, project)
+    assert default.executions("migrate") == []  # nothing landed in the default region
 
 
 def test_a_candidate_that_already_serves_is_not_called_no_traffic(
