@@ -59,6 +59,18 @@ def test_security_policy_says_how_to_report_and_what_is_needed() -> None:
         assert needed in text, needed
 
 
+def test_id_token_grant_is_the_same_in_security_policy_and_readme() -> None:
+    # Under Workload Identity Federation google-auth calls generateIdToken as the federated principal.
+    for doc in ("SECURITY.md", "README.md"):
+        (row,) = [
+            line
+            for line in (ROOT / doc).read_text(encoding="utf-8").splitlines()
+            if "ID tokens for smoke checks" in line
+        ]
+        assert "roles/iam.serviceAccountOpenIdTokenCreator" in row, doc
+        assert "federated principal" in row and "on itself" not in row, doc
+
+
 def test_contributing_describes_tests_emulator_benchmark_and_releases() -> None:
     text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
     for needed in ("./scripts/test", "cloudrun_emulator", "benchmarks.run", "vX.Y.Z", "@sha256:<digest>"):
