@@ -39,6 +39,14 @@ def test_inputs_keep_other_projects_by_number_and_shorten_their_own() -> None:
     assert jobs.secrets == {"B": SecretRef("own", "2")}
 
 
+def test_the_inputs_description_shows_the_form_of_another_projects_secret() -> None:
+    declared = harness.action_metadata()["inputs"]
+    for name in ("secrets", "job_secrets"):
+        described = " ".join(declared[name]["description"].split())
+        assert "ENV=projects/NUMBER/secrets/NAME:VERSION" in described, name
+        assert "an ID is refused" in described and "shortened to the name" in described, name
+
+
 def test_another_project_by_id_is_refused_with_the_way_to_its_number() -> None:
     (message,) = problems(project_id="my-project", secrets="DB=projects/other-project/secrets/db:latest")
     assert message.startswith("input 'secrets': DB: the secret is in project 'other-project'")
