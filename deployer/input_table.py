@@ -184,7 +184,9 @@ INPUTS: tuple[InputSpec, ...] = (
               "merge (with the service's current variables) or overwrite."),
     InputSpec("secrets", "", parse_secrets, "secrets", REVISION,
               "Secret Manager secrets exposed as environment variables, as `ENV=secret-name:version` lines "
-              "or a YAML mapping.", repeat=True),
+              "or a YAML mapping. A secret of another project: `ENV=projects/NUMBER/secrets/NAME:VERSION`, "
+              "its project by number (an ID is refused); a path in the run's own project is shortened to the "
+              "name.", repeat=True),
     InputSpec("secrets_update_strategy", "merge", _strategy, "secrets_update_strategy", REVISION,
               "merge (with the service's current secrets) or overwrite."),
     InputSpec("labels", "", parse_labels, "labels", REVISION,
@@ -337,7 +339,9 @@ INPUTS: tuple[InputSpec, ...] = (
               "ones."),
     InputSpec("job_secrets", "", parse_secrets, "jobs.secrets", JOBS,
               "Secret Manager secrets exposed to the job as env vars (ENV=secret-name:version lines or a "
-              "YAML mapping); merged with the job's current ones."),
+              "YAML mapping); merged with the job's current ones. A secret of another project: "
+              "ENV=projects/NUMBER/secrets/NAME:VERSION, its project by number (an ID is refused); a path in "
+              "the run's own project is shortened to the name."),
     InputSpec("job_tasks", "", optional(int_in(1, MAX_TASKS)), "jobs.tasks", JOBS,
               "Number of tasks of each execution (1 to 10000). Default: keep the job's (1 for a new job)."),
     InputSpec("job_parallelism", "", optional(int_in(0, MAX_TASKS)), "jobs.parallelism", JOBS,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from deployer import knative, traffic
-from deployer.errors import ForeignChange, RolloutTakenOver
+from deployer.errors import ForeignChange, RolloutFailed, RolloutTakenOver
 from deployer.knative import Obj
 from deployer.state import PREVIOUS_STABLE_ANNOTATION, STABLE_ANNOTATION, STATE_ANNOTATION, RolloutState
 from deployer.traffic import Traffic
@@ -163,7 +163,9 @@ def still_ours(
     # What we last wrote, as we know it: the record on the service still names the tags a cleanup
     # deleted until our next write rewrites it (``state`` forgot them).
     written, now = state.written(), knative.spec_traffic(svc)
-    cleaned = traffic.cleaned_tags(written, now, {state.tag}) if tag_write else set()
+    cleaned = traffic.removed_tags(written, now) if tag_write else set()
+    if cleaned & state.own_tags():  # the quota took a tag this run needs (a tag URL to check or load)
+        raise RolloutFailed(own_tags_cleaned_message(service, cleaned & state.own_tags()))
     if cleaned:
         return forget_tags(state, cleaned), cleaned
     if not traffic.same(now, written):
@@ -240,6 +242,15 @@ def cleanup_message(service: str, tags: set[str]) -> str:
         f"Cloud Run's tag cleanup removed the tag(s) {', '.join(sorted(tags))} of {service} (the project "
         "reached its revision-tag quota, 2,000 per region; tags without a traffic percentage are deleted "
         "oldest first). Not a person's change: the rollout carries on without them."
+    )
+
+
+def own_tags_cleaned_message(service: str, tags: set[str]) -> str:
+    return (
+        f"Cloud Run's tag cleanup removed this run's own tag(s) {', '.join(sorted(tags))} of {service}: the "
+        "project reached its revision-tag quota (2,000 per region; tags without a traffic percentage are "
+        "deleted oldest first). Not a person's change. Remove tags no longer needed (gcloud run services "
+        "update-traffic SERVICE --remove-tags TAG, e.g. closed pull requests' previews) and run again."
     )
 
 

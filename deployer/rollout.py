@@ -143,13 +143,14 @@ class Rollout(Steps):
         if not self.result.history:  # a takeover recorded the traffic as found already
             self._record("before", before or knative.spec_traffic(current))
         template, candidate = self._candidate_template(current)
-        instances, refused = scaling.check(current, candidate, self.config.tag, self.config.steps)
+        twin = self._planned_baseline(candidate)
+        instances, refused = scaling.check(current, candidate, self.config.tag, self.config.steps, twin)
         if instances:  # service-level scaling divides instances by traffic share: say what each step gets
             self.reporter.info(f"Instances per step ({instances}).")
         if refused:
             raise RolloutFailed(refused)
         self.public_before = self._public_before()
-        if self.config.analysis.baseline == "revision" and self.config.steps[-1] > 0:
+        if twin:
             current = self._deploy_baseline(current, candidate)
         for retry in range(2, NAME_RETRIES + 2):
             try:
@@ -342,6 +343,12 @@ class Rollout(Steps):
             phase.detail = f"{target} serves 100 %"
 
     # --- the baseline (baseline: revision) ----------------------------------------------------
+
+    def _planned_baseline(self, candidate: str) -> str | None:
+        """The baseline revision this run will deploy beside ``candidate`` (``baseline: revision``
+        and traffic to move), else None."""
+        wanted = self.config.analysis.baseline == "revision" and self.config.steps[-1] > 0
+        return baseline.revision_name(candidate) if wanted else None
 
     def _deploy_baseline(self, current: Obj, candidate: str) -> Obj:
         """One write before the candidate's (a Knative write makes one revision): a new revision from

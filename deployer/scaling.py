@@ -38,14 +38,22 @@ class Scaling:
 
 @dataclass(frozen=True)
 class StepInstances:
-    """The instances a step's traffic gives the candidate and the other serving revisions."""
+    """The instances a step's traffic gives the candidate, its baseline (None: no baseline revision
+    serves at that step) and the other serving revisions."""
 
     percent: int
     candidate: int
     others: int
+    baseline: int | None = None
 
     def describe(self) -> str:
-        return f"{self.percent}%: candidate {self.candidate}, others {self.others}"
+        twin = "" if self.baseline is None else f", baseline {self.baseline}"
+        return f"{self.percent}%: candidate {self.candidate}{twin}, others {self.others}"
+
+    @property
+    def starved(self) -> bool:
+        """A revision of ours that serves at this step but gets no instance: its requests fail."""
+        return self.candidate == 0 or self.baseline == 0
 
 
 def service_scaling(service: Obj) -> Scaling | None:
@@ -69,37 +77,50 @@ def _base(service: Obj) -> traffic.Traffic:
     return traffic.pin_latest(knative.spec_traffic(service), latest_ready)
 
 
-def _step(count: int, base: traffic.Traffic, candidate: str, tag: str, percent: int) -> StepInstances:
-    given = split(count, traffic.at_step(base, candidate, tag, percent))
+def _step(
+    count: int, base: traffic.Traffic, candidate: str, tag: str, percent: int, baseline: str | None
+) -> StepInstances:
+    block = traffic.at_step(base, candidate, tag, percent, baseline)
+    given = split(count, block)
     mine = given.get(candidate, 0)
-    return StepInstances(percent, mine, sum(given.values()) - mine)
+    serving_twin = baseline is not None and traffic.shares(block).get(baseline, 0) > 0
+    twin = given.get(baseline, 0) if baseline is not None and serving_twin else None
+    return StepInstances(percent, mine, sum(given.values()) - mine - (twin or 0), twin)
 
 
-def per_step(service: Obj, candidate: str, tag: str, steps: tuple[int, ...]) -> list[StepInstances]:
-    """For each step with traffic, the candidate's and the others' instances (empty: no service-level
-    scaling on ``service``)."""
+def per_step(
+    service: Obj, candidate: str, tag: str, steps: tuple[int, ...], baseline: str | None = None
+) -> list[StepInstances]:
+    """For each step with traffic, the candidate's, its baseline's (``baseline: revision``) and the
+    others' instances (empty: no service-level scaling on ``service``)."""
     scaling = service_scaling(service)
     if scaling is None:
         return []
     base = _base(service)
-    return [_step(scaling.count, base, candidate, tag, p) for p in steps if p > 0]
+    return [_step(scaling.count, base, candidate, tag, p, baseline) for p in steps if p > 0]
 
 
-def check(service: Obj, candidate: str, tag: str, steps: tuple[int, ...]) -> tuple[str, str | None]:
+def check(
+    service: Obj, candidate: str, tag: str, steps: tuple[int, ...], baseline: str | None = None
+) -> tuple[str, str | None]:
     """(what each step gives, for the log and summary; why the plan is refused, or None)."""
     scaling = service_scaling(service)
-    plan = per_step(service, candidate, tag, steps)
+    plan = per_step(service, candidate, tag, steps, baseline)
     if scaling is None or not plan:
         return "", None
     detail = f"{scaling.describe()}: " + "; ".join(s.describe() for s in plan)
-    starved = [s.percent for s in plan if s.candidate == 0]
+    starved = [s.percent for s in plan if s.starved]
     if not scaling.manual or not starved:
         return detail, None
     base = _base(service)
-    smallest = next((p for p in range(1, 101) if _step(scaling.count, base, candidate, tag, p).candidate), 0)
+    smallest = next(
+        (p for p in range(1, 101) if not _step(scaling.count, base, candidate, tag, p, baseline).starved), 0
+    )
     start = f"Start the steps at {smallest}% or more, or raise" if smallest else "Raise"
+    whom = "the candidate or its baseline" if baseline else "the candidate"
     return detail, (
         f"with {scaling.describe()} on the service, the step(s) {', '.join(f'{p}%' for p in starved)} "
-        f"would give the candidate no instance (its share of {scaling.count} rounds to 0), so its requests "
-        f"would fail ({detail}). {start} {MANUAL_COUNT} (gcloud run services update SERVICE --scaling N)."
+        f"would give {whom} no instance (a share of {scaling.count} that rounds to 0), so its requests "
+        f"would fail ({detail}). {start} {MANUAL_COUNT} "
+        "(gcloud beta run services update SERVICE --scaling N)."
     )

@@ -84,6 +84,10 @@ class RolloutState:
             return traffic.deployed(self.base_traffic, self.baseline, traffic.BASELINE_TAG)
         return traffic.at_step(self.base_traffic, self.candidate, self.tag, self.step, self.baseline or None)
 
+    def own_tags(self) -> set[str]:
+        """The tags this rollout writes: the candidate's, and ``baseline`` with a baseline revision."""
+        return {self.tag} | ({traffic.BASELINE_TAG} if self.baseline else set())
+
     def same_owner(self, other: RolloutState) -> bool:
         """Whether both records come from one process (older records: one run attempt)."""
         if self.token or other.token:

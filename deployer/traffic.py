@@ -244,14 +244,22 @@ def _untagged(traffic: Traffic | list[Target], tag: str) -> list[Target]:
 
 
 def cleaned_tags(written: Traffic, now: Traffic, ours: set[str]) -> set[str]:
-    """The tags Cloud Run's tag-quota cleanup removed between ``written`` and ``now``: empty when
-    anything else changed.
+    """The tags Cloud Run's tag-quota cleanup removed between ``written`` and ``now`` that are not
+    ``ours`` (tags this run wrote): empty when anything else changed, one of ours included (see
+    removed_tags)."""
+    gone = removed_tags(written, now)
+    return set() if gone & ours else gone
+
+
+def removed_tags(written: Traffic, now: Traffic) -> set[str]:
+    """The tags gone between ``written`` and ``now`` as Cloud Run's tag-quota cleanup removes them:
+    empty when anything else changed.
 
     Cloud Run's quotas page (revision tags, 2,000 per project and region): "When the revision tag limit
     is exceeded, Cloud Run executes tag cleanup on the service. For the service for which a new tag is
     being created, tags that don't have a specified traffic percentage are automatically deleted in
-    historical order." So only entries with a tag and 0 % may be gone, never one of ``ours`` (tags this
-    run wrote), and every other entry is exactly as written.
+    historical order." So only entries with a tag and 0 % may be gone, and every other entry is exactly
+    as written.
     """
     remaining = list(now)
     gone: list[Target] = []
@@ -263,7 +271,7 @@ def cleaned_tags(written: Traffic, now: Traffic, ours: set[str]) -> set[str]:
             remaining.remove(match)
     if remaining or not gone:
         return set()
-    if any(t.percent or not t.tag or t.tag in ours for t in gone):
+    if any(t.percent or not t.tag for t in gone):
         return set()
     return {t.tag for t in gone if t.tag}
 

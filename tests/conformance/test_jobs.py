@@ -89,6 +89,9 @@ def test_executions_cancel_stops_a_running_execution(gc: Gcloud) -> None:
         time.sleep(0.2)
     cancelled = gc.call("run", "jobs", "executions", "cancel", name)
     assert cancelled.returncode == 0, cancelled.stderr
+    # gcloud waits for the terminal condition (reason Cancelled) before it says so (cancellation.py)
+    assert f"Cancelled execution [{name}]." in cancelled.stderr, cancelled.stderr
+    assert "before it could be cancelled" not in cancelled.stderr
     execution = gc.run("run", "jobs", "executions", "describe", name)
     assert conditions(execution)["Completed"] == ("False", "Cancelled")
     assert execution["status"]["cancelledCount"] == 1

@@ -12,6 +12,7 @@ import requests
 
 from cloudrun_emulator import Emulator
 from deployer import knative, scaling, traffic
+from deployer.state import STATE_ANNOTATION
 from deployer.traffic import Target
 from devtools import harness
 from tests.cloudrun import Api, service_body
@@ -81,6 +82,36 @@ def test_rollout_carries_on_through_tag_cleanup_and_says_so(
     assert "pr-1" not in tags and "pr-2" in tags  # not written back by the run
 
 
+def test_a_cleanup_of_the_runs_own_baseline_tag_stops_the_run_naming_the_quota(
+    own_emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """The baseline's tag is written first at 0 %: the candidate's tag can make Cloud Run's cleanup
+    delete it. That is the quota, not a person: the run says so, and is undone exactly."""
+    api = Api(own_emulator.url, project)
+    _tagged(api, "other", ["o-1", "o-2"])
+    api.create_service("shop", "sample/hello", "shop-v1")
+    before = api.service("shop")["spec"]["traffic"]
+    requests.post(f"{own_emulator.url}/_emulator/config", json={"tag_limit": 2}, timeout=5).raise_for_status()
+    result = harness.run(
+        inputs(
+            own_emulator,
+            project,
+            service="shop",
+            image="sample/hello:v2",
+            steps="50,100",
+            baseline="revision",
+            max_error_rate_increase="50",
+        ),
+        tmp_path=tmp_path,
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert "Cloud Run's tag cleanup removed this run's own tag(s) baseline of shop" in result.log
+    assert "changed by" not in result.log, result.log
+    svc = api.wait_ready("shop")
+    assert svc["spec"]["traffic"] == before
+    assert knative.annotation(svc, STATE_ANNOTATION) is None
+
+
 # --- scaling ---------------------------------------------------------------------------------------
 
 
@@ -112,6 +143,27 @@ def test_a_step_without_an_instance_is_refused_under_manual_scaling_only() -> No
     assert refused is None and detail.startswith("service minimum 4: 5%: candidate 0")
 
 
+def test_the_baseline_revision_counts_in_the_split_and_is_never_starved() -> None:
+    """``baseline: revision`` puts a third revision in the split: with 3 instances a 20 % step leaves
+    the candidate none once the baseline takes its 20 %, which the candidate alone would not."""
+    alone = scaling.per_step(_manual(3), "web-2", "canary", (20, 100))
+    assert [(s.percent, s.candidate, s.baseline, s.others) for s in alone] == [
+        (20, 1, None, 2),
+        (100, 3, None, 0),
+    ]
+    paired = scaling.per_step(_manual(3), "web-2", "canary", (20, 100), "web-2-baseline")
+    ours = [(s.percent, s.candidate + (s.baseline or 0), s.others) for s in paired]
+    assert ours == [(20, 1, 2), (100, 3, 0)]
+    assert paired[1].baseline is None  # gone at 100 %
+    detail, refused = scaling.check(_manual(3), "web-2", "canary", (20, 100), "web-2-baseline")
+    assert detail.startswith("manual scaling, 3 instances: 20%: candidate 0, baseline 1, others 2;"), detail
+    assert refused is not None
+    assert "the step(s) 20% would give the candidate or its baseline no instance" in refused
+    assert "gcloud beta run services update SERVICE --scaling N" in refused
+    detail, refused = scaling.check(_manual(6), "web-2", "canary", (20, 100), "web-2-baseline")
+    assert refused is None and "20%: candidate 1, baseline 1, others 4" in detail
+
+
 def _manual_service(api: Api, name: str, count: int) -> None:
     body = service_body(name, "sample/hello", f"{name}-v1")
     body["metadata"]["annotations"] = {scaling.SCALING_MODE: "manual", scaling.MANUAL_COUNT: str(count)}
@@ -131,6 +183,31 @@ def test_action_refuses_a_starved_canary_before_any_write(
     assert "the step(s) 5% would give the candidate no instance" in result.log
     assert api.service("few")["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert api.revisions("few") == ["few-v1"]
+
+
+def test_action_refuses_a_step_that_starves_the_baseline_before_any_write(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    api = Api(emulator.url, project)
+    _manual_service(api, "trio", 3)
+    before = api.service("trio")
+    result = harness.run(
+        inputs(
+            emulator,
+            project,
+            service="trio",
+            image="sample/hello:v2",
+            steps="20,100",
+            baseline="revision",
+            max_latency_increase="20",
+        ),
+        tmp_path=tmp_path,
+    )
+    assert result.returncode == 1, result.log
+    assert "20%: candidate 0, baseline 1, others 2" in result.log
+    assert "would give the candidate or its baseline no instance" in result.log
+    assert api.service("trio")["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert api.revisions("trio") == ["trio-v1"]
 
 
 def test_action_says_what_each_step_gives_the_candidate(

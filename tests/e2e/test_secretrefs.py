@@ -3,6 +3,7 @@ them; a same-project path shortened to the name; the emulator holding templates 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from deployer.settings import Config, JobSettings, SecretRef
 from devtools import harness
 from tests.cloudrun import Api, error_of, service_body
 from tests.config import cfg, problems
+from tests.helpers import Jobs
 
 FOREIGN = SecretRef("billing", "latest", "123456789")
 ALIAS = secretrefs.key_ref_name(FOREIGN, {})
@@ -35,6 +37,14 @@ def test_inputs_keep_other_projects_by_number_and_shorten_their_own() -> None:
         project_id="my-project", pre_job="migrate", job_secrets="B=projects/my-project/secrets/own/versions/2"
     ).jobs
     assert jobs.secrets == {"B": SecretRef("own", "2")}
+
+
+def test_the_inputs_description_shows_the_form_of_another_projects_secret() -> None:
+    declared = harness.action_metadata()["inputs"]
+    for name in ("secrets", "job_secrets"):
+        described = " ".join(declared[name]["description"].split())
+        assert "ENV=projects/NUMBER/secrets/NAME:VERSION" in described, name
+        assert "an ID is refused" in described and "shortened to the name" in described, name
 
 
 def test_another_project_by_id_is_refused_with_the_way_to_its_number() -> None:
@@ -159,4 +169,31 @@ def test_action_deploys_a_secret_of_another_project_and_the_revision_gets_it(
     assert (served["DB"], served["OWN"]) == (
         "secret:projects/123456789/secrets/billing:latest",
         "secret:own:2",
+    )
+
+
+def test_action_runs_a_job_with_a_secret_of_another_project_and_the_task_gets_it(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    value = "secret:projects/123456789/secrets/billing:latest"  # what the emulator resolves it to
+    inputs = {
+        "api_endpoint": emulator.url,
+        "project_id": project,
+        "mode": "job",
+        "job": "settle",
+        "image": "sample/job",
+        "job_max_retries": "0",
+        "job_secrets": "DB=projects/123456789/secrets/billing:latest",
+        "job_command": json.dumps(["/bin/sh", "-c", f'test "$DB" = "{value}"']),  # exits 1 otherwise
+    }
+    result = harness.run(inputs, tmp_path=tmp_path, timeout=60)
+    assert result.returncode == 0, result.log
+    assert result.outputs["job_result"] == "succeeded"
+    job = Jobs(emulator.url, project).job("settle")
+    execution = job["spec"]["template"]
+    (env,) = [e for e in execution["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "DB"]
+    assert env["valueFrom"]["secretKeyRef"] == {"name": ALIAS, "key": "latest"}
+    assert (
+        execution["metadata"]["annotations"][secretrefs.ANNOTATION]
+        == f"{ALIAS}:projects/123456789/secrets/billing"
     )

@@ -126,6 +126,21 @@ def test_exit_codes_retries_and_failed_condition(jobs: Jobs) -> None:
     assert condition(tasks[1], "Completed")["status"] == "True"
 
 
+def test_a_command_that_does_not_exist_is_a_failed_attempt_not_an_execution_that_never_started(
+    jobs: Jobs,
+) -> None:
+    # Nothing documents what turns an execution's Started False: here the task starts and fails.
+    body = job_body("typo", command=["/no/such/migrate"], maxRetries=1)
+    assert jobs.create(body).status_code == 200
+    done = jobs.execute("typo")
+    assert condition(done, "Started")["status"] == "True"
+    completed = condition(done, "Completed")
+    assert (completed["status"], completed["reason"]) == ("False", "NonZeroExitCode")
+    assert "'/no/such/migrate' could not be started" in completed["message"]
+    (task,) = jobs.tasks(done["metadata"]["name"])
+    assert task["status"]["retried"] == 1 and task["status"]["lastAttemptResult"]["exitCode"] == 127
+
+
 def test_task_timeout_kills_the_attempt(jobs: Jobs) -> None:
     assert (
         jobs.create(job_body("slow", command=["sleep", "30"], maxRetries=0, timeoutSeconds="1")).status_code

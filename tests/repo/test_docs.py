@@ -3,8 +3,11 @@ changelog, contributing guide, stability policy, and links between them that res
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,6 +62,18 @@ def test_security_policy_says_how_to_report_and_what_is_needed() -> None:
         assert needed in text, needed
 
 
+def test_id_token_grant_is_the_same_in_security_policy_and_readme() -> None:
+    # Under Workload Identity Federation google-auth calls generateIdToken as the federated principal.
+    for doc in ("SECURITY.md", "README.md"):
+        (row,) = [
+            line
+            for line in (ROOT / doc).read_text(encoding="utf-8").splitlines()
+            if "ID tokens for smoke checks" in line
+        ]
+        assert "roles/iam.serviceAccountOpenIdTokenCreator" in row, doc
+        assert "federated principal" in row and "on itself" not in row, doc
+
+
 def test_contributing_describes_tests_emulator_benchmark_and_releases() -> None:
     text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
     for needed in ("./scripts/test", "cloudrun_emulator", "benchmarks.run", "vX.Y.Z", "@sha256:<digest>"):
@@ -82,3 +97,56 @@ def test_relative_links_resolve(document: Path) -> None:
             continue
         path = (document.parent / target.split("#", 1)[0]).resolve()
         assert path.exists(), f"{document.name}: {target}"
+
+
+def test_every_used_by_pointer_of_the_cloud_run_facts_names_code_that_exists() -> None:
+    """docs/cloud-run-facts.md says which code relies on each fact: a renamed function would leave the
+    fact pointing nowhere."""
+    words = {"project_id", "tag_limit"}  # a metric label and an emulator setting, not code
+    inputs = set(harness.action_metadata()["inputs"])
+    rows = [
+        line for line in (ROOT / "docs" / "cloud-run-facts.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ") and not line.startswith("| #")
+    ]  # fmt: skip
+    missing = []
+    for row in rows:
+        where: list[Any] = []  # the module the previous pointer of the row was found in
+        for ref in re.findall(r"`([^`]+)`", row.strip().strip("|").split("|")[-1]):
+            found = _code(ref.split("(")[0], where)
+            if found is None and ref not in inputs | words:
+                missing.append(f"{row.split('|')[1].strip()}: {ref}")
+    assert not missing, missing
+
+
+def _code(ref: str, where: list[Any]) -> Any:
+    """What ``ref`` names in deployer or cloudrun_emulator, else in the row's previous pointer's module."""
+    candidates = [f"{package}.{ref}" for package in ("deployer", "cloudrun_emulator")] + [ref]
+    for dotted in candidates:
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                module = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            found = _attribute(module, parts[cut:])
+            if found is not None:
+                where[:] = [module]
+                return found
+            break
+    return _attribute(where[0], ref.split(".")) if where else None
+
+
+def _attribute(module: Any, names: list[str]) -> Any:
+    """``names`` defined in ``module`` (not imported into it), the first also as a method of one of its
+    classes (not inherited)."""
+    classes = inspect.getmembers(module, inspect.isclass)
+    owners = [module, *(c for _, c in classes if c.__module__ == module.__name__)]
+    for owner in owners:
+        found = owner
+        for name in names:
+            found = getattr(found, name, None)
+            if found is None:
+                break
+        if found is not None and getattr(found, "__module__", module.__name__) == module.__name__:
+            return found
+    return None
