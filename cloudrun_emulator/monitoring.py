@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloudrun_emulator.dataplane import RequestSample
-from cloudrun_emulator.projects import project_number
+from cloudrun_emulator.projects import project_id, project_key, project_number
 
 REQUEST_COUNT = "run.googleapis.com/request_count"
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"
@@ -88,7 +88,9 @@ _TIMESTAMP = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))"
 )
 _DURATION = re.compile(r"(\d{1,12})(?:\.(\d{1,9}))?s")
-_FIELD = r"(?:metric|resource)\.(?:type|labels\.[A-Za-z_][A-Za-z0-9_]*)"
+_LABEL_FIELD = r"(?:metric|resource)\.(?:type|labels\.[A-Za-z_][A-Za-z0-9_]*)"
+# ``project``: the project selector, "project-id-or-number" (https://cloud.google.com/monitoring/api/v3/filters).
+_FIELD = rf"(?:project|{_LABEL_FIELD})"
 _STRING = r'"(?:[^"\\]|\\.)*"'
 _TERM = re.compile(
     rf"\s*(?P<field>{_FIELD})\s*(?P<op>!=|=)\s*"
@@ -96,7 +98,7 @@ _TERM = re.compile(
     rf"(?:\s*,\s*{_STRING})*)\s*\))"
 )
 _AND = re.compile(r"\s+AND\s+|\s*(?<=[\")])AND(?=[\s(\w])\s*", re.IGNORECASE)
-_GROUP_FIELD = re.compile(_FIELD)
+_GROUP_FIELD = re.compile(_LABEL_FIELD)
 
 # An aligned value: an int (counts), a float, or the latencies in the period (a distribution).
 Value = int | float | list[float]
@@ -210,6 +212,8 @@ def parse_filter(text: str) -> tuple[FilterTerm, ...]:
         else:
             values = tuple(_unquote(v) for v in re.findall(_STRING, match["args"]))
             func = match["func"]
+        if match["field"] == "project":  # an ID or a number names the same project
+            values = tuple(project_key(v) for v in values)
         conditions.append(FilterTerm(match["field"], match["op"] == "!=", func, values))
         pos = match.end()
         if pos >= len(text.rstrip()):
@@ -383,7 +387,7 @@ def _labels(sample: RequestSample, project: str, location: str) -> tuple[dict[st
     ``location`` for an instance started outside any project)."""
     region = sample.namespace.partition("/")[2]
     resource = {
-        "project_id": project,
+        "project_id": project_id(project),
         "location": region or location,
         "service_name": sample.service,
         "revision_name": sample.revision,
@@ -401,6 +405,8 @@ def _key(resource: Mapping[str, str], metric: Mapping[str, str]) -> Labels:
 def _filter_view(metric: str, resource: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, str]:
     """The fields a filter can test, keyed as the filter names them."""
     view = {"metric.type": metric, "resource.type": RESOURCE_TYPE}
+    if "project_id" in resource:
+        view["project"] = project_key(resource["project_id"])
     view.update({f"resource.labels.{k}": v for k, v in resource.items()})
     view.update({f"metric.labels.{k}": v for k, v in labels.items()})
     return view
@@ -526,7 +532,11 @@ def _distribution(values: list[float]) -> dict[str, Any]:
     mean = statistics.fmean(values)
     counts = [0] * (int(BUCKETS["numFiniteBuckets"]) + 2)
     for value in values:
-        index = 0 if value < BUCKETS["scale"] else 1 + int(math.log(value / BUCKETS["scale"], 1.4))
+        index = (
+            0
+            if value < BUCKETS["scale"]
+            else 1 + int(math.log(value / BUCKETS["scale"], BUCKETS["growthFactor"]))
+        )
         counts[min(index, len(counts) - 1)] += 1
     while counts and counts[-1] == 0:
         counts.pop()

@@ -30,10 +30,23 @@ LOCATIONS = {
 ANY_REGION = "-"  # gcloud lists every region of a project at ``locations/-``
 
 
+_IDS: dict[str, str] = {}  # project number -> ID, for every project named by its ID so far
+
+
 def project_key(ns: str) -> str:
     """A project as the store keys it: its number. Cloud Run paths name a project by ID or number alike
     (run.v1.json: "namespace ID or number"), and answers carry the number."""
-    return ns if ns.isdigit() else project_number(ns)
+    if ns.isdigit():
+        return ns
+    number = project_number(ns)
+    _IDS[number] = ns
+    return number
+
+
+def project_id(project: str) -> str:
+    """A project's ID (Cloud Monitoring labels series with it), given its ID or its number; a number
+    never named by its ID here stays a number."""
+    return _IDS.get(project, project) if project.isdigit() else project
 
 
 def scope(ns: str, region: str) -> str:

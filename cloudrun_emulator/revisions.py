@@ -171,6 +171,10 @@ def render_revision(revision: Revision, service: Service | None) -> dict[str, An
                 "observedGeneration": 1,
                 "conditions": revision_conditions(revision.ready, serving),
                 "imageDigest": image_digest(container["image"]),
+                "containerStatuses": [
+                    {"name": c.get("name", ""), "imageDigest": image_digest(c["image"])}
+                    for c in template["spec"].get("containers", [])
+                ],
                 "logUrl": log_url(revision),
                 "serviceName": revision.service,
             },

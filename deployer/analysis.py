@@ -359,13 +359,15 @@ class Analysis:
 
     def _filter(self, metric: str, revision: str | Sequence[str]) -> str:
         """One metric of our revision(s) in our project: a metrics scope that watches several projects
-        (staging deploying the same commit has the same revision names) must not add theirs in."""
+        (staging deploying the same commit has the same revision names) must not add theirs in. The
+        ``project`` selector takes the project's ID or number, as the ``project_id`` input may be
+        either; ``resource.labels.project_id`` holds the ID only."""
         names = [revision] if isinstance(revision, str) else list(revision)
         which = _quote(names[0]) if len(names) == 1 else "one_of(" + ", ".join(_quote(n) for n in names) + ")"
         terms = [
             f"metric.type = {_quote(metric)}",
             f"resource.type = {_quote('cloud_run_revision')}",
-            f"resource.labels.project_id = {_quote(self.project)}",
+            f"project = {_quote(self.project)}",
             f"resource.labels.service_name = {_quote(self.service)}",
             f"resource.labels.revision_name = {which}",
             f"resource.labels.location = {_quote(self.region)}",

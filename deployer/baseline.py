@@ -43,7 +43,31 @@ def template_from_revision(revision: Obj, name: str) -> Obj:
         template_meta["labels"] = labels
     if annotations:
         template_meta["annotations"] = annotations
-    return {"metadata": template_meta, "spec": copy.deepcopy(revision.get("spec") or {})}
+    spec = copy.deepcopy(revision.get("spec") or {})
+    pin_images(spec, revision.get("status") or {})
+    return {"metadata": template_meta, "spec": spec}
+
+
+def pin_images(spec: Obj, status: Obj) -> None:
+    """Each container's image by the digest the revision resolved it to (``status.containerStatuses``,
+    or ``status.imageDigest`` for a lone container), as gcloud does when it makes a revision from
+    another (``_SwitchToDigestChange``): a tag such as ``:latest`` may have moved to the candidate's
+    image since, and a baseline of the candidate compares nothing."""
+    containers = spec.get("containers") or []
+    digests = {c.get("name") or "": c.get("imageDigest") for c in status.get("containerStatuses") or []}
+    for container in containers:
+        image = str(container.get("image") or "")
+        digest = digests.get(container.get("name") or "")
+        if digest is None and len(containers) == 1:
+            digest = status.get("imageDigest")
+        if image and digest and "@sha256:" not in image:
+            container["image"] = digest if "@" in digest else f"{_without_tag(image)}@{digest}"
+
+
+def _without_tag(image: str) -> str:
+    """``host:port/repo/name:tag`` without ``:tag`` (a port's colon comes before the last slash)."""
+    colon = image.rfind(":")
+    return image[:colon] if colon > image.rfind("/") else image
 
 
 def compared_with(mode: str, base: Traffic, baseline_revision: str) -> tuple[str, ...]:

@@ -366,7 +366,7 @@ def test_the_queries_google_would_receive(world: World) -> None:
     counts, p95, p99 = world.monitoring.calls
     assert counts["filter"] == [
         'metric.type = "run.googleapis.com/request_count" AND resource.type = "cloud_run_revision" AND '
-        'resource.labels.project_id = "proj" AND resource.labels.service_name = "web" AND '
+        'project = "proj" AND resource.labels.service_name = "web" AND '
         'resource.labels.revision_name = "web-hello" AND '
         'resource.labels.location = "us-central1"'
     ]

@@ -82,7 +82,7 @@ def test_several_stable_revisions_are_one_baseline(world: World) -> None:
     assert verdict.figures["baseline_requests"] == 40
     filters = [c["filter"][0] for c in world.monitoring.calls]
     assert any('resource.labels.revision_name = one_of("web-hello", "web-slow")' in f for f in filters)
-    assert all('resource.labels.project_id = "proj"' in f for f in filters)
+    assert all('project = "proj"' in f for f in filters)
 
 
 def test_own_smoke_requests_are_left_out(world: World) -> None:
@@ -124,7 +124,7 @@ def test_a_partial_answer_makes_the_round_inconclusive(monkeypatch: pytest.Monke
     class Handler(QuietHandler):
         def do_GET(self) -> None:
             query = parse_qs(urlsplit(self.path).query)
-            assert 'resource.labels.project_id = "proj"' in query["filter"][0]
+            assert 'project = "proj"' in query["filter"][0]
             reply(self, 200, json.dumps({"unreachable": ["projects/proj/locations/us-central1"]}).encode())
 
     server, url = serve(Handler)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cloudrun_emulator import Emulator
+from cloudrun_emulator.projects import project_number
 from devtools import harness
 from tests.cloudrun import Api, routing
 from tests.helpers import load
@@ -52,6 +53,28 @@ def test_healthy_candidate_is_promoted(emulator: Emulator, project: str, tmp_pat
         ("good-v2", 100, "canary")
     ]
     assert "metrics ok" in result.summary
+
+
+def test_a_project_named_by_its_number_gets_its_metrics(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """Cloud Monitoring labels series with the project ID: the action's filter uses the ``project``
+    selector, which takes the ID or the number, so ``project_id: <number>`` still finds its data."""
+    api = Api(emulator.url, project)
+    svc = api.create_service("numbered", "sample/hello:v1", "numbered-v1")
+    args = {
+        "api_endpoint": emulator.url,
+        "project_id": project_number(project),
+        "service": "numbered",
+        "suffix": "v2",
+        "image": "sample/hello:v2",
+        "max_error_rate": "5",
+        **STEPS,
+    }
+    with load(svc["status"]["url"]):
+        result = harness.run(args, tmp_path=tmp_path)
+    assert result.outputs["result"] == "promoted", result.log
+    assert "metrics ok" in result.summary, result.summary
 
 
 def test_candidate_answering_5xx_is_rolled_back_at_the_first_step(

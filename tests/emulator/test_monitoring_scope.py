@@ -63,10 +63,8 @@ def test_two_projects_with_the_same_names_see_their_own_requests(emu: Emulator) 
     served(emu, "scope-b", "us-central1", 5)
     assert counts(emu, "scope-a", started) == {("scope-a", "us-central1", "web-v1"): 3}
     assert counts(emu, "scope-b", started) == {("scope-b", "us-central1", "web-v1"): 5}
-    # Addressed by its number, a project is the same project.
-    assert counts(emu, project_number("scope-b"), started) == {
-        (project_number("scope-b"), "us-central1", "web-v1"): 5
-    }
+    # Addressed by its number, a project is the same project, labelled with its ID as Google does.
+    assert counts(emu, project_number("scope-b"), started) == {("scope-b", "us-central1", "web-v1"): 5}
 
 
 def test_two_regions_of_one_project_are_labelled_apart(emu: Emulator) -> None:
@@ -79,3 +77,14 @@ def test_two_regions_of_one_project_are_labelled_apart(emu: Emulator) -> None:
     }
     only = counts(emu, "scope-c", started, ' AND resource.labels.location = "europe-west1"')
     assert only == {("scope-c", "europe-west1", "web-v1"): 4}
+
+
+def test_the_project_selector_takes_an_id_or_a_number(emu: Emulator) -> None:
+    """The action pins its project with ``project = "..."`` whichever form its input has."""
+    started = time.time()
+    served(emu, "scope-d", "us-central1", 2)
+    want = {("scope-d", "us-central1", "web-v1"): 2}
+    assert counts(emu, "scope-d", started, ' AND project = "scope-d"') == want
+    assert counts(emu, "scope-d", started, f' AND project = "{project_number("scope-d")}"') == want
+    assert counts(emu, "scope-d", started, ' AND project = "scope-e"') == {}
+    assert counts(emu, "scope-d", started, ' AND project != "scope-d"') == {}

@@ -45,6 +45,50 @@ def test_the_template_copies_the_revision_without_what_the_server_stamps() -> No
     assert template["spec"] is not revision["spec"]  # a copy
 
 
+DIGEST = "sha256:" + "b" * 64
+
+
+def test_the_template_pins_each_image_to_the_digest_the_revision_resolved() -> None:
+    """A tag (``:latest``) may have moved to the candidate's image since: the baseline runs what the
+    revision runs, as gcloud's ``_SwitchToDigestChange`` does."""
+    lone = {
+        "spec": {"containers": [{"image": "gcr.io/p/app:latest"}]},
+        "status": {"imageDigest": f"gcr.io/p/app@{DIGEST}"},
+    }
+    assert (
+        baseline.template_from_revision(lone, "b")["spec"]["containers"][0]["image"]
+        == f"gcr.io/p/app@{DIGEST}"
+    )
+    bare = {"spec": {"containers": [{"image": "host:5000/app:v1"}]}, "status": {"imageDigest": DIGEST}}
+    assert (
+        baseline.template_from_revision(bare, "b")["spec"]["containers"][0]["image"]
+        == f"host:5000/app@{DIGEST}"
+    )
+    pair = {
+        "spec": {
+            "containers": [
+                {"name": "app", "image": "app:1", "ports": [{}]},
+                {"name": "proxy", "image": "px:2"},
+            ]
+        },
+        "status": {
+            "imageDigest": f"app@{DIGEST}",
+            "containerStatuses": [
+                {"name": "app", "imageDigest": f"app@{DIGEST}"},
+                {"name": "proxy", "imageDigest": "px@sha256:" + "c" * 64},
+            ],
+        },
+    }
+    images = [c["image"] for c in baseline.template_from_revision(pair, "b")["spec"]["containers"]]
+    assert images == [f"app@{DIGEST}", "px@sha256:" + "c" * 64]
+    unresolved = {
+        "spec": {"containers": [{"image": "app:1"}, {"image": "px:2"}]},
+        "status": {"imageDigest": f"app@{DIGEST}"},
+    }
+    images = [c["image"] for c in baseline.template_from_revision(unresolved, "b")["spec"]["containers"]]
+    assert images == ["app:1", "px:2"]  # which container the lone digest belongs to is unknown: as they are
+
+
 def test_what_a_step_compares_with() -> None:
     base = (Target(revision="a", percent=70), Target(revision="b", percent=30), Target(revision="c", tag="x"))
     assert baseline.compared_with("revision", base, "cand-baseline") == ("cand-baseline",)
