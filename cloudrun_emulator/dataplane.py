@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from cloudrun_emulator import launcher
 from cloudrun_emulator.images import ImageCatalogue
@@ -39,6 +40,7 @@ POLL_SECONDS = 0.05
 SERVE_POLL_SECONDS = 1.0  # a listener's select timeout: only a safety net, close_server wakes it
 STOP_GRACE_SECONDS = 3.0
 UPSTREAM_TIMEOUT_SECONDS = 300.0  # Cloud Run's default request timeout
+IDLE_CLIENT_SECONDS = 600.0  # a kept-alive client connection idle this long is closed (a bound, not Google's)
 MAX_SAMPLES = 200_000
 LOG_TAIL_LINES = 10
 HOP_BY_HOP = frozenset(
@@ -188,6 +190,8 @@ class _ProxyServer(ThreadingHTTPServer):
         self.plane = plane
         self.service = service
         self.split = split
+        self._open: set[socket.socket] = set()  # client connections, kept alive between requests
+        self._open_lock = threading.Lock()
         self._thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": SERVE_POLL_SECONDS}, daemon=True
         )
@@ -205,9 +209,25 @@ class _ProxyServer(ThreadingHTTPServer):
         if new.weights != self.split.weights:
             self.split = new
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
     def close(self) -> None:
-        """Stop accepting and release the port."""
+        """Stop accepting, release the port, and end the connections clients keep open: a removed
+        URL (a tag moved away, a deleted service) answers nothing more, not even on them."""
         close_server(self)
+        with self._open_lock:
+            kept = list(self._open)
+        for conn in kept:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
 
 def close_server(server: socketserver.TCPServer) -> None:
@@ -251,7 +271,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     """Forwards one request to the revision its listener picks."""
 
     server: _ProxyServer
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.1"  # keep-alive, as Google's front ends: a client reuses its connection
+    timeout = IDLE_CLIENT_SECONDS  # an idle kept-alive connection is closed after this
     disable_nagle_algorithm = True  # no delayed-ACK stall between headers and body (see server.Handler)
     server_version = "emulator-proxy/1"
 
@@ -313,16 +334,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         port, problem = self.server.plane._upstream(revision)
         if port is None:
             return _error_reply(503, "UNAVAILABLE", problem, reached=False)
-        conn = http.client.HTTPConnection(self.server.plane.host, port, timeout=UPSTREAM_TIMEOUT_SECONDS)
+        plane = self.server.plane
+        conn, reused = plane._connection(port)
         try:
-            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-            for name, value in self._upstream_headers():
-                conn.putheader(name, value)
-            if body or self.command in ("POST", "PUT", "PATCH"):
-                conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body or None)
-            resp = conn.getresponse()
-            data = resp.read()
+            try:
+                resp, data = self._exchange(conn, body)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                if not reused:
+                    raise
+                conn.close()  # an idle kept-alive connection the instance closed: once more, afresh
+                conn, reused = plane._connection(port, fresh=True)
+                resp, data = self._exchange(conn, body)
         except TimeoutError:
             return _error_reply(504, "DEADLINE_EXCEEDED", f"Revision '{revision}' did not answer in time.")
         except (OSError, http.client.HTTPException) as exc:
@@ -331,8 +353,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return _error_reply(
                 503, "UNAVAILABLE", f"Revision '{revision}' is unreachable: {exc}", reached=reached
             )
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        else:
+            if resp.will_close:
+                conn.close()
+            else:
+                plane._idle(port, conn)
         head = self.command == "HEAD"
         headers = [
             (name, value)
@@ -340,6 +368,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if name.lower() not in HOP_BY_HOP and (head or name.lower() != "content-length")
         ]
         return _Reply(resp.status, resp.reason, headers, data)
+
+    def _exchange(
+        self, conn: http.client.HTTPConnection, body: bytes
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+        for name, value in self._upstream_headers():
+            conn.putheader(name, value)
+        if body or self.command in ("POST", "PUT", "PATCH"):
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body or None)
+        resp = conn.getresponse()
+        return resp, resp.read()
 
     def _upstream_headers(self) -> list[tuple[str, str]]:
         """Client headers minus hop-by-hop ones, plus the forwarding headers a front end adds."""
@@ -405,10 +445,36 @@ class DataPlane:
         self._routes: dict[str, _Route] = {}
         self._samples: collections.deque[RequestSample] = collections.deque(maxlen=MAX_SAMPLES)
         self._samples_lock = threading.Lock()
+        self._pool: dict[int, list[http.client.HTTPConnection]] = {}
+        self._pool_lock = threading.Lock()
         self._closed = False
         self._log_dir = Path(tempfile.mkdtemp(prefix="cloud-run-emulator-"))
         self._atexit = _close_later(self)
         atexit.register(self._atexit)
+
+    # ---- connections to instances -------------------------------------------------------------
+
+    def _connection(self, port: int, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle kept-alive connection to the instance on ``port`` (True), or a new one (False)."""
+        if not fresh:
+            with self._pool_lock:
+                idle = self._pool.get(port)
+                if idle:
+                    return idle.pop(), True
+        return http.client.HTTPConnection(self.host, port, timeout=UPSTREAM_TIMEOUT_SECONDS), False
+
+    def _idle(self, port: int, conn: http.client.HTTPConnection) -> None:
+        """Keep a connection whose exchange ended cleanly for the next request to that instance."""
+        with self._pool_lock:
+            self._pool.setdefault(port, []).append(conn)
+
+    def _forget_connections(self, port: int | None = None) -> None:
+        """Close the idle connections to one instance (its port may serve another next), or all."""
+        with self._pool_lock:
+            ports = [port] if port is not None else list(self._pool)
+            idle = [conn for p in ports for conn in self._pool.pop(p, [])]
+        for conn in idle:
+            conn.close()
 
     # ---- revisions -------------------------------------------------------------------------
 
@@ -487,6 +553,7 @@ class DataPlane:
             instance = self._instances.pop(revision, None)
         if instance:
             self._stop_processes([instance])
+            self._forget_connections(instance.port)
             self._ports.release(instance.port)
 
     def _stop_processes(self, instances: Sequence[_Instance]) -> None:
@@ -604,6 +671,7 @@ class DataPlane:
             for server in [route.service, *route.tags.values()]:
                 server.close()
         self._stop_processes(instances)
+        self._forget_connections()
         self._ports.close()
         shutil.rmtree(self._log_dir, ignore_errors=True)
         atexit.unregister(self._atexit)

@@ -58,6 +58,10 @@ class ForkClient:
             with self._changed:
                 if "id" in message:
                     self._pids[message["id"]] = message["pid"]
+                    # The server answers a fork before it can reap that child: an end recorded under
+                    # this pid is an older child's (pids wrap around, at 32,768 by default), and read
+                    # as this one's it would say a process that just started has ended.
+                    self._ended.pop(message["pid"], None)
                 else:
                     self._ended[message["pid"]] = Ended(
                         message["returncode"],

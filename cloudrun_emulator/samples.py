@@ -74,6 +74,7 @@ def make_handler(budget: ErrorBudget, delay_s: float) -> type[BaseHTTPRequestHan
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "emulator-sample/1"
+        protocol_version = "HTTP/1.1"  # keep-alive: the front end reuses its connections to an instance
         disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: object) -> None:

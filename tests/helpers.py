@@ -151,8 +151,8 @@ def load(url: str, pause: float = PAUSE) -> Iterator[None]:
     """Real users: requests to the service URL, each user pausing ``pause`` s between them.
 
     Plain http.client rather than ``requests`` (much less CPU per request, and these users send
-    thousands of requests a session). The data plane answers HTTP/1.0 and closes each connection;
-    the next request opens another, as it does after an error."""
+    thousands of requests a session). Each user keeps its connection alive, as browsers and HTTP
+    clients do with Cloud Run's front end, and opens another after an error."""
     stop = threading.Event()
     parts = urlsplit(url)
     target = f"{parts.path or '/'}{'?' + parts.query if parts.query else ''}"

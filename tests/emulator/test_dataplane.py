@@ -310,3 +310,52 @@ def test_same_revision_name_in_two_projects_runs_two_instances(plane: DataPlane)
     assert requests.get(urls["proj-a"], timeout=5).json()["env"]["COLOR"] == "red"
     assert requests.get(urls["proj-b"], timeout=5).json()["env"]["COLOR"] == "blue"
     assert {s.revision for s in plane.samples()} >= {"web-v1"}
+
+
+def _get(conn: http.client.HTTPConnection, path: str = "/") -> tuple[int, dict]:
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read() or b"{}")
+
+
+def test_a_kept_alive_connection_follows_each_traffic_change(plane: DataPlane) -> None:
+    """Keep-alive as Google's front end: one client connection, routed request by request."""
+    start_ready(plane, run("web-a"))
+    start_ready(plane, run("web-b"))
+    urls = plane.route(KEY, [("web-a", 100)], {})
+    parts = urlsplit(urls.url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        assert _get(conn)[1]["revision"] == "web-a"
+        first = conn.sock
+        plane.route(KEY, [("web-b", 100)], {})
+        assert _get(conn)[1]["revision"] == "web-b"
+        assert conn.sock is first  # the same connection served both
+    finally:
+        conn.close()
+
+
+def test_a_removed_url_answers_nothing_more_on_a_kept_alive_connection(plane: DataPlane) -> None:
+    start_ready(plane, run("web-a"))
+    urls = plane.route(KEY, [("web-a", 100)], {"gone": "web-a"})
+    parts = urlsplit(urls.tags["gone"])
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        assert _get(conn)[0] == 200
+        plane.route(KEY, [("web-a", 100)], {})  # the tag is removed
+        with pytest.raises((OSError, http.client.HTTPException)):  # the same connection: no answer
+            _get(conn)
+    finally:
+        conn.close()
+
+
+def test_an_instance_that_restarted_is_reached_afresh(plane: DataPlane) -> None:
+    """The front end's idle connection to a stopped instance is not reused for its successor."""
+    start_ready(plane, run("web-a"))
+    urls = plane.route(KEY, [("web-a", 100)], {})
+    assert fetch(urls.url)[0] == 200
+    plane.stop_revision("web-a")
+    start_ready(plane, run("web-a"))
+    since = time.time()
+    assert [fetch(urls.url)[0] for _ in range(3)] == [200, 200, 200]
+    assert [s.status for s in plane.samples(since)] == [200, 200, 200]

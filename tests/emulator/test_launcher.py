@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,3 +126,33 @@ def test_when_the_zygote_dies_its_samples_read_as_killed_and_the_next_start_brin
     assert isinstance(again, launcher._Forked)
     assert again.wait(5) == 1
     assert launcher._zygote() is not zygote
+
+
+PID_REUSE_SERVER = """
+import json, sys
+for n, line in enumerate(sys.stdin):
+    request = json.loads(line)
+    # Both children get pid 4242: the first ends at once with code 0, the second keeps running.
+    print(json.dumps({"id": request["id"], "pid": 4242}), flush=True)
+    if n == 0:
+        print(json.dumps({"pid": 4242, "returncode": 0}), flush=True)
+"""
+
+
+def test_a_reused_pid_is_not_read_as_ended_by_its_previous_childs_exit() -> None:
+    """pids wrap around (32,768 by default): a new child with an old child's pid is running, even
+    though an end was recorded under that pid (a revision once read as "exited with code 0 before
+    listening", or -15: the code of the revision stopped before it)."""
+    from cloudrun_emulator.forkclient import ForkClient
+
+    client = ForkClient([sys.executable, "-c", PID_REUSE_SERVER], {}, "pid-reuse")
+    try:
+        first = client.spawn({})
+        assert first == 4242 and client.ended(first, timeout=5) is not None
+        second = client.spawn({})
+        assert second == 4242
+        assert client.ended(second, timeout=0.2) is None
+    finally:
+        assert client.process.stdin is not None
+        client.process.stdin.close()
+        client.process.wait(timeout=5)
