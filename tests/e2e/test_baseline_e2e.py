@@ -106,10 +106,23 @@ def test_a_candidate_50_percent_slower_is_rolled_back_at_its_first_step(
         **ABSOLUTE,
     )
     assert result.outputs["result"] == "rolled_back", result.log
-    assert "check failed at 50%: baseline: latency: p50 " in result.log
+    # Failed at the first step, by the baseline check alone (a failed metrics check would come first).
+    failed = re.search(r"check failed at (\d+)%: (\w+): latency: p50 ", result.log)
+    assert failed is not None and failed.groups() == ("50", "baseline"), result.log
     assert "allowed +20 %" in result.log and "p<0.0001: fail" in result.log
     assert "Baseline: revision slower-v2-baseline with the settings of slower-v1" in result.log
-    assert "metrics ok" in result.log or "metrics: pass" in result.log or "p95" in result.log
+    # ... in a round where every absolute threshold passed, as the log shows them.
+    lost = re.findall(r"^50% round (\d+): baseline FAILED: ", result.log, re.M)
+    assert len(lost) == 1, result.log
+    metrics = re.search(
+        rf"^50% round {lost[0]}: metrics ok: error rate 0\.0 % of (\d+) requests <= max 5 %; "
+        r"p99 (\d+) ms <= max 2000 ms; p95 (\d+) ms <= max 1000 ms",
+        result.log,
+        re.M,
+    )
+    assert metrics is not None, result.log
+    assert int(metrics[1]) >= 20 and int(metrics[3]) <= 1000
+    assert "::group::50%" in result.log and "::group::100%" not in result.log  # never past it
     # Exactly as before the run: no baseline share or tag is left.
     assert traffic == [("slower-v1", 100, ""), ("slower-v2", 0, "canary")]
     assert "### Canary analysis" in result.summary
@@ -196,6 +209,41 @@ def test_a_quiet_service_with_only_smoke_requests_is_inconclusive_not_passed(
     assert traffic == [("quiet-v1", 100, ""), ("quiet-v2", 0, "canary")]
 
 
+@pytest.mark.long
+def test_a_candidate_whose_only_requests_are_smoke_checks_is_inconclusive_though_min_requests_is_met(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """Real users reach the baseline only (its tag URL); the candidate gets nothing but the smoke
+    checks, more of them than ``min_requests``: counted, they would pass the absolute check."""
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "smokeonly",
+        ("sample/hello", {}),
+        busy=False,
+        users_of="baseline",
+        image="sample/hello:v2",
+        baseline="revision",
+        max_latency_increase="20",
+        max_error_rate="5",
+        min_requests="1",
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    final = result.log.split("inconclusive at 50%: ", 1)[-1].splitlines()[0]
+    metrics = re.search(
+        r"no requests to the candidate yet: inconclusive \((\d+) smoke-check requests? left out\)", final
+    )
+    assert metrics is not None and int(metrics[1]) >= 1, (
+        result.log
+    )  # >= min_requests: the subtraction decided
+    compared = re.search(
+        r"candidate 0 requests \((\d+) smoke-check requests? left out\).*; baseline (\d+) requests", final
+    )
+    assert compared is not None and int(compared[2]) >= 20, result.log  # the baseline had enough
+    assert traffic == [("smokeonly-v1", 100, ""), ("smokeonly-v2", 0, "canary")]
+
+
 def test_a_dry_run_shows_the_baseline_in_its_plan(emulator: Emulator, project: str, tmp_path: Path) -> None:
     result, traffic, api = deploy(
         emulator,
@@ -211,11 +259,17 @@ def test_a_dry_run_shows_the_baseline_in_its_plan(emulator: Emulator, project: s
     )
     assert result.outputs["result"] == "planned", result.log
     assert (
-        "Planned traffic: plan-v1 50%, plan-v2-baseline 50% (tag baseline), plan-v2 50% (tag canary)"
-        not in (result.log)
+        "Baseline: revision plan-v2-baseline with the settings of plan-v1, tagged 'baseline'." in result.log
     )
-    assert "plan-v2-baseline 0% (tag baseline), plan-v2 0% (tag canary)" in result.log
-    assert "plan-v1 0%, plan-v2-baseline 50% (tag baseline), plan-v2 50% (tag canary)" in result.log
+    planned = [line for line in result.log.splitlines() if line.startswith("Planned traffic: ")]
+    assert planned == [
+        # deployed with no traffic, the baseline's write first
+        "Planned traffic: plan-v1 100%, plan-v2-baseline 0% (tag baseline), plan-v2 0% (tag canary)",
+        # the 50 % step: the baseline gets the candidate's share
+        "Planned traffic: plan-v1 0%, plan-v2-baseline 50% (tag baseline), plan-v2 50% (tag canary)",
+        # the promote: the baseline's share and tag are gone
+        "Planned traffic: plan-v1 0%, plan-v2 100% (tag canary)",
+    ], result.log
     assert traffic == [("plan-v1", 100, "")]  # nothing written
     assert api.revisions("plan") == ["plan-v1"]
 
