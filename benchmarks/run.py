@@ -719,7 +719,8 @@ def _latencies(rng: Any, n: int, median: float) -> Any:
 def detection(draws: int = DETECTION_DRAWS) -> list[dict[str, Any]]:
     """Per shift (0 %: identical releases) and requests per side: the share of seeded draws where the
     Mann-Whitney test is significant at 95 %, and where the judge fails the step with allowances of
-    10 % and 20 % (median and p95 both above)."""
+    10 % and 20 % (significant, and the median or the p95 more than the allowance above the
+    baseline's)."""
     import random
 
     from deployer import compare, stats

@@ -13,9 +13,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -148,15 +150,17 @@ class IdTokenSource:
         self._creds = _id_token_credentials(credentials, audience)
         self._token: str | None = None
         self._expiry: float | None = None
+        self._lock = threading.Lock()  # load_rps asks from several threads: one mint at a time
 
     def token(self) -> str:
         """A valid ID token; the mask hook sees every new token before it is returned."""
-        if self._token is None or self._expiry is None or self._clock() >= self._expiry - _REFRESH_MARGIN:
-            token = self._mint()
-            if self._mask is not None:
-                self._mask(token)
-            self._token, self._expiry = token, jwt_expiry(token) or self._clock() + 300.0
-        return self._token
+        with self._lock:
+            if self._token is None or self._expiry is None or self._clock() >= self._expiry - _REFRESH_MARGIN:
+                token = self._mint()
+                if self._mask is not None:
+                    self._mask(token)
+                self._token, self._expiry = token, jwt_expiry(token) or self._clock() + 300.0
+            return self._token
 
     def _mint(self) -> str:
         from google.auth import credentials as ga_credentials
@@ -187,3 +191,38 @@ class IdTokenSource:
             "impersonation where the caller has roles/iam.serviceAccountTokenCreator on the "
             "service account (or set smoke_auth: none)"
         )[:1000]
+
+
+def service_audience(url: str) -> str:
+    """The ID-token audience for a tag URL: its service URL (``tag---svc-...`` -> ``svc-...``)."""
+    parts = urlsplit(url)
+    host = parts.netloc.split("---", 1)[-1]
+    return urlunsplit((parts.scheme, host, "", "", ""))
+
+
+class IdTokens:
+    """The run's ID tokens: one ``IdTokenSource`` per audience, built when a token is first asked for
+    (a public service never needs one) and shared by whatever calls the service (the smoke check,
+    ``load_rps``), so each audience's token is minted once and refreshed only before it expires."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        mask: Callable[[str], None] | None = None,
+        source: Callable[[str], IdTokenSource] | None = None,
+    ) -> None:
+        self._make = source or (lambda audience: IdTokenSource(credentials, audience, mask=mask))
+        self._sources: dict[str, IdTokenSource] = {}
+        self._lock = threading.Lock()
+
+    def for_url(self, url: str) -> Callable[[], str]:
+        """What to call for a token for ``url`` (a tag or service URL); AuthError when none can be had."""
+        audience = service_audience(url)
+        return lambda: self._source(audience).token()
+
+    def _source(self, audience: str) -> IdTokenSource:
+        with self._lock:
+            if audience not in self._sources:
+                self._sources[audience] = self._make(audience)
+            return self._sources[audience]

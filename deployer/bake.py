@@ -26,6 +26,7 @@ class Bake:
     info: StepInfo
     interval: float  # step_interval
     analysis: AnalysisSettings
+    load: tuple[str, ...] = ()  # the URLs load_rps sends to while the bake's window lasts
 
 
 def bakes_at(percent: int) -> bool:
@@ -80,8 +81,9 @@ def bake_detail(interval: float, extensions: int, waited: float, rounds: int, ve
 def bake_rounds(
     bake: Bake, hooks: Hooks, reporter: Reporter, result: RolloutResult, sleep: Callable[[float], None]
 ) -> str:
-    """Hold the step for ``step_interval`` while re-running the smoke check and the canary checks,
-    then give the step its final verdict once its own requests are in Cloud Monitoring.
+    """Hold the step for ``step_interval`` while re-running the smoke check and the canary checks (and
+    sending ``load_rps`` to ``bake.load``), then give the step its final verdict once its own
+    requests are in Cloud Monitoring.
 
     A failed check counts towards ``failure_threshold`` (rounds during the bake judge the data that
     has arrived, so errors stop a step early). The final check covers exactly the bake; when it is
@@ -91,6 +93,7 @@ def bake_rounds(
     threshold = bake.analysis.failure_threshold
     started = hooks.wall()
     rounds, failures, extensions, waited = 0, 0, 0, 0.0
+    loads: list[str] = []  # what load_rps sent in each window
 
     def count(verdicts: list[Verdict]) -> None:
         nonlocal failures
@@ -101,12 +104,17 @@ def bake_rounds(
     while True:
         end = hooks.clock() + interval
         every = round_every(interval)
-        while (left := end - hooks.clock()) > 0:
-            sleep(min(every, left))
-            if hooks.ingested is not None and end - hooks.clock() <= 0:
-                break  # over: the final round judges the whole bake once it is in Cloud Monitoring
-            rounds += 1
-            count(check_round(bake, hooks, reporter, result, started, rounds))
+        # load_rps only inside the window: a request after it is in no window's metrics.
+        with hooks.load(bake.load) as report:
+            while (left := end - hooks.clock()) > 0:
+                sleep(min(every, left))
+                if hooks.ingested is not None and end - hooks.clock() <= 0:
+                    break  # over: the final round judges the whole bake once it is in Cloud Monitoring
+                rounds += 1
+                count(check_round(bake, hooks, reporter, result, started, rounds))
+        if sent := report():  # the load has stopped: nothing it sent is after ``ended``
+            reporter.info(f"{percent}%: {sent}")
+            loads.append(sent)
         ended = hooks.wall()
         waited += await_metrics(bake, hooks, reporter, sleep, ended)
         rounds += 1
@@ -118,7 +126,7 @@ def bake_rounds(
         reporter.info(
             f"Inconclusive at {percent}%: baking {interval:g}s more ({extensions}/{MAX_EXTENSIONS})."
         )
-    return bake_detail(interval, extensions, waited, rounds, verdicts)
+    return "; ".join([bake_detail(interval, extensions, waited, rounds, verdicts), *loads])
 
 
 def await_metrics(

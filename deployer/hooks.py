@@ -36,7 +36,7 @@ class Hooks:
     job: Callable[[str, RolloutResult], str] = lambda when, result: ""  # pre/post job (deployer.jobs)
     # Cancel the job executions of a rollout we undo (re-run, takeover, mode rollback): deployer.jobs.
     stop_jobs: Callable[[RolloutState], object] = lambda recorded: None
-    # load_rps: requests sent to these tag URLs while a bake lasts; what it yields reports them.
+    # load_rps: requests sent to these URLs while a bake's window lasts; what it yields reports them.
     load: Callable[[tuple[str, ...]], contextlib.AbstractContextManager[Callable[[], str]]] = lambda urls: (
         contextlib.nullcontext(lambda: "")
     )

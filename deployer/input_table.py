@@ -295,7 +295,7 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("max_latency_increase", "",
               optional(float_in(0, None, " (percent)")), "analysis.max_latency_increase", ANALYSIS,
               "Comparative check: a step fails when the new revision's latencies are higher than the "
-              "baseline's with significance (one-sided Mann-Whitney U test) and its median and p95 are both "
+              "baseline's with significance (one-sided Mann-Whitney U test) and its median or its p95 is "
               "more than this many percent above the baseline's. Needs `baseline`. Default: not checked."),
     InputSpec("max_error_rate_increase", "",
               optional(float_in(0, 100, " (percentage points)")),
@@ -308,9 +308,11 @@ INPUTS: tuple[InputSpec, ...] = (
               "- confidence is significant."),
     InputSpec("load_rps", "",
               _load_rps, "analysis.load_rps", ANALYSIS,
-              "Requests per second (at most 100) the action itself sends to `smoke_path` during each bake, "
-              "split between the new revision's and the baseline's tag URLs, so a quiet service gets data "
-              "to judge. Default: none."),
+              "Requests per second (at most 100) the action itself sends to `smoke_path` during each bake's "
+              "window, split between the new revision's tag URL and the baseline's (`baseline: revision`) "
+              "or the service URL (`baseline: stable`: the revisions from before the run get their share of "
+              "it, the new revision the rest), with an ID token where the smoke check would send one, so a "
+              "quiet service gets data to judge. Default: none."),
     InputSpec("job", "", optional(parse_job_name), "job", JOBS,
               "Mode job: the Cloud Run job to create or update (from the job_* inputs) and execute."),
     InputSpec("pre_job", "", optional(parse_job_name), "pre_job", JOBS,

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from types import FrameType
 from typing import TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -148,7 +147,8 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
         result, unfinished = run_mode(config, job_runner, project), False
     else:
         own = OwnRequests()  # the smoke check's requests, left out of the metrics
-        smoke_check = _smoke_check(config, credentials, console, cancel.is_set, own)
+        tokens = _id_tokens(config, credentials, console)
+        smoke_check = _smoke_check(config, tokens, console, cancel.is_set, own)
         checks, ingested = _analysis(config, api, console, cancel.is_set, own)
         hooks = Hooks(
             token=token,
@@ -156,7 +156,7 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
             checks=checks,
             ingested=ingested,
             metric_wait=METRIC_SAMPLING_SECONDS + METRIC_LAG_SECONDS,
-            load=_load(config, credentials, console, cancel.is_set),
+            load=_load(config, tokens, cancel.is_set),
             cancelled=cancel.is_set,
             rollback_api=_fast(api),
             shield=cancel.shield,
@@ -349,9 +349,19 @@ def _fast(api: CloudRun) -> CloudRun:
     return api.with_policy(FAST_POLICY, should_stop=lambda: False)
 
 
+def _id_tokens(
+    config: settings.Config, credentials: auth.Credentials | None, console: Console
+) -> auth.IdTokens | None:
+    """The run's ID tokens (one source per audience, shared by the smoke check and ``load_rps``);
+    None when none may be sent: ``smoke_auth: none``, or an anonymous (loopback) endpoint."""
+    if credentials is None or config.smoke.auth is settings.SmokeAuth.NONE:
+        return None
+    return auth.IdTokens(credentials, mask=console.mask)
+
+
 def _smoke_check(
     config: settings.Config,
-    credentials: auth.Credentials | None,  # None: anonymous (a loopback endpoint)
+    tokens: auth.IdTokens | None,
     console: Console,
     stop: Callable[[], bool],
     own: OwnRequests | None = None,
@@ -359,21 +369,13 @@ def _smoke_check(
     """The smoke check the rollout runs on the tag URL, with an ID token when the service is private;
     every request it sends is recorded in ``own``."""
     session = requests.Session()  # never the authorized one: our access token must not reach the service
-    sources: dict[str, auth.IdTokenSource] = {}
 
     def check(url: str) -> smoke.SmokeResult:
-        id_token = None
-        if credentials is not None and config.smoke.auth is not settings.SmokeAuth.NONE:
-            audience = service_audience(url)
-            source = sources.setdefault(
-                audience, auth.IdTokenSource(credentials, audience, mask=console.mask)
-            )
-            id_token = source.token
         return smoke.check(
             url,
             config.smoke,
             session=session,
-            id_token=id_token,
+            id_token=tokens.for_url(url) if tokens is not None else None,
             should_stop=stop,
             log=console.info,
             on_attempt=own.record if own is not None else None,
@@ -384,21 +386,20 @@ def _smoke_check(
 
 def _load(
     config: settings.Config,
-    credentials: auth.Credentials | None,
-    console: Console,
+    tokens: auth.IdTokens | None,
     stop: Callable[[], bool],
 ) -> Callable[[tuple[str, ...]], contextlib.AbstractContextManager[Callable[[], str]]]:
-    """``load_rps``: GET ``smoke_path`` on the tag URLs while a bake lasts, with an ID token (for
-    the service's audience) unless ``smoke_auth`` is none or the endpoint is anonymous."""
+    """``load_rps``: GET ``smoke_path`` on the URLs while a bake's window lasts, each URL with the
+    smoke check's ID-token rule (``smoke.TokenRule``; with ``auto``, a token only after a 401/403),
+    kept for the whole run so a URL learns once that it needs one."""
     session = requests.Session()  # never the authorized one: our access token must not reach the service
-    sources: dict[str, auth.IdTokenSource] = {}
+    rules: dict[str, smoke.TokenRule] = {}
 
-    def headers(url: str) -> dict[str, str]:
-        if credentials is None or config.smoke.auth is settings.SmokeAuth.NONE:
-            return {}
-        audience = service_audience(url)
-        source = sources.setdefault(audience, auth.IdTokenSource(credentials, audience, mask=console.mask))
-        return {"Authorization": f"Bearer {source.token()}"}
+    def rule(url: str) -> smoke.TokenRule:
+        if url not in rules:
+            id_token = tokens.for_url(url) if tokens is not None else None
+            rules[url] = smoke.TokenRule(config.smoke.auth, id_token)
+        return rules[url]
 
     def hook(urls: tuple[str, ...]) -> contextlib.AbstractContextManager[Callable[[], str]]:
         return load.running(
@@ -406,18 +407,11 @@ def _load(
             config.analysis.load_rps,
             config.smoke.path,
             session=session,
-            headers=headers,
+            auth=rule,
             should_stop=stop,
         )
 
     return hook
-
-
-def service_audience(url: str) -> str:
-    """The ID-token audience for a tag URL: its service URL (``tag---svc-...`` -> ``svc-...``)."""
-    parts = urlsplit(url)
-    host = parts.netloc.split("---", 1)[-1]
-    return urlunsplit((parts.scheme, host, "", "", ""))
 
 
 def _tracker(

@@ -107,7 +107,7 @@ class AnalysisSettings:
     # Comparison with a baseline (deployer.compare): "none", "revision" (a baseline revision deployed
     # beside the candidate, same share) or "stable" (the revisions from before the run).
     baseline: str = "none"
-    max_latency_increase: float | None = None  # percent above the baseline's median and p95
+    max_latency_increase: float | None = None  # percent above the baseline's median or p95
     max_error_rate_increase: float | None = None  # percentage points of 5xx above the baseline's
     confidence: float = 95.0  # percent: a difference counts when its p-value is below 1 - confidence
     load_rps: float | None = None  # requests per second the action itself sends during each bake

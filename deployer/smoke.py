@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import requests
 
 from deployer import knative
+from deployer.errors import AuthError
 from deployer.knative import Obj
 from deployer.redact import redact_url
 from deployer.retry import UNLIMITED, Retrier, Retry, RetryPolicy, never
@@ -73,8 +74,46 @@ def _read_body(resp: requests.Response) -> str:
         return b"".join(chunks)[:MAX_BODY].decode("utf-8", errors="replace")
 
 
+class TokenRule:
+    """When requests to one URL carry an ID token (``smoke_auth``): always with ``id_token``, never with
+    ``none``, and with ``auto`` from the first 401/403 answered without one (a private service), so a
+    public service never gets one. The smoke check and ``load_rps`` both follow it (``deployer.main``
+    hands the load one per URL)."""
+
+    def __init__(self, auth: SmokeAuth, id_token: Callable[[], str] | None) -> None:
+        self.auth = auth
+        self.id_token = id_token
+        self.sending = auth == SmokeAuth.ID_TOKEN
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header to send now ({} for none); AuthError (no token text in it) when a
+        token is due and cannot be had."""
+        if not self.sending or self.auth == SmokeAuth.NONE:
+            return {}
+        if self.id_token is None:
+            raise AuthError("smoke_auth is id_token but no ID token source is available")
+        try:
+            token = self.id_token()
+        except Exception as exc:
+            raise AuthError(f"could not get an ID token: {exc}") from None
+        return {"Authorization": f"Bearer {token}"}
+
+    def answered(self, status: int | None) -> bool:
+        """``auto``: a 401/403 to a request without a token means "send one from now on"; True when
+        this answer made that switch."""
+        if (
+            self.auth == SmokeAuth.AUTO
+            and not self.sending
+            and status in (401, 403)
+            and self.id_token is not None
+        ):
+            self.sending = True
+            return True
+        return False
+
+
 class _Checker:
-    """State of one smoke check: whether to send the ID token, and the last token sent."""
+    """State of one smoke check: the URL, and whether to send the ID token (``TokenRule``)."""
 
     def __init__(
         self,
@@ -88,21 +127,14 @@ class _Checker:
         self.shown = redact_url(full_url)  # for messages: a smoke_path may carry a query
         self.settings = settings
         self.session = session
-        self.id_token = id_token
         self.log = log
-        self.send_token = settings.auth == SmokeAuth.ID_TOKEN
-        self.last_token: str | None = None
+        self.tokens = TokenRule(settings.auth, id_token)
 
     def headers(self) -> dict[str, str]:
-        if not self.send_token or self.settings.auth == SmokeAuth.NONE:
-            return {}
-        if self.id_token is None:
-            raise _Fatal("smoke_auth is id_token but no ID token source is available")
         try:
-            self.last_token = self.id_token()
-        except Exception as exc:
-            raise _Fatal(f"could not get an ID token: {exc}") from None
-        return {"Authorization": f"Bearer {self.last_token}"}
+            return self.tokens.headers()
+        except AuthError as exc:
+            raise _Fatal(str(exc)) from None
 
     def attempt(self, timeout: float) -> _Outcome:
         try:
@@ -132,17 +164,11 @@ class _Checker:
 
     def maybe_switch_to_token(self, outcome: _Outcome) -> bool:
         """auto mode: on 401/403 without a token, send the ID token from now on."""
-        if (
-            self.settings.auth == SmokeAuth.AUTO
-            and not self.send_token
-            and outcome.status in (401, 403)
-            and self.id_token is not None
-        ):
-            self.send_token = True
-            if self.log:
-                self.log(f"GET {self.shown} -> {outcome.status}; retrying with an ID token")
-            return True
-        return False
+        if not self.tokens.answered(outcome.status):
+            return False
+        if self.log:
+            self.log(f"GET {self.shown} -> {outcome.status}; retrying with an ID token")
+        return True
 
 
 class _Fatal(Exception):

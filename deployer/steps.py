@@ -64,7 +64,7 @@ class Steps(WayBack):
         return self._wait(knative.generation(self.last or {}))
 
     def _bake(self, percent: int) -> str:
-        """The bake, with the action's own load (``load_rps``) on the tag URLs while it lasts."""
+        """The bake, with the action's own load (``load_rps``) while its window lasts."""
         info = StepInfo(
             percent=percent,
             candidate=self.result.revision or "",
@@ -76,13 +76,9 @@ class Steps(WayBack):
             baseline=self._compared(),
             baseline_tag_url=self.baseline_url,
         )
-        step = Bake(info, self.config.step_interval, self.config.analysis)
-        with self.hooks.load(load.targets(self.result.tag_url or "", self.baseline_url)) as report:
-            detail = bake_rounds(step, self.hooks, self.reporter, self.result, self._sleep)
-        sent = report()
-        if sent:
-            self.reporter.info(f"{percent}%: {sent}")
-        return f"{detail}; {sent}" if sent else detail
+        urls = load.targets(self.config.analysis.baseline, info.tag_url, self.baseline_url, info.url)
+        step = Bake(info, self.config.step_interval, self.config.analysis, urls)
+        return bake_rounds(step, self.hooks, self.reporter, self.result, self._sleep)
 
     def _compared(self) -> tuple[str, ...]:
         """What this step's candidate is compared with (``baseline`` input)."""

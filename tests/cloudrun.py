@@ -13,7 +13,11 @@ from typing import Any
 import requests
 
 FLAKY_APP = Path(__file__).parent / "apps" / "flaky.py"
-TEST_IMAGES = {"test/flaky": [sys.executable, str(FLAKY_APP)]}
+PRIVATE_APP = Path(__file__).parent / "apps" / "private.py"  # 403 without an ID token
+TEST_IMAGES = {
+    "test/flaky": [sys.executable, str(FLAKY_APP)],
+    "test/private": [sys.executable, str(PRIVATE_APP)],
+}
 # Cloud Monitoring's timing (60 s sampling, up to 180 s ingestion lag) scaled by 1/60 so suites stay
 # fast: 1 s windows, 3 s lag. The action does not know the scale: it waits for the data to arrive.
 METRIC_SCALE = 1 / 60

@@ -6,15 +6,20 @@ threshold set here, and only the comparison with a baseline deployed beside it s
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cloudrun_emulator import Emulator
+from deployer import analysis
 from devtools import harness
 from tests.cloudrun import Api, routing
 from tests.helpers import load
@@ -31,12 +36,15 @@ def deploy(
     stable: tuple[str, dict[str, str]],
     *,
     busy: bool = True,
+    users_of: str = "",
+    env: dict[str, str] | None = None,
     **inputs: Any,
 ) -> tuple[harness.RunResult, list[tuple[str, int, str]], Api]:
-    """Create ``name`` serving the stable release (image, env), then run the action on it."""
+    """Create ``name`` serving the stable release (image, env), then run the action on it (with
+    ``env``); ``busy``: real users on the service URL meanwhile; ``users_of``: on that tag's URL."""
     api = Api(emu.url, project)
-    image, env = stable
-    svc = api.create_service(name, image, f"{name}-v1", env=env)
+    image, stable_env = stable
+    svc = api.create_service(name, image, f"{name}-v1", env=stable_env)
     args = {
         "api_endpoint": emu.url,
         "project_id": project,
@@ -45,12 +53,36 @@ def deploy(
         **STEPS,
         **inputs,
     }
-    if busy:
-        with load(svc["status"]["url"]):
-            result = harness.run(args, tmp_path=tmp_path)
-    else:
-        result = harness.run(args, tmp_path=tmp_path)
+    with contextlib.ExitStack() as users:
+        if busy:
+            users.enter_context(load(svc["status"]["url"]))
+        if users_of:
+            users.enter_context(users_of_tag(api, name, users_of))
+        result = harness.run(args, tmp_path=tmp_path, env=env)
     return result, routing(api.wait_routes(name)), api
+
+
+@contextlib.contextmanager
+def users_of_tag(api: Api, name: str, tag: str) -> Iterator[None]:
+    """Real users on one tag's URL, from when the run has made it until the block ends."""
+    stop = threading.Event()
+
+    def users() -> None:
+        while not stop.wait(0.05):
+            entries = api.service(name).get("status", {}).get("traffic", [])
+            url = next((e["url"] for e in entries if e.get("tag") == tag and e.get("url")), "")
+            if url:
+                with load(url):
+                    stop.wait()
+                return
+
+    thread = threading.Thread(target=users, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=15)
 
 
 SLOW_STABLE = ("sample/slow", {"DELAY_MS": "100"})
@@ -74,10 +106,23 @@ def test_a_candidate_50_percent_slower_is_rolled_back_at_its_first_step(
         **ABSOLUTE,
     )
     assert result.outputs["result"] == "rolled_back", result.log
-    assert "check failed at 50%: baseline: latency: p50 " in result.log
+    # Failed at the first step, by the baseline check alone (a failed metrics check would come first).
+    failed = re.search(r"check failed at (\d+)%: (\w+): latency: p50 ", result.log)
+    assert failed is not None and failed.groups() == ("50", "baseline"), result.log
     assert "allowed +20 %" in result.log and "p<0.0001: fail" in result.log
     assert "Baseline: revision slower-v2-baseline with the settings of slower-v1" in result.log
-    assert "metrics ok" in result.log or "metrics: pass" in result.log or "p95" in result.log
+    # ... in a round where every absolute threshold passed, as the log shows them.
+    lost = re.findall(r"^50% round (\d+): baseline FAILED: ", result.log, re.M)
+    assert len(lost) == 1, result.log
+    metrics = re.search(
+        rf"^50% round {lost[0]}: metrics ok: error rate 0\.0 % of (\d+) requests <= max 5 %; "
+        r"p99 (\d+) ms <= max 2000 ms; p95 (\d+) ms <= max 1000 ms",
+        result.log,
+        re.M,
+    )
+    assert metrics is not None, result.log
+    assert int(metrics[1]) >= 20 and int(metrics[3]) <= 1000
+    assert "::group::50%" in result.log and "::group::100%" not in result.log  # never past it
     # Exactly as before the run: no baseline share or tag is left.
     assert traffic == [("slower-v1", 100, ""), ("slower-v2", 0, "canary")]
     assert "### Canary analysis" in result.summary
@@ -164,6 +209,41 @@ def test_a_quiet_service_with_only_smoke_requests_is_inconclusive_not_passed(
     assert traffic == [("quiet-v1", 100, ""), ("quiet-v2", 0, "canary")]
 
 
+@pytest.mark.long
+def test_a_candidate_whose_only_requests_are_smoke_checks_is_inconclusive_though_min_requests_is_met(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """Real users reach the baseline only (its tag URL); the candidate gets nothing but the smoke
+    checks, more of them than ``min_requests``: counted, they would pass the absolute check."""
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "smokeonly",
+        ("sample/hello", {}),
+        busy=False,
+        users_of="baseline",
+        image="sample/hello:v2",
+        baseline="revision",
+        max_latency_increase="20",
+        max_error_rate="5",
+        min_requests="1",
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    final = result.log.split("inconclusive at 50%: ", 1)[-1].splitlines()[0]
+    metrics = re.search(
+        r"no requests to the candidate yet: inconclusive \((\d+) smoke-check requests? left out\)", final
+    )
+    assert metrics is not None and int(metrics[1]) >= 1, (
+        result.log
+    )  # >= min_requests: the subtraction decided
+    compared = re.search(
+        r"candidate 0 requests \((\d+) smoke-check requests? left out\).*; baseline (\d+) requests", final
+    )
+    assert compared is not None and int(compared[2]) >= 20, result.log  # the baseline had enough
+    assert traffic == [("smokeonly-v1", 100, ""), ("smokeonly-v2", 0, "canary")]
+
+
 def test_a_dry_run_shows_the_baseline_in_its_plan(emulator: Emulator, project: str, tmp_path: Path) -> None:
     result, traffic, api = deploy(
         emulator,
@@ -179,11 +259,17 @@ def test_a_dry_run_shows_the_baseline_in_its_plan(emulator: Emulator, project: s
     )
     assert result.outputs["result"] == "planned", result.log
     assert (
-        "Planned traffic: plan-v1 50%, plan-v2-baseline 50% (tag baseline), plan-v2 50% (tag canary)"
-        not in (result.log)
+        "Baseline: revision plan-v2-baseline with the settings of plan-v1, tagged 'baseline'." in result.log
     )
-    assert "plan-v2-baseline 0% (tag baseline), plan-v2 0% (tag canary)" in result.log
-    assert "plan-v1 0%, plan-v2-baseline 50% (tag baseline), plan-v2 50% (tag canary)" in result.log
+    planned = [line for line in result.log.splitlines() if line.startswith("Planned traffic: ")]
+    assert planned == [
+        # deployed with no traffic, the baseline's write first
+        "Planned traffic: plan-v1 100%, plan-v2-baseline 0% (tag baseline), plan-v2 0% (tag canary)",
+        # the 50 % step: the baseline gets the candidate's share
+        "Planned traffic: plan-v1 0%, plan-v2-baseline 50% (tag baseline), plan-v2 50% (tag canary)",
+        # the promote: the baseline's share and tag are gone
+        "Planned traffic: plan-v1 0%, plan-v2 100% (tag canary)",
+    ], result.log
     assert traffic == [("plan-v1", 100, "")]  # nothing written
     assert api.revisions("plan") == ["plan-v1"]
 
@@ -360,3 +446,173 @@ def test_a_run_that_died_between_the_baseline_and_the_candidate_write_is_undone(
     assert routing(after) == [("half-v1", 100, "")]
     assert after["spec"]["template"]["metadata"]["name"] == "half-v1"  # the template from before the run
     assert STATE_ANNOTATION not in after["metadata"].get("annotations", {})
+
+
+# ---- load_rps as a user sees it -----------------------------------------------------------------
+
+
+def credentials(tmp_path: Path, emulator: Emulator, project: str, private_key_pem: str) -> dict[str, str]:
+    """A service-account key whose token endpoint is the emulator's: the action's API calls get an
+    access token, and it can mint ID tokens (one mint per audience: the emulator's unsigned JWTs)."""
+    key = tmp_path / "gha-creds-load.json"
+    info = {
+        "type": "service_account",
+        "project_id": project,
+        "private_key_id": "kid-1",
+        "private_key": private_key_pem,
+        "client_email": "deployer@proj.iam.gserviceaccount.com",
+        "client_id": "1234",
+        "token_uri": f"{emulator.url}/token",
+    }
+    key.write_text(json.dumps(info))
+    return {"GOOGLE_APPLICATION_CREDENTIALS": str(key)}
+
+
+def seen(path: Path) -> list[str]:
+    """What a test/private revision saw, request by request: "token" or "none"."""
+    return path.read_text().split() if path.exists() else []
+
+
+LOAD_LINE = re.compile(r"^50%: load_rps 20: sent (\d+) GET requests to (?:\S+, )*\S+: (.*)$", re.M)
+
+
+@pytest.mark.long
+def test_load_rps_sends_id_tokens_to_a_private_service_once_it_answers_403(
+    emulator: Emulator, project: str, tmp_path: Path, private_key_pem: str
+) -> None:
+    """As the smoke check does (smoke_auth: auto): no token until a 401/403, then one every time."""
+    stable, candidate = tmp_path / "stable.txt", tmp_path / "candidate.txt"
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "private",
+        ("test/private", {"SEEN": str(stable)}),  # the baseline revision is a copy: it writes here
+        busy=False,
+        env=credentials(tmp_path, emulator, project, private_key_pem),
+        image="test/private",
+        env_vars=f"SEEN={candidate}",
+        baseline="revision",
+        max_error_rate_increase="1",
+        load_rps="20",
+    )
+    assert result.outputs["result"] == "promoted", result.log
+    baseline = seen(stable)  # only load_rps reaches the baseline
+    # The first request went without a token (and whatever was in flight before its 403 came back).
+    assert baseline[0] == "none" and 1 <= baseline.count("none") <= 3, baseline
+    assert baseline.count("token") >= 20, baseline
+    line = LOAD_LINE.search(result.log)
+    assert line is not None, result.log
+    answers = dict((kind, int(n)) for n, kind in re.findall(r"(\d+) (2xx|4xx|with an ID token)", line[2]))
+    assert answers["2xx"] == answers["with an ID token"] >= 40 and 2 <= answers["4xx"] <= 6, line[0]
+    assert traffic == [("private-v2", 100, "canary")]
+
+
+@pytest.mark.long
+def test_load_rps_sends_no_id_token_to_a_public_service_and_nothing_after_the_bake_window(
+    emulator: Emulator, project: str, tmp_path: Path, private_key_pem: str
+) -> None:
+    """Credentials that could mint tokens, a service that never asks for one: none is sent. And the
+    load stops when the bake's window ends, before the wait for Cloud Monitoring: a request after it
+    would be in no window's metrics."""
+    since = time.time()
+    stable, candidate = tmp_path / "stable.txt", tmp_path / "candidate.txt"
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "public",
+        ("test/private", {"PUBLIC": "1", "SEEN": str(stable)}),
+        busy=False,
+        env=credentials(tmp_path, emulator, project, private_key_pem),
+        image="test/private",
+        env_vars=f"PUBLIC=1\nSEEN={candidate}",
+        baseline="revision",
+        max_error_rate_increase="1",
+        load_rps="20",
+    )
+    assert result.outputs["result"] == "promoted", result.log
+    assert set(seen(stable)) == set(seen(candidate)) == {"none"}  # neither the load nor the smoke check
+    line = LOAD_LINE.search(result.log)
+    assert line is not None and "with an ID token" not in line[0] and " 4xx" not in line[0], result.log
+    # The window the step was judged on ends at the last Cloud Monitoring query of the baseline.
+    ends = [
+        analysis.parse_rfc3339(entry["query"]["interval.endTime"]) or 0.0
+        for entry in emulator.requests()
+        if entry["path"] == f"/v3/projects/{project}/timeSeries"
+        and '"public-v2-baseline"' in entry["query"].get("filter", "")
+    ]
+    served = [s.time for s in emulator.dataplane.samples(since) if s.revision == "public-v2-baseline"]
+    assert ends and len(served) >= 20, result.log
+    assert max(served) <= max(ends), f"{sum(t > max(ends) for t in served)} load requests after the window"
+    assert traffic == [("public-v2", 100, "canary")]
+
+
+@pytest.mark.long
+def test_an_id_token_load_rps_cannot_mint_is_reported_and_nothing_is_sent_without_it(
+    emulator: Emulator, project: str, tmp_path: Path, private_key_pem: str
+) -> None:
+    """The token endpoint refuses the run's third token (its access token, the candidate's ID token,
+    then the baseline's): the load says how many requests it could not send and why, sends none of
+    them, and the step is inconclusive for want of baseline data."""
+    stable, candidate = tmp_path / "stable.txt", tmp_path / "candidate.txt"
+    refused = emulator.faults.add(
+        method="POST", path="^/token$", status=400, skip=2, times=None, message="refused by the test"
+    )
+    try:
+        result, traffic, _ = deploy(
+            emulator,
+            project,
+            tmp_path,
+            "nomint",
+            ("test/private", {"SEEN": str(stable)}),
+            busy=False,
+            env=credentials(tmp_path, emulator, project, private_key_pem),
+            image="test/private",
+            env_vars=f"SEEN={candidate}",
+            baseline="revision",
+            max_error_rate_increase="1",
+            load_rps="20",
+        )
+    finally:
+        emulator.faults.remove(refused)
+    assert result.outputs["result"] == "rolled_back", result.log
+    line = LOAD_LINE.search(result.log)
+    assert line is not None, result.log
+    unsent = re.search(
+        r"(\d+) not sent \(.*could not get an ID token: cannot mint an ID token for http", line[0]
+    )
+    assert unsent is not None and int(unsent[1]) >= 10, line[0]
+    assert seen(stable) == ["none"]  # the baseline saw only the first request, without a token
+    assert "inconclusive at 50%" in result.log and "baseline requests (< 20)" in result.log
+    printed = [ln for ln in (result.stdout + result.stderr).splitlines() if not ln.startswith("::add-mask::")]
+    assert not any(re.search(r"eyJ[\w-]{20,}\.", ln) for ln in printed), "an ID token was printed"
+    assert traffic == [("nomint-v1", 100, ""), ("nomint-v2", 0, "canary")]
+
+
+@pytest.mark.long
+def test_baseline_stable_on_a_quiet_service_gets_its_data_from_load_rps_through_the_service_url(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """The revisions from before the run have no tag URL: half the load goes to the service URL, and
+    they get their share of it, so even a quiet service is judged."""
+    since = time.time()
+    result, traffic, _ = deploy(
+        emulator,
+        project,
+        tmp_path,
+        "quietstable",
+        SLOW_STABLE,
+        busy=False,
+        image="sample/slow",
+        env_vars="DELAY_MS=150",
+        baseline="stable",
+        max_latency_increase="20",
+        load_rps="20",
+        step_interval="6s",
+    )
+    assert result.outputs["result"] == "rolled_back", result.log
+    assert "check failed at 50%: baseline: latency: p50 " in result.log  # a verdict, not "inconclusive"
+    stable = [s for s in emulator.dataplane.samples(since) if s.revision == "quietstable-v1"]
+    assert len(stable) >= 20, result.log
+    assert traffic == [("quietstable-v1", 100, ""), ("quietstable-v2", 0, "canary")]

@@ -20,7 +20,15 @@ from google.auth import credentials as ga_credentials
 from google.auth import impersonated_credentials
 from google.oauth2 import service_account
 
-from deployer.auth import AuthError, IdTokenSource, authorized_session, is_loopback, jwt_expiry
+from deployer.auth import (
+    AuthError,
+    IdTokens,
+    IdTokenSource,
+    authorized_session,
+    is_loopback,
+    jwt_expiry,
+    service_audience,
+)
 
 EMAIL = "deployer@key-project.iam.gserviceaccount.com"
 AUDIENCE = "https://svc-abc123-uc.a.run.app"
@@ -251,3 +259,37 @@ def test_id_token_impossible_names_the_role() -> None:
         source.token()
     assert "roles/iam.serviceAccountTokenCreator" in str(info.value)
     assert AUDIENCE in str(info.value)
+
+
+def test_id_tokens_build_one_source_per_audience_and_only_when_a_token_is_asked_for(
+    key_file: Path, token_server: TokenServer
+) -> None:
+    """The smoke check and load_rps ask for a token per request: one source (and one mint) per
+    audience, however often and from however many threads."""
+    _, _, creds = authorized_session(None, None)
+    assert creds is not None
+    built: list[str] = []
+
+    def source(audience: str) -> IdTokenSource:
+        built.append(audience)
+        return IdTokenSource(creds, audience)
+
+    tokens = IdTokens(creds, source=source)
+    canary = tokens.for_url("https://canary---svc-abc123-uc.a.run.app")
+    baseline = tokens.for_url("https://baseline---svc-abc123-uc.a.run.app")
+    assert built == [] and token_server.issued == 0  # a public service never needs one
+    threads = [threading.Thread(target=get) for get in [canary, baseline] * 8]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert canary() == baseline() == tokens.for_url(AUDIENCE)()  # one audience: the service URL
+    assert built == [AUDIENCE] and token_server.issued == 1
+    tokens.for_url("https://other-xyz-uc.a.run.app")()
+    assert built == [AUDIENCE, "https://other-xyz-uc.a.run.app"] and token_server.issued == 2
+
+
+def test_the_audience_of_a_tag_url_is_its_service_url() -> None:
+    assert service_audience("https://canary---svc-abc123-uc.a.run.app/healthz?x=1") == AUDIENCE
+    assert service_audience(AUDIENCE + "/") == AUDIENCE
+    assert service_audience("http://127.0.0.1:8123") == "http://127.0.0.1:8123"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -81,9 +83,14 @@ class Log:
 
 
 def run_bake(
-    verdicts: list[list[Verdict]], *, ingested_after: float | None = None, **analysis: Any
+    verdicts: list[list[Verdict]],
+    *,
+    ingested_after: float | None = None,
+    time: FakeTime | None = None,
+    load: Any = None,
+    **analysis: Any,
 ) -> tuple[str, Log, list[StepInfo]]:
-    time = FakeTime()
+    time = time or FakeTime()
     asked: list[StepInfo] = []
     rounds = iter(verdicts)
 
@@ -102,6 +109,8 @@ def run_bake(
         else (lambda candidate, ended: time.now >= ended + ingested_after),
         metric_wait=240.0,
     )
+    if load is not None:
+        hooks.load = load
     info = StepInfo(
         percent=10,
         candidate="web-2",
@@ -111,7 +120,7 @@ def run_bake(
         started=0,
         round=0,
     )
-    step = bake.Bake(info, 9.0, AnalysisSettings(**analysis))
+    step = bake.Bake(info, 9.0, AnalysisSettings(**analysis), ("https://t", "https://b"))
     result = RolloutResult(outcome=Outcome.FAILED, mode="deploy", service="web", region="r", project="p")
     log = Log()
     detail = bake.bake_rounds(step, hooks, log, result, time.sleep)
@@ -148,3 +157,39 @@ def test_an_inconclusive_step_is_baked_again_when_told_to_extend() -> None:
 
 def test_a_step_bakes_only_below_100_percent() -> None:
     assert [bake.bakes_at(p) for p in (1, 10, 50, 99, 100)] == [True, True, True, True, False]
+
+
+class LoadSpy:
+    """``Hooks.load``: when the load ran, on which URLs, and when the smoke check ran meanwhile."""
+
+    def __init__(self, time: FakeTime) -> None:
+        self.time = time
+        self.windows: list[tuple[tuple[str, ...], float, float]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, urls: tuple[str, ...]) -> Iterator[Callable[[], str]]:
+        start, n = self.time.now, len(self.windows) + 1
+        try:
+            yield lambda: f"load_rps 5: sent {n}"
+        finally:
+            self.windows.append((urls, start, self.time.now))
+
+
+def test_the_load_runs_only_inside_the_bake_window_not_while_metrics_are_awaited() -> None:
+    """Requests after the window cannot be in its metrics: the load stops when the window ends, before
+    the wait for Cloud Monitoring, and runs again only for an extension of the bake."""
+    time = FakeTime()
+    spy = LoadSpy(time)
+    verdicts = [[OK], [OK], [UNSURE], [OK], [OK], [OK]]
+    detail, log, asked = run_bake(
+        verdicts, ingested_after=30.0, time=time, load=spy, on_inconclusive="extend"
+    )
+    finals = [s.ended for s in asked if s.ended is not None]
+    assert len(spy.windows) == 2 and len(finals) == 2
+    (urls, start1, end1), (_, start2, end2) = spy.windows
+    assert urls == ("https://t", "https://b")
+    assert start1 == pytest.approx(1000.0) and end1 == pytest.approx(1009.0) == finals[0]
+    assert start2 > finals[0] + 30  # after the metric wait, not during it
+    assert end2 == pytest.approx(start2 + 9.0) == finals[1]
+    assert "10%: load_rps 5: sent 1" in log.lines and "10%: load_rps 5: sent 2" in log.lines
+    assert detail.endswith("; load_rps 5: sent 1; load_rps 5: sent 2")

@@ -13,9 +13,13 @@ from tests.latencies import EXPONENTIAL, counts, lognormal
 
 
 def scipy_stats() -> Any:
-    """scipy.stats (a second of CPU to import). The comparisons are two tests, not one per case: each
-    xdist worker that runs one imports scipy, and one per case sent them to every worker."""
-    return pytest.importorskip("scipy.stats")
+    """scipy.stats (a second of CPU to import), imported here rather than at module level so only a
+    worker that runs these tests pays for it. The comparisons are two tests, not one per case: each
+    xdist worker that runs one imports scipy, and one per case sent them to every worker. scipy is a
+    dev dependency (requirements-dev.txt): without it these tests fail, never skip."""
+    import scipy.stats
+
+    return scipy.stats
 
 
 def expand(histogram: list[int]) -> list[int]:
