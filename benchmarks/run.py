@@ -696,7 +696,7 @@ def markdown(results: Sequence[Mapping[str, Any]]) -> str:
 # --------------------------------------------------------------------------------------------------
 # The baseline comparison's statistics: how often it catches a shift, how often it cries wolf
 
-DETECTION_DRAWS = 500
+DETECTION_DRAWS = 2000
 DETECTION_SIGMA = 0.5  # lognormal spread of latencies (p95 about 2.3x the median)
 
 
