@@ -21,6 +21,7 @@ import signal
 import socket
 import socketserver
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -208,6 +209,12 @@ class _ProxyServer(ThreadingHTTPServer):
         new = _Split(split)
         if new.weights != self.split.weights:
             self.split = new
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer is no error of the front end's (see server.py)."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
