@@ -36,6 +36,9 @@ class Hooks:
     job: Callable[[str, RolloutResult], str] = lambda when, result: ""  # pre/post job (deployer.jobs)
     # Cancel the job executions of a rollout we undo (re-run, takeover, mode rollback): deployer.jobs.
     stop_jobs: Callable[[RolloutState], object] = lambda recorded: None
+    # Mode promote: wait for the running executions of the rollout it finishes (a lost runner's
+    # migration) with the rollout's sleep; why it must not promote, or "" (deployer.jobs.adopt).
+    await_jobs: Callable[[RolloutState, Callable[[float], None]], str] = lambda recorded, sleep: ""
     # load_rps: requests sent to these URLs while a bake's window lasts; what it yields reports them.
     load: Callable[[tuple[str, ...]], contextlib.AbstractContextManager[Callable[[], str]]] = lambda urls: (
         contextlib.nullcontext(lambda: "")

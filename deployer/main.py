@@ -28,6 +28,7 @@ from deployer.compare import OwnRequests
 from deployer.console import Console, PhaseReporter
 from deployer.errors import DeployerError
 from deployer.hooks import Hooks
+from deployer.jobs.adopt import rollout_awaiter
 from deployer.jobs.runner import (
     JobRunner,
     cancel_leftover,
@@ -162,6 +163,7 @@ def main(env: Mapping[str, str] | None = None, *, output: str = "text", debug: b
             shield=cancel.shield,
             job=rollout_hook(job_runner, config),
             stop_jobs=rollout_stopper(_fast(api), reporter),
+            await_jobs=rollout_awaiter(api, reporter, config.jobs.wait_timeout),
         )
         runner = rollout.Rollout(config, ctx, api, project, reporter, hooks)
         result = runner.run()

@@ -276,6 +276,8 @@ class Rollout(Steps):
                 raise RolloutFailed(modes.nothing_to_promote(self.name))
             self._adopt(recorded, svc)
             phase.detail = modes.resumed(recorded)
+            if not self.config.dry_run:
+                self._await_jobs(recorded)
         if self.config.dry_run:
             final = traffic.with_candidate(recorded.base_traffic, recorded.candidate, recorded.tag, 100)
             self.api.replace_service(self.name, knative.with_traffic(svc, final, {}), dry_run=True)
@@ -285,6 +287,19 @@ class Rollout(Steps):
         with self._phase("smoke") as phase:
             phase.detail = self._smoke(svc)
         self._steps(svc, (100,))
+
+    def _await_jobs(self, recorded: RolloutState) -> None:
+        """Before a promote moves traffic: the executions the rollout started have ended and its
+        migration succeeded; otherwise (or if this is cancelled) they are stopped and the rollout is
+        undone, as a rollout whose job failed."""
+        try:
+            why = self.hooks.await_jobs(recorded, self._sleep)
+        except BaseException:
+            self.hooks.stop_jobs(recorded)
+            raise
+        if why:
+            self.hooks.stop_jobs(recorded)  # one still running past job_wait_timeout goes with the rollout
+            raise RolloutFailed(why)
 
     def _adopt(self, recorded: RolloutState, svc: Obj) -> None:
         """Take over a recorded rollout to finish or undo it; from our first write on, it is ours."""

@@ -279,6 +279,73 @@ def test_killed_during_pre_job_then_the_post_step_cancels_it(
     assert [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p] == before
 
 
+def promote_inputs(deploy: dict[str, Any]) -> dict[str, Any]:
+    """A manual promote (manual.yml): the service and where it is, no image and no job."""
+    keep = (
+        "api_endpoint",
+        "project_id",
+        "region",
+        "service",
+        "step_interval",
+        "wait_timeout",
+        "smoke_timeout",
+    )
+    return {**{k: v for k, v in deploy.items() if k in keep}, "mode": "promote"}
+
+
+def test_promote_after_a_lost_runner_waits_for_its_migration_then_promotes(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    """The runner died during the pre job (no post step: a lost machine). mode: promote finishes the
+    rollout only once the migration it left running has succeeded, and leaves nothing running."""
+    api = Api(emulator.url, project)
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    inputs = rollout_inputs(
+        emulator, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=4000"
+    )
+    with harness.start(inputs, tmp_path=tmp_path / "main") as running:
+        running.wait_for_output(r"Execution migrate-\w+ of job migrate started", timeout=60)
+        running.kill()
+        main = running.wait()
+    execution = main.state["job_execution"]
+    jobs = Jobs(emulator.url, project)
+    assert condition(jobs.execution(execution), "Completed")["status"] == "Unknown"  # still migrating
+    promote = harness.run(promote_inputs(inputs), tmp_path=tmp_path / "promote", timeout=90)
+    assert promote.outputs["result"] == "promoted", promote.log
+    assert (
+        f"job execution(s) {execution} of job migrate still run (its runner was lost): waiting" in promote.log
+    )
+    assert condition(jobs.execution(execution), "Completed")["status"] == "True"
+    served = [(r, p) for r, p, _ in routing(api.wait_routes(SERVICE)) if p]
+    assert served == [(promote.outputs["revision"], 100)]
+    assert promote.log.index("still run (its runner was lost)") < promote.log.index("Traffic (100%)")
+
+
+def test_a_failed_migration_of_a_lost_runner_is_not_promoted(
+    emulator: Emulator, project: str, tmp_path: Path
+) -> None:
+    api = Api(emulator.url, project)
+    api.create_service(SERVICE, "sample/hello:v1", f"{SERVICE}-v1")
+    before = [(r, p) for r, p, _ in routing(api.service(SERVICE)) if p]
+    inputs = rollout_inputs(
+        emulator,
+        project,
+        pre_job="migrate",
+        job_image="sample/job",
+        job_env_vars="SLEEP_MS=3000\nFAIL_RATE=1",
+        job_max_retries="0",
+    )
+    with harness.start(inputs, tmp_path=tmp_path / "main") as running:
+        running.wait_for_output(r"Execution migrate-\w+ of job migrate started", timeout=60)
+        running.kill()
+        main = running.wait()
+    execution = main.state["job_execution"]
+    promote = harness.run(promote_inputs(inputs), tmp_path=tmp_path / "promote", timeout=90)
+    assert promote.outputs["result"] == "rolled_back", promote.log
+    assert f"the rollout's pre_job execution {execution} of job migrate failed" in promote.log
+    assert [(r, p) for r, p, _ in routing(api.wait_routes(SERVICE)) if p] == before
+
+
 def test_deployment_status_names_the_jobs(emulator: Emulator, project: str, tmp_path: Path) -> None:
     token = "ghs_" + "JobsTokenValue0123456789abcdef0"
     api = Api(emulator.url, project)

@@ -212,6 +212,20 @@ def test_a_kill_during_the_run_call_leaves_no_execution_running(emu: Emulator) -
     )
 
 
+@pytest.mark.long  # the promote waits for the lost run's 30 s migration
+@finding(7, "the runner dies while the pre job runs; mode promote moved traffic while the migration ran on")
+def test_a_promote_after_a_lost_runner_waits_for_the_migration_it_left_running(emu: Emulator) -> None:
+    """Found by the hunt (seed 4243): the promote finished the rollout while the lost run's pre_job
+    execution was still running, and it was still running after every run had ended."""
+    check(
+        emu,
+        Scenario(
+            service(PINNED), RunSpec(steps="50", pre_job=True), (Event("pre job started", "lost"),), "promote"
+        ),
+        "[finding 7]",
+    )
+
+
 @finding(8, "the 100 % step stops referencing pre-run revisions; a cleanup deletes one; the post job fails")
 def test_a_cleanup_during_the_post_job_cannot_make_the_rollback_inexact(emu: Emulator) -> None:
     check(

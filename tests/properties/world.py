@@ -39,6 +39,7 @@ from cloudrun_emulator import Emulator
 from cloudrun_emulator.projects import scope
 from deployer import inputs, main, rollout
 from deployer.client import CloudRun, RetryPolicy
+from deployer.jobs.adopt import rollout_awaiter
 from deployer.jobs.runner import JobRunner, rollout_hook, rollout_stopper
 from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.smoke import SmokeResult
@@ -493,6 +494,7 @@ class World:
             token=run.token,
             job=job,
             stop_jobs=rollout_stopper(back, reporter),
+            await_jobs=rollout_awaiter(api, reporter, config.jobs.wait_timeout),
         )
         runner = run.rollout = rollout.Rollout(config, ctx, api, self.project, reporter, hooks)
         try:

@@ -57,6 +57,7 @@ LAYERS: list[tuple[str, bool, set[str]]] = [
             "deployer.restore",
             "deployer.bake",
             "deployer.jobs.stop",
+            "deployer.jobs.adopt",
             "deployer.takeover",
             "deployer.record",
             "deployer.promote",
