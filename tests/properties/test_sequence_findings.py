@@ -212,6 +212,26 @@ def test_a_kill_during_the_run_call_leaves_no_execution_running(emu: Emulator) -
     )
 
 
+@finding(5, "an operator sends everything to the candidate, then back, right before the 10 % write")
+def test_traffic_changed_and_changed_back_before_the_run_reads_again_is_no_change(emu: Emulator) -> None:
+    """Found by the hunt (seed 778), a limit of the judge, not of the action: both changes land
+    between two reads of the run, and the second puts back exactly the traffic the run last wrote.
+    Judged on the data plane nothing of the operator's is left to keep (Cloud Run keeps no
+    history), so the run carries on and its post job may run."""
+    check(
+        emu,
+        Scenario(
+            {
+                **service([{"revisionName": f"{SERVICE}-r0", "percent": 100}], revisions=1),
+                "server_named": True,
+            },
+            RunSpec(steps="10,50,100", pre_job=True, post_job=True),
+            (Event("write:10%", "op:traffic", 2), Event("write:10%", "op:traffic", 1)),
+            "rollback",
+        ),
+    )
+
+
 @pytest.mark.long  # the promote waits for the lost run's 30 s migration
 @finding(7, "the runner dies while the pre job runs; mode promote moved traffic while the migration ran on")
 def test_a_promote_after_a_lost_runner_waits_for_the_migration_it_left_running(emu: Emulator) -> None:

@@ -203,6 +203,9 @@ class Run:
     executions: list[str] = field(default_factory=list)  # every execution its :run calls started
     late: list[str] = field(default_factory=list)  # executions started after its release was ended by others
     lost: str = ""  # why its release ended while it ran (someone else's rollback, takeover, traffic)
+    # The traffic before the operator's change that ended it: a second change at the same point that
+    # puts exactly that back leaves nothing the run could see (Cloud Run keeps no history).
+    lost_block: list[tuple[str, int, str, bool]] | None = None
     events: dict[str, list[Event]] = field(default_factory=dict)
     post_code: int | None = None
     fired: list[str] = field(default_factory=list)
@@ -765,12 +768,18 @@ class World:
             self.bases.append(after)
             self.operator_bases.append(after)
         if during is not None and traffic_change:
-            self.lose(during, f"an operator's {action}")
+            if during.lost and during.lost_block == _entries(written):
+                during.lost, during.lost_block = "", None  # changed back before the run read it again
+            elif self.lose(during, f"an operator's {action}"):
+                during.lost_block = _entries(traffic)
 
-    def lose(self, run: Run, why: str) -> None:
-        """``run``'s release was ended by someone else (only once its rollout is on the service)."""
+    def lose(self, run: Run, why: str) -> bool:
+        """``run``'s release was ended by someone else (only once its rollout is on the service);
+        whether this call is what ended it."""
         if not run.lost and (run.recorded_at_event or "") == run.token:
             run.lost = why
+            return True
+        return False
 
     # ---- judging -------------------------------------------------------------------------------------
 
