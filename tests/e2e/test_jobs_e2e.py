@@ -257,6 +257,14 @@ def test_cancel_in_mode_job_cancels_the_execution(emulator: Emulator, project: s
     assert condition(execution, "Completed")["reason"] == "Cancelled"
 
 
+def killed_during_the_pre_job(inputs: dict[str, Any], tmp_path: Path) -> harness.RunResult:
+    """The main step, SIGKILLed once its pre job's execution has started (what it saved is kept)."""
+    with harness.start(inputs, tmp_path=tmp_path / "main") as running:
+        running.wait_for_output(r"Execution migrate-\w+ of job migrate started", timeout=60)
+        running.kill()
+        return running.wait()
+
+
 def test_killed_during_pre_job_then_the_post_step_cancels_it(
     emulator: Emulator, project: str, tmp_path: Path
 ) -> None:
@@ -266,10 +274,7 @@ def test_killed_during_pre_job_then_the_post_step_cancels_it(
     inputs = rollout_inputs(
         emulator, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=60000"
     )
-    with harness.start(inputs, tmp_path=tmp_path / "main") as running:
-        running.wait_for_output(r"Execution migrate-\w+ of job migrate started", timeout=60)
-        running.kill()
-        main = running.wait()
+    main = killed_during_the_pre_job(inputs, tmp_path)
     execution = main.state["job_execution"]
     assert condition(Jobs(emulator.url, project).execution(execution), "Completed")["status"] == "Unknown"
     post = harness.run_post(main, inputs, tmp_path=tmp_path / "post", timeout=30)
@@ -303,10 +308,7 @@ def test_promote_after_a_lost_runner_waits_for_its_migration_then_promotes(
     inputs = rollout_inputs(
         emulator, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=4000"
     )
-    with harness.start(inputs, tmp_path=tmp_path / "main") as running:
-        running.wait_for_output(r"Execution migrate-\w+ of job migrate started", timeout=60)
-        running.kill()
-        main = running.wait()
+    main = killed_during_the_pre_job(inputs, tmp_path)
     execution = main.state["job_execution"]
     jobs = Jobs(emulator.url, project)
     assert condition(jobs.execution(execution), "Completed")["status"] == "Unknown"  # still migrating
@@ -335,10 +337,7 @@ def test_a_failed_migration_of_a_lost_runner_is_not_promoted(
         job_env_vars="SLEEP_MS=3000\nFAIL_RATE=1",
         job_max_retries="0",
     )
-    with harness.start(inputs, tmp_path=tmp_path / "main") as running:
-        running.wait_for_output(r"Execution migrate-\w+ of job migrate started", timeout=60)
-        running.kill()
-        main = running.wait()
+    main = killed_during_the_pre_job(inputs, tmp_path)
     execution = main.state["job_execution"]
     promote = harness.run(promote_inputs(inputs), tmp_path=tmp_path / "promote", timeout=90)
     assert promote.outputs["result"] == "rolled_back", promote.log
