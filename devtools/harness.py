@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -512,8 +512,15 @@ class RunningAction:
 
     REAP_POLL = 0.005  # seconds between wait4 polls while waiting with a timeout
 
-    def __init__(self, prepared: _Prepared, *, echo: bool = False):
+    def __init__(
+        self, prepared: _Prepared, *, echo: bool = False, post: Callable[[RunResult], RunResult] | None = None
+    ):
         self._prepared = prepared
+        # The runner's post step, run once the main step has ended (``wait``, ``cancel_like_runner``),
+        # as on GitHub (``post-if: always()``); not after ``kill``: a killed main step stands for a
+        # lost runner, or for a test that runs the post step itself (``run_post``).
+        self._post = post
+        self._killed = False
         self._out_path = prepared.file_commands / "stdout.log"
         self._err_path = prepared.file_commands / "stderr.log"
         self._out = self._out_path.open("wb")
@@ -621,6 +628,8 @@ class RunningAction:
         self._result = _collect(
             self._prepared, done, self.started, self.stdout_so_far(), self.stderr_so_far()
         )
+        if self._post is not None and not self._killed:
+            self._result.post = self._post(self._result)
         return self._result
 
     def cancel_like_runner(self, sigint_grace: float = 7.5, sigterm_grace: float = 2.5) -> RunResult:
@@ -634,7 +643,9 @@ class RunningAction:
         return self.wait(timeout=10)
 
     def kill(self) -> None:
+        """SIGKILL the process group (no post step follows: see ``__init__``)."""
         if self.poll() is None:
+            self._killed = True
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self._wait_exit(10)
@@ -660,14 +671,33 @@ def start(
     script: Path = ENTRYPOINT,
     state: Mapping[str, str] | None = None,
     echo: bool = False,
+    post: bool = True,
 ) -> RunningAction:
     """Start ``script`` (entrypoint.py) as the runner would; returns at once.
 
     ``tmp_path`` holds the job's directories (workspace, home, runner temp, event), reused by later
     steps with the same ``tmp_path``; ``env`` adds or (with None) removes variables last; ``github``
     overrides ``GITHUB_*``/``RUNNER_*`` values; ``event`` is the payload written to GITHUB_EVENT_PATH;
-    ``echo`` sends the output to our own terminal instead of capturing it.
+    ``echo`` sends the output to our own terminal instead of capturing it. Once the main step has
+    ended (and was not killed), ``wait`` runs the post step as the runner does, its result in
+    ``.post``; ``post=False`` leaves it out (a test of the main step alone, or one that runs it itself).
     """
+    after = None
+    if post and script == ENTRYPOINT:
+
+        def after(result: RunResult) -> RunResult:
+            return run_post(
+                result,
+                inputs,
+                tmp_path=tmp_path,
+                python=python,
+                env=env,
+                github=github,
+                event=event,
+                event_name=event_name,
+                echo=echo,
+            )
+
     prepared = _prepare(
         script,
         inputs,
@@ -679,7 +709,7 @@ def start(
         event_name=event_name,
         state=state,
     )
-    return RunningAction(prepared, echo=echo)
+    return RunningAction(prepared, echo=echo, post=after)
 
 
 def run(
@@ -714,22 +744,9 @@ def run(
         script=script,
         state=state,
         echo=echo,
+        post=post,
     ) as running:
-        result = running.wait(timeout=timeout)
-    if post and script == ENTRYPOINT:
-        result.post = run_post(
-            result,
-            inputs,
-            tmp_path=tmp_path,
-            timeout=timeout,
-            python=python,
-            env=env,
-            github=github,
-            event=event,
-            event_name=event_name,
-            echo=echo,
-        )
-    return result
+        return running.wait(timeout=timeout)
 
 
 def run_post(

@@ -75,7 +75,7 @@ def test_sigterm_in_each_phase_restores_the_traffic(
 def test_cancel_like_the_runner_mid_bake(emu: Emulator, project: str, tmp_path: Path) -> None:
     """The runner's sequence (SIGINT, SIGTERM 7.5 s later, kill 2.5 s after): done on the SIGINT."""
     api = Api(emu.url, project)
-    with harness.start(inputs(emu, project), tmp_path=tmp_path) as running:
+    with harness.start(inputs(emu, project), tmp_path=tmp_path, post=False) as running:
         reach_bake(10)(running, emu, api)
         signalled = time.time()
         result = running.cancel_like_runner()

@@ -62,7 +62,7 @@ def test_cancel_while_the_run_call_is_in_flight_leaves_no_running_execution(
     inputs = rollout_inputs(
         emu, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=60000"
     )
-    with harness.start(inputs, tmp_path=tmp_path) as action:
+    with harness.start(inputs, tmp_path=tmp_path, post=False) as action:  # its post step: below
         action.wait_for_output(r"Created job migrate", timeout=60)
         time.sleep(0.8)  # the :run request is on its way
         signalled = time.monotonic()
@@ -89,7 +89,7 @@ def test_an_execution_that_lands_after_the_main_step_gave_up_is_cancelled_by_the
     inputs = rollout_inputs(
         emu, project, pre_job="migrate", job_image="sample/job", job_env_vars="SLEEP_MS=60000"
     )
-    with harness.start(inputs, tmp_path=tmp_path / "main") as action:
+    with harness.start(inputs, tmp_path=tmp_path / "main", post=False) as action:  # its post step: below
         action.wait_for_output(r"Created job migrate", timeout=60)
         time.sleep(0.8)
         action.send_signal(signal.SIGINT)
