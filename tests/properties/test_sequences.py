@@ -32,7 +32,7 @@ from tests.properties.world import (
     play,
 )
 
-EXAMPLES = int(os.environ.get("RUN_CANARY_SEQUENCE_EXAMPLES", "15"))  # about 0.8 CPU s each
+EXAMPLES = int(os.environ.get("RUN_CANARY_SEQUENCE_EXAMPLES", "15"))  # about 0.25 CPU s each
 SEED = int(os.environ.get("RUN_CANARY_SEQUENCE_SEED", "23"))
 # Shrinking replays an example (2-5 s each) hundreds of times: only when asked. The failing scenario
 # is printed whole (JSON) and replays with ``python -m tests.properties.hunt --replay``.

@@ -881,8 +881,7 @@ class World:
         configured = {
             r.inputs["allow_unauthenticated"] == "true"
             for r in self.runs
-            if (r is allowed_release or r.candidate in promoted or self.rollback_targets)
-            and "allow_unauthenticated" in r.inputs
+            if (r is allowed_release or r.candidate in promoted) and "allow_unauthenticated" in r.inputs
         }
         if public != self.public_before and public not in configured:
             self.problem(
