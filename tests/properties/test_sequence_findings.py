@@ -293,3 +293,68 @@ def test_an_operators_untag_before_the_pre_job_is_not_taken_for_cloud_runs_tag_c
             "rerun",
         ),
     )
+
+
+# --- the variants of its findings that only the random test played ---------------------
+
+
+@finding(3, "the labels update, then a cancel: the way back keeps latestRevision off the release")
+def test_a_cancel_after_an_operators_labels_update_keeps_the_release_off_latest(emu: Emulator) -> None:
+    check(
+        emu,
+        Scenario(
+            service(),
+            RunSpec(steps="10,50,100"),
+            (Event("bake10", "op:labels"), Event("bake50", "cancel")),
+            "none",
+        ),
+    )
+
+
+@finding(3, "the labels update, then a kill: the post step keeps latestRevision off the release")
+def test_the_post_step_after_an_operators_labels_update_keeps_the_release_off_latest(emu: Emulator) -> None:
+    check(
+        emu,
+        Scenario(
+            service(),
+            RunSpec(steps="10,50,100"),
+            (Event("bake10", "op:labels"), Event("bake50", "kill")),
+            "none",
+        ),
+    )
+
+
+@finding(3, "the labels update, then a lost runner and mode rollback: latestRevision off the release")
+def test_mode_rollback_after_an_operators_labels_update_keeps_the_release_off_latest(emu: Emulator) -> None:
+    check(
+        emu,
+        Scenario(
+            service(),
+            RunSpec(steps="10,50,100"),
+            (Event("bake10", "op:labels"), Event("bake50", "lost")),
+            "rollback",
+        ),
+    )
+
+
+@finding(5, "a manual rollback during the wait: the pre_job of the rolled-back release never runs")
+def test_no_pre_job_after_a_manual_rollback_during_the_wait(emu: Emulator) -> None:
+    check(
+        emu,
+        Scenario(
+            service(PINNED), RunSpec(steps="10,100", pre_job=True), (Event("wait", "rollback"),), "none"
+        ),
+    )
+
+
+@finding(7, "the runner dies while the pre job runs; a takeover undoes the rollout and ends the execution")
+def test_a_takeover_after_a_lost_runner_ends_the_execution_it_left_running(emu: Emulator) -> None:
+    check(
+        emu,
+        Scenario(
+            service(PINNED),
+            RunSpec(steps="10,100", pre_job=True),
+            (Event("pre job started", "lost"),),
+            "takeover",
+        ),
+    )
