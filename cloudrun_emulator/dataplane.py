@@ -179,7 +179,17 @@ class _Split:
             return self.weights[best][0]
 
 
-class _ProxyServer(ThreadingHTTPServer):
+class ServerOfClients(ThreadingHTTPServer):
+    """A threading HTTP server whose clients may go away before their answer (a cancelled or killed
+    run): that is no error of the server's, so only other failures print socketserver's traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _ProxyServer(ServerOfClients):
     """A listener whose target split can be swapped while it serves."""
 
     daemon_threads = True
@@ -209,12 +219,6 @@ class _ProxyServer(ThreadingHTTPServer):
         new = _Split(split)
         if new.weights != self.split.weights:
             self.split = new
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away mid-answer is no error of the front end's (see server.py)."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:

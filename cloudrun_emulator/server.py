@@ -15,16 +15,15 @@ import re
 import secrets
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cloudrun_emulator.dataplane import SERVE_POLL_SECONDS, DataPlane, close_server
+from cloudrun_emulator.dataplane import SERVE_POLL_SECONDS, DataPlane, ServerOfClients, close_server
 from cloudrun_emulator.errors import ApiError, invalid
 from cloudrun_emulator.faults import FaultRule, Faults, RequestLog
 from cloudrun_emulator.images import ImageCatalogue
@@ -393,7 +392,7 @@ def unsigned_jwt(audience: str, subject: str) -> str:
 # ---- HTTP ------------------------------------------------------------------------------------
 
 
-class EmulatorHTTPServer(ThreadingHTTPServer):
+class EmulatorHTTPServer(ServerOfClients):
     """Threading server carrying the emulator's state for its handlers."""
 
     daemon_threads = True
@@ -402,13 +401,6 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         self.emulator = emulator
         super().__init__(address, Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away before its answer (a cancelled or killed run) is no error of the
-        server's: only other failures print socketserver's traceback."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):
