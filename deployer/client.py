@@ -102,6 +102,7 @@ class CloudRun:
         # the address itself with the region named in the Host header.
         self.jobs_base = regional_endpoint(base, region) if base else self.knative_base
         self._jobs_headers = {"Host": host} if base and (host := regional_host(base, region)) else None
+        self._jobs_prefix = f"{self.jobs_base}/{RUN_V1}/"
         self.request_count: dict[str, int] = (
             request_count if request_count is not None else {"read": 0, "write": 0}
         )
@@ -213,7 +214,7 @@ class CloudRun:
     # ---- jobs and executions (apis/run.googleapis.com/v1) -----------------------------------
 
     def _run_ns(self, kind: str, name: str | None = None) -> str:
-        url = f"{self.jobs_base}/{RUN_V1}/namespaces/{self.project}/{kind}"
+        url = f"{self._jobs_prefix}namespaces/{self.project}/{kind}"
         return f"{url}/{name}" if name else url
 
     def get_job(self, name: str) -> dict[str, Any] | None:
@@ -384,7 +385,7 @@ class CloudRun:
     ) -> dict[str, Any]:
         """One HTTP request. Raises Retry for retryable failures, ApiError for final ones."""
         self.request_count["read" if method == "GET" else "write"] += 1
-        headers = self._jobs_headers if url.startswith(f"{self.jobs_base}/{RUN_V1}/") else None
+        headers = self._jobs_headers if url.startswith(self._jobs_prefix) else None
         try:
             resp = self.session.request(
                 method,

@@ -164,8 +164,8 @@ def still_ours(
     # deleted until our next write rewrites it (``state`` forgot them).
     written, now = state.written(), knative.spec_traffic(svc)
     cleaned = traffic.removed_tags(written, now) if tag_write else set()
-    if cleaned & state.own_tags():  # the quota took a tag this run needs (a tag URL to check or load)
-        raise RolloutFailed(own_tags_cleaned_message(service, cleaned & state.own_tags()))
+    if mine := cleaned & state.own_tags():  # the quota took a tag this run needs (a tag URL to check or load)
+        raise RolloutFailed(own_tags_cleaned_message(service, mine))
     if cleaned:
         return forget_tags(state, cleaned), cleaned
     if not traffic.same(now, written):

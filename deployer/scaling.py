@@ -80,11 +80,9 @@ def _base(service: Obj) -> traffic.Traffic:
 def _step(
     count: int, base: traffic.Traffic, candidate: str, tag: str, percent: int, baseline: str | None
 ) -> StepInstances:
-    block = traffic.at_step(base, candidate, tag, percent, baseline)
-    given = split(count, block)
+    given = split(count, traffic.at_step(base, candidate, tag, percent, baseline))
     mine = given.get(candidate, 0)
-    serving_twin = baseline is not None and traffic.shares(block).get(baseline, 0) > 0
-    twin = given.get(baseline, 0) if baseline is not None and serving_twin else None
+    twin = given.get(baseline) if baseline else None  # split names every revision with a share
     return StepInstances(percent, mine, sum(given.values()) - mine - (twin or 0), twin)
 
 
