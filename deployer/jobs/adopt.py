@@ -86,20 +86,25 @@ def await_rollout_executions(
     """Wait for the running executions of the ``recorded`` rollout to end; then why the promote must
     not go on (promote_blocker), or "". An execution still running at ``timeout`` is left running
     (it is the rollout's, not ours to cancel) and blocks the promote."""
-    if not recorded.token or not recorded.jobs:
+    jobs, token = recorded.jobs, recorded.token
+    if not token or not jobs:
         return ""
+    found: list[Found] = []
 
     def look() -> tuple[list[Found] | None, str]:
-        found = rollout_executions(api, recorded.jobs or (), recorded.token)
-        running = [f.execution for f in found if f.result == "running"]
-        return (None, f"waiting for {', '.join(running)}") if running else (found, "")
+        nonlocal found
+        first = not found
+        found = rollout_executions(api, jobs, token)
+        running = [f for f in found if f.result == "running"]
+        if not running:
+            return found, ""
+        if first:
+            names = ", ".join(f"{f.execution} of job {f.job}" for f in running)
+            reporter.info(f"The rollout's job execution(s) {names} still run (its runner was lost): waiting.")
+        return None, f"waiting for {', '.join(f.execution for f in running)}"
 
-    first = rollout_executions(api, recorded.jobs, recorded.token)
-    if any(f.result == "running" for f in first):
-        names = ", ".join(f"{f.execution} of job {f.job}" for f in first if f.result == "running")
-        reporter.info(f"The rollout's job execution(s) {names} still run (its runner was lost): waiting.")
     try:
-        found = readiness.wait(
+        readiness.wait(
             look,
             timeout=timeout,
             clock=clock,
@@ -110,7 +115,7 @@ def await_rollout_executions(
             expired=lambda text: JobFailed(text),
         )
     except JobFailed:
-        found = rollout_executions(api, recorded.jobs, recorded.token)
+        pass  # still running at the timeout: ``found`` says which, and blocks the promote
     except ApiError as exc:
         return f"could not read the rollout's job executions: {exc}"
     return promote_blocker(found)
