@@ -513,7 +513,11 @@ class RunningAction:
     REAP_POLL = 0.005  # seconds between wait4 polls while waiting with a timeout
 
     def __init__(
-        self, prepared: _Prepared, *, echo: bool = False, post: Callable[[RunResult], RunResult] | None = None
+        self,
+        prepared: _Prepared,
+        *,
+        echo: bool = False,
+        post: Callable[[RunResult, float | None], RunResult] | None = None,
     ):
         self._prepared = prepared
         # The runner's post step, run once the main step has ended (``wait``, ``cancel_like_runner``),
@@ -629,7 +633,7 @@ class RunningAction:
             self._prepared, done, self.started, self.stdout_so_far(), self.stderr_so_far()
         )
         if self._post is not None and not self._killed:
-            self._result.post = self._post(self._result)
+            self._result.post = self._post(self._result, timeout)
         return self._result
 
     def cancel_like_runner(self, sigint_grace: float = 7.5, sigterm_grace: float = 2.5) -> RunResult:
@@ -682,33 +686,22 @@ def start(
     ended (and was not killed), ``wait`` runs the post step as the runner does, its result in
     ``.post``; ``post=False`` leaves it out (a test of the main step alone, or one that runs it itself).
     """
+    job: dict[str, Any] = {
+        "python": python,
+        "env": env,
+        "github": github,
+        "event": event,
+        "event_name": event_name,
+    }
     after = None
     if post and script == ENTRYPOINT:
 
-        def after(result: RunResult) -> RunResult:
-            return run_post(
-                result,
-                inputs,
-                tmp_path=tmp_path,
-                python=python,
-                env=env,
-                github=github,
-                event=event,
-                event_name=event_name,
-                echo=echo,
-            )
+        def after(result: RunResult, timeout: float | None) -> RunResult:
+            """The post step in the same job: inputs, directories and environment."""
+            limit = DEFAULT_TIMEOUT if timeout is None else timeout  # as long as the main step's wait
+            return run_post(result, inputs, tmp_path=tmp_path, timeout=limit, echo=echo, **job)
 
-    prepared = _prepare(
-        script,
-        inputs,
-        tmp_path=tmp_path,
-        python=python,
-        env=env,
-        github=github,
-        event=event,
-        event_name=event_name,
-        state=state,
-    )
+    prepared = _prepare(script, inputs, tmp_path=tmp_path, state=state, **job)
     return RunningAction(prepared, echo=echo, post=after)
 
 
