@@ -298,41 +298,22 @@ def test_an_operators_untag_before_the_pre_job_is_not_taken_for_cloud_runs_tag_c
 # --- the variants of its findings that only the random test played ---------------------
 
 
-@finding(3, "the labels update, then a cancel: the way back keeps latestRevision off the release")
-def test_a_cancel_after_an_operators_labels_update_keeps_the_release_off_latest(emu: Emulator) -> None:
+@pytest.mark.parametrize(
+    ("ending", "follow_up"),
+    [("cancel", "none"), ("kill", "none"), ("lost", "rollback")],
+    ids=["cancel", "post step after a kill", "mode rollback after a lost runner"],
+)
+@finding(3, "the labels update, then each other way back: latestRevision stays off the release")
+def test_every_way_back_after_an_operators_labels_update_keeps_the_release_off_latest(
+    emu: Emulator, ending: str, follow_up: str
+) -> None:
     check(
         emu,
         Scenario(
             service(),
             RunSpec(steps="10,50,100"),
-            (Event("bake10", "op:labels"), Event("bake50", "cancel")),
-            "none",
-        ),
-    )
-
-
-@finding(3, "the labels update, then a kill: the post step keeps latestRevision off the release")
-def test_the_post_step_after_an_operators_labels_update_keeps_the_release_off_latest(emu: Emulator) -> None:
-    check(
-        emu,
-        Scenario(
-            service(),
-            RunSpec(steps="10,50,100"),
-            (Event("bake10", "op:labels"), Event("bake50", "kill")),
-            "none",
-        ),
-    )
-
-
-@finding(3, "the labels update, then a lost runner and mode rollback: latestRevision off the release")
-def test_mode_rollback_after_an_operators_labels_update_keeps_the_release_off_latest(emu: Emulator) -> None:
-    check(
-        emu,
-        Scenario(
-            service(),
-            RunSpec(steps="10,50,100"),
-            (Event("bake10", "op:labels"), Event("bake50", "lost")),
-            "rollback",
+            (Event("bake10", "op:labels"), Event("bake50", ending)),
+            follow_up,
         ),
     )
 
