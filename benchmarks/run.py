@@ -704,15 +704,16 @@ def _latencies(rng: Any, n: int, median: float) -> Any:
     """``n`` latencies (ms) in Cloud Run's request_latencies buckets (the emulator's bucket options)."""
     import math
 
+    from cloudrun_emulator.monitoring import BUCKETS
     from deployer import stats
 
-    bounds = stats.bucket_bounds(
-        {"exponentialBuckets": {"numFiniteBuckets": 64, "growthFactor": 1.4, "scale": 1.0}}, 66
-    )
+    finite, growth, scale = int(BUCKETS["numFiniteBuckets"]), BUCKETS["growthFactor"], BUCKETS["scale"]
+    bounds = stats.bucket_bounds({"exponentialBuckets": BUCKETS}, finite + 2)
     counts = [0] * len(bounds)
     for _ in range(n):
         value = median * math.exp(rng.gauss(0.0, DETECTION_SIGMA))
-        counts[0 if value < 1 else min(65, 1 + math.floor(math.log(value, 1.4) + 1e-12))] += 1
+        index = 0 if value < scale else 1 + math.floor(math.log(value / scale, growth) + 1e-12)
+        counts[min(finite + 1, index)] += 1
     return stats.Histogram(bounds, tuple(counts))
 
 
