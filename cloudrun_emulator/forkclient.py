@@ -10,6 +10,7 @@ Protocol, one JSON object per line: each request carries an ``id`` (added here);
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import signal
@@ -89,6 +90,13 @@ class ForkClient:
             while number not in self._pids and self.alive:
                 self._changed.wait()
             return self._pids.pop(number, None)
+
+    def close(self) -> None:
+        """End the server: no more requests (it exits once its children have ended)."""
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        self.process.wait()
 
     def ended(self, pid: int, timeout: float | None) -> Ended | None:
         """The child's end, waiting at most ``timeout`` seconds (0: just look; None: as long as it takes)."""

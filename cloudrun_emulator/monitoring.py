@@ -412,23 +412,44 @@ def _filter_view(metric: str, resource: Mapping[str, str], labels: Mapping[str, 
     return view
 
 
+def _series_key(
+    q: Query,
+    sample: RequestSample,
+    project: str,
+    location: str,
+    series: dict[Labels, tuple[dict[str, str], dict[str, str], dict[int, list[RequestSample]]]],
+) -> Labels | None:
+    """The series a request counts in (added to ``series`` if new), or None when the query's project
+    or filter leaves it out."""
+    if not _of_project(sample, project):
+        return None
+    resource, metric = _labels(sample, project, location)
+    if not all(c.matches(_filter_view(q.metric, resource, metric)) for c in q.conditions):
+        return None
+    key = _key(resource, metric)
+    series.setdefault(key, (resource, metric, {}))
+    return key
+
+
 def _raw_series(
     q: Query, samples: Sequence[RequestSample], project: str, location: str, now: float, ingestion: Ingestion
 ) -> dict[Labels, tuple[dict[str, str], dict[str, str], dict[int, list[RequestSample]]]]:
     """Ingested requests inside the interval, by series and by period (0 = the newest aligned
     period; for unaligned output the sampling window's number)."""
     series: dict[Labels, tuple[dict[str, str], dict[str, str], dict[int, list[RequestSample]]]] = {}
+    # Requests alike in project, revision and status share their labels and the filter's verdict:
+    # worked out once per query for each such group (a session's emulator holds many thousands).
+    matched: dict[tuple[str, str, str, int], Labels | None] = {}
     for sample in samples:
         if not q.start <= sample.time <= min(q.end, now) or not ingestion.visible(sample.time, now):
             continue
-        if not _of_project(sample, project):
+        group = (sample.namespace, sample.service, sample.revision, sample.status)
+        if group not in matched:
+            matched[group] = _series_key(q, sample, project, location, series)
+        key = matched[group]
+        if key is None:
             continue
-        resource, metric = _labels(sample, project, location)
-        view = _filter_view(q.metric, resource, metric)
-        if not all(c.matches(view) for c in q.conditions):
-            continue
-        key = _key(resource, metric)
-        entry = series.setdefault(key, (resource, metric, {}))
+        entry = series[key]
         # A request exactly at startTime on a period boundary belongs to the oldest period.
         index = (
             _window_number(ingestion, sample.time)

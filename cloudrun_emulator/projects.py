@@ -6,6 +6,7 @@ In Cloud Run a name is unique per project and region; the store keys every objec
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -89,8 +90,10 @@ def locations(project: str) -> dict[str, Any]:
     }
 
 
+@functools.cache
 def project_number(project: str) -> str:
-    """A stable 12-digit project number for a project ID (Google assigns one to every project)."""
+    """A stable 12-digit project number for a project ID (Google assigns one to every project);
+    cached, as every Monitoring query asks it again."""
     return str(10**11 + int(hashlib.sha256(project.encode()).hexdigest(), 16) % (9 * 10**11))
 
 

@@ -32,8 +32,6 @@ sys.path.insert(0, ROOT)
 
 import deployer.main  # noqa: E402, F401  (what entrypoint.py and post.py import first)
 
-REAP_POLL = 0.005  # seconds between looks for ended children while any runs
-
 
 def _exit_code(exc: SystemExit) -> int:
     """What the interpreter exits with for ``SystemExit(code)`` (a message is printed, exit 1)."""
@@ -43,27 +41,36 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _become(request: dict[str, Any]) -> None:
+def _become(request: dict[str, Any], inherited: tuple[int, ...]) -> None:
     """In the child: take on the run's session, place, environment and files."""
+    signal.set_wakeup_fd(-1)  # the server's pipes (answers, wake-up): a run neither holds nor writes them
+    for fd in inherited:
+        os.close(fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-        os.dup2(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), fd)
+    for fd, path, flags in (
+        (0, os.devnull, os.O_RDONLY),
+        (1, request["stdout"], os.O_WRONLY | os.O_APPEND | os.O_CREAT),
+        (2, request["stderr"], os.O_WRONLY | os.O_APPEND | os.O_CREAT),
+    ):
+        opened = os.open(path, flags, 0o600)
+        os.dup2(opened, fd)
+        os.close(opened)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh interpreter has them
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     sys.argv = list(request["argv"][1:])  # [python, script, ...]: the script is argv[0]
     sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
 
 
-def _child(request: dict[str, Any]) -> None:
+def _child(request: dict[str, Any], inherited: tuple[int, ...]) -> None:
     """Run one script as ``__main__`` and exit as the interpreter would; never returns."""
     code = 1
     interrupted = False
     try:
-        _become(request)
+        _become(request, inherited)
         try:
             runpy.run_path(sys.argv[0], run_name="__main__")
             code = 0
@@ -87,14 +94,21 @@ def _child(request: dict[str, Any]) -> None:
 
 
 def serve() -> None:
-    """Fork a child per request line; report each start and each end, until stdin closes."""
+    """Fork a child per request line; report each start and each end, until stdin closes and every
+    child has ended. An ending child wakes the loop (SIGCHLD through a pipe): no polling."""
     answers = os.fdopen(os.dup(1), "w")
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select through the pipe, nothing else
     running: set[int] = set()
     pending = b""
     open_ = True
     while open_ or running:
-        ready, _, _ = select.select([0] if open_ else [], [], [], REAP_POLL if running else None)
-        if ready:
+        ready, _, _ = select.select([0, wake_r] if open_ else [wake_r], [], [])
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+        if 0 in ready:
             chunk = os.read(0, 1 << 16)
             open_ = bool(chunk)
             pending += chunk
@@ -105,23 +119,28 @@ def serve() -> None:
                 sys.stderr.flush()
                 pid = os.fork()
                 if pid == 0:
-                    _child(request)
+                    _child(request, (answers.fileno(), wake_r, wake_w))
                 running.add(pid)
                 answers.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
                 answers.flush()
-        while running:
-            pid, status, usage = os.wait4(-1, os.WNOHANG)
-            if pid == 0:
-                break
-            running.discard(pid)
-            ended = {
-                "pid": pid,
-                "returncode": os.waitstatus_to_exitcode(status),
-                "cpu_s": usage.ru_utime + usage.ru_stime,
-                "peak_rss_mb": usage.ru_maxrss / 1024,
-            }
-            answers.write(json.dumps(ended) + "\n")
-            answers.flush()
+        _reap(running, answers)
+
+
+def _reap(running: set[int], answers: Any) -> None:
+    """Report every child that has ended."""
+    while running:
+        pid, status, usage = os.wait4(-1, os.WNOHANG)
+        if pid == 0:
+            return
+        running.discard(pid)
+        ended = {
+            "pid": pid,
+            "returncode": os.waitstatus_to_exitcode(status),
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mb": usage.ru_maxrss / 1024,
+        }
+        answers.write(json.dumps(ended) + "\n")
+        answers.flush()
 
 
 if __name__ == "__main__":

@@ -4,8 +4,12 @@ answer to the runner's signals. Every other end-to-end test relies on it."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,3 +96,40 @@ def test_the_runners_signals_cancel_a_forked_run_as_a_plain_one(
         outcomes.append((result.returncode, result.outputs.get("result")))
         assert "Cancelled" in result.log or "cancel" in result.log.lower(), result.log
     assert outcomes[0] == outcomes[1] and outcomes[0][0] != 0, outcomes
+
+
+# What a started script sees of its process: open descriptors, the signal wake-up fd, SIGCHLD's handler.
+PROBE = """
+import json, os, signal
+fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+wakeup = signal.set_wakeup_fd(-1)
+default = signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+print(json.dumps({"fds": fds, "wakeup_fd": wakeup, "sigchld_default": default}))
+"""
+
+
+def test_a_forked_child_holds_none_of_the_servers_plumbing(tmp_path: Path) -> None:
+    """The server answers through a pipe and wakes on SIGCHLD through another; a run holds neither,
+    keeps no handler of the server's and has no wake-up fd, as a fresh interpreter (a run that held
+    the answers pipe would keep it open after the server has gone)."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    server = forkserver.Server(sys.executable, forkserver.interpreter_env(env))
+    out, err = tmp_path / "out", tmp_path / "err"
+    try:
+        pid = server.start([sys.executable, str(probe)], env, tmp_path, out, err)
+        assert pid is not None
+        ended = server.ended(pid, 30)
+        assert ended is not None and ended.returncode == 0, err.read_text()
+    finally:
+        server.close()
+    plain = subprocess.run(
+        [sys.executable, str(probe)],
+        capture_output=True,
+        text=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    assert json.loads(out.read_text()) == json.loads(plain.stdout)

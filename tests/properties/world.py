@@ -45,7 +45,7 @@ from deployer.result import Outcome, RolloutResult, StepInfo, Verdict
 from deployer.smoke import SmokeResult
 from deployer.state import STABLE_ANNOTATION, RolloutState
 from devtools import harness
-from tests.cloudrun import Api, loopback_session
+from tests.cloudrun import Api, loopback_session, poll_pauses
 from tests.helpers import Quiet
 
 SERVICE = "seq"
@@ -58,7 +58,10 @@ FAST = RetryPolicy(
 )
 # What World.post passes, as main saves it.
 STATE_SAVED = frozenset({"token", "finished", "job_execution", "job_launch"})
-SLEEP_CAP = 0.03  # the rollout's sleeps are real but short: what matters is their order, not length
+# The rollout's sleeps are real but short: what matters is their order, not length. Each is cut to
+# SLEEP_CAP s, or to SLEEP_SCALE of itself when that is longer (at most SLEEP_LONGEST s): the
+# backed-off reads of a long wait (a 30 s migration) stay backed off instead of one every SLEEP_CAP s.
+SLEEP_CAP, SLEEP_SCALE, SLEEP_LONGEST = 0.03, 0.12, 0.15
 OPERATOR_ACTIONS = (
     "traffic",  # gcloud run services update-traffic --to-revisions R=100
     "latest",  # ... --to-latest
@@ -308,6 +311,7 @@ class World:
     def settle(self, timeout: float = 20.0) -> dict[str, Any]:
         """The service once its current generation is observed and its routes decided."""
         end = time.monotonic() + timeout
+        pauses = poll_pauses()
         while True:
             svc = self.api.service(SERVICE)
             status = svc.get("status") or {}
@@ -319,7 +323,7 @@ class World:
                 return svc
             if time.monotonic() > end:
                 raise AssertionError(f"{SERVICE} never settled: {json.dumps(status)}")
-            time.sleep(0.02)
+            time.sleep(next(pauses))
 
     def snapshot(self) -> Snapshot:
         """The data plane now (after the service settled)."""
@@ -958,7 +962,8 @@ class _Sink:
 
 
 def _short(seconds: float) -> None:
-    time.sleep(min(max(seconds, 0.0), SLEEP_CAP))
+    seconds = max(seconds, 0.0)
+    time.sleep(min(seconds, max(SLEEP_CAP, min(seconds * SLEEP_SCALE, SLEEP_LONGEST))))
 
 
 def _service_write(url: str) -> bool:
