@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from tests.cloudrun import condition
+from tests.cloudrun import condition, poll_pauses
 
 JOB_IMAGE = "us-docker.pkg.dev/cloudrun/container/job"
 
@@ -44,11 +44,12 @@ class Jobs:
 
     def finished(self, name: str, timeout: float = 30) -> dict[str, Any]:
         end = time.monotonic() + timeout
+        pauses = poll_pauses()
         while time.monotonic() < end:
             execution = self.execution(name)
             if condition(execution, "Completed")["status"] != "Unknown":
                 return execution
-            time.sleep(0.05)
+            time.sleep(next(pauses))
         raise AssertionError(f"{name} did not finish: {self.execution(name)['status']}")
 
     def execute(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from deployer.client import CloudRun
 from deployer.jobs import runner, spec
 from deployer.result import Phase
 from deployer.settings import RunContext
-from tests.cloudrun import condition
+from tests.cloudrun import condition, poll_pauses
 from tests.config import cfg
 from tests.helpers import Jobs
 
@@ -67,9 +67,10 @@ def _run(jobs: Jobs, name: str, marker: str = "") -> str:
 
 def _finished(jobs: Jobs, name: str) -> dict[str, Any]:
     deadline = time.monotonic() + 20
+    pauses = poll_pauses()
     while condition(execution := jobs.execution(name), "Completed")["status"] == "Unknown":
         assert time.monotonic() < deadline
-        time.sleep(0.05)
+        time.sleep(next(pauses))
     return execution
 
 
