@@ -264,15 +264,20 @@ def test_a_cleanup_during_the_post_job_cannot_make_the_rollback_inexact(emu: Emu
     )
 
 
-@finding(7, "the runner dies while the pre job runs; the re-run undoes the rollout but the execution runs on")
-def test_a_rerun_after_a_lost_runner_ends_the_execution_it_left_running(emu: Emulator) -> None:
+@pytest.mark.parametrize("follow_up", ["rerun", "takeover"])
+@finding(
+    7, "the runner dies in the pre job; a re-run or a takeover undoes the rollout, the execution runs on"
+)
+def test_the_next_run_after_a_lost_runner_ends_the_execution_it_left_running(
+    emu: Emulator, follow_up: str
+) -> None:
     check(
         emu,
         Scenario(
             service(PINNED),
             RunSpec(steps="10,100", pre_job=True),
             (Event("pre job started", "lost"),),
-            "rerun",
+            follow_up,
         ),
         "[finding 7]",
     )
@@ -324,18 +329,5 @@ def test_no_pre_job_after_a_manual_rollback_during_the_wait(emu: Emulator) -> No
         emu,
         Scenario(
             service(PINNED), RunSpec(steps="10,100", pre_job=True), (Event("wait", "rollback"),), "none"
-        ),
-    )
-
-
-@finding(7, "the runner dies while the pre job runs; a takeover undoes the rollout and ends the execution")
-def test_a_takeover_after_a_lost_runner_ends_the_execution_it_left_running(emu: Emulator) -> None:
-    check(
-        emu,
-        Scenario(
-            service(PINNED),
-            RunSpec(steps="10,100", pre_job=True),
-            (Event("pre job started", "lost"),),
-            "takeover",
         ),
     )
