@@ -6,7 +6,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,18 @@ def api_path(project: str, rest: str = "") -> str:
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     """One condition of an object's status, or {}."""
     return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def completed(read: Callable[[], dict[str, Any]], timeout: float) -> dict[str, Any]:
+    """An execution, read by ``read()`` until its Completed condition is set (``poll_pauses``);
+    AssertionError once ``timeout`` s have passed without."""
+    end = time.monotonic() + timeout
+    pauses = poll_pauses()
+    while condition(execution := read(), "Completed")["status"] == "Unknown":
+        name = execution.get("metadata", {}).get("name")
+        assert time.monotonic() < end, f"{name} did not finish: {execution.get('status')}"
+        time.sleep(next(pauses))
+    return execution
 
 
 def service_body(

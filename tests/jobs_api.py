@@ -4,12 +4,11 @@ read their tasks (``Jobs``); a Job body (``job_body``) and a shell command for i
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import requests
 
-from tests.cloudrun import condition, poll_pauses
+from tests.cloudrun import completed
 
 JOB_IMAGE = "us-docker.pkg.dev/cloudrun/container/job"
 
@@ -43,14 +42,7 @@ class Jobs:
         return sorted(items, key=lambda t: t["status"].get("index", 0))
 
     def finished(self, name: str, timeout: float = 30) -> dict[str, Any]:
-        end = time.monotonic() + timeout
-        pauses = poll_pauses()
-        while time.monotonic() < end:
-            execution = self.execution(name)
-            if condition(execution, "Completed")["status"] != "Unknown":
-                return execution
-            time.sleep(next(pauses))
-        raise AssertionError(f"{name} did not finish: {self.execution(name)['status']}")
+        return completed(lambda: self.execution(name), timeout)
 
     def execute(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         resp = self.run(name, overrides)

@@ -4,9 +4,6 @@ once its rollout is no longer ours. The pure rules: tests/unit/jobs/test_jobs_ru
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 import requests
 
@@ -15,7 +12,7 @@ from deployer.client import CloudRun
 from deployer.jobs import runner, spec
 from deployer.result import Phase
 from deployer.settings import RunContext
-from tests.cloudrun import condition, poll_pauses
+from tests.cloudrun import completed, condition
 from tests.config import cfg
 from tests.helpers import Jobs
 
@@ -65,15 +62,6 @@ def _run(jobs: Jobs, name: str, marker: str = "") -> str:
     return str(resp.json()["metadata"]["name"])
 
 
-def _finished(jobs: Jobs, name: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    pauses = poll_pauses()
-    while condition(execution := jobs.execution(name), "Completed")["status"] == "Unknown":
-        assert time.monotonic() < deadline
-        time.sleep(next(pauses))
-    return execution
-
-
 def test_cancel_is_confirmed_by_the_terminal_condition(emulator: Emulator, project: str) -> None:
     jobs, api = Jobs(emulator.url, project), _api(emulator, project)
     _job(jobs, "slow", "60000")
@@ -83,7 +71,7 @@ def test_cancel_is_confirmed_by_the_terminal_condition(emulator: Emulator, proje
 
     _job(jobs, "quick", "0")
     done = _run(jobs, "quick")
-    _finished(jobs, done)
+    completed(lambda: jobs.execution(done), 20)
     late = runner.cancel_execution(api, done)  # the server answers 400: it had finished
     assert (late.result, late.message) == (
         "succeeded", f"[{done}] has completed successfully before it could be cancelled."
