@@ -129,6 +129,9 @@ class Gcloud:
                 "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
                 "CLOUDSDK_SURVEY_DISABLE_PROMPTS": "true",
                 "CLOUDSDK_CORE_DISABLE_FILE_LOGGING": "true",
+                # Not on Compute Engine: no probe of the metadata server (169.254.169.254), which
+                # is neither loopback nor answers here, and costs each fresh config 70 ms of CPU.
+                "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
             }
         )
         return env
