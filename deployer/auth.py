@@ -23,6 +23,7 @@ import requests
 
 from deployer.errors import AuthError as AuthError
 from deployer.loopback import is_loopback
+from deployer.sessions import plain, reading_env_once
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -73,13 +74,13 @@ def authorized_session(
             "Federation or a service-account key) before this action, or set GOOGLE_APPLICATION_CREDENTIALS"
             f" ({exc})"
         ) from None
-    session = google.auth.transport.requests.AuthorizedSession(creds)
+    session = reading_env_once(google.auth.transport.requests.AuthorizedSession(creds))
     return session, project_id or detected, creds
 
 
 def _anonymous(project_id: str | None) -> tuple[requests.Session, str | None, None]:
     project = project_id or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT")
-    return requests.Session(), project, None
+    return plain(), project, None
 
 
 def jwt_expiry(token: str) -> float | None:

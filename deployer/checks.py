@@ -20,6 +20,7 @@ import requests
 
 from deployer.redact import scrub, url_origin
 from deployer.result import StepInfo, Verdict
+from deployer.sessions import plain as plain_session
 
 OUTPUT_TAIL_LINES = 20
 OUTPUT_TAIL_CHARS = 2000
@@ -121,7 +122,7 @@ def _with_output(head: str, raw: bytes) -> str:
 def post_webhook(url: str, payload: Mapping[str, Any], timeout: float) -> Verdict:
     """POST the step as JSON; 2xx passes. A plain session: the user's endpoint gets no Google token."""
     try:
-        with requests.Session() as plain:
+        with plain_session() as plain:
             resp = plain.post(url, json=payload, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
         # requests quotes the URL (or its path and query) in its messages: the URL is a secret.

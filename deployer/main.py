@@ -19,9 +19,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import TextIO
 
-import requests
-
-from deployer import auth, github, inputs, load, rollout, settings, smoke
+from deployer import auth, github, inputs, load, rollout, sessions, settings, smoke
 from deployer.analysis import METRIC_LAG_SECONDS, METRIC_SAMPLING_SECONDS, Analysis
 from deployer.client import ApiError, CloudRun, RetryPolicy
 from deployer.compare import OwnRequests
@@ -370,7 +368,7 @@ def _smoke_check(
 ) -> Callable[[str], smoke.SmokeResult]:
     """The smoke check the rollout runs on the tag URL, with an ID token when the service is private;
     every request it sends is recorded in ``own``."""
-    session = requests.Session()  # never the authorized one: our access token must not reach the service
+    session = sessions.plain()  # never the authorized one: our access token must not reach the service
 
     def check(url: str) -> smoke.SmokeResult:
         return smoke.check(
@@ -394,7 +392,7 @@ def _load(
     """``load_rps``: GET ``smoke_path`` on the URLs while a bake's window lasts, each URL with the
     smoke check's ID-token rule (``smoke.TokenRule``; with ``auto``, a token only after a 401/403),
     kept for the whole run so a URL learns once that it needs one."""
-    session = requests.Session()  # never the authorized one: our access token must not reach the service
+    session = sessions.plain()  # never the authorized one: our access token must not reach the service
     rules: dict[str, smoke.TokenRule] = {}
 
     def rule(url: str) -> smoke.TokenRule:

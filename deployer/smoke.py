@@ -18,6 +18,7 @@ from deployer.errors import AuthError
 from deployer.knative import Obj
 from deployer.redact import redact_url
 from deployer.retry import UNLIMITED, Retrier, Retry, RetryPolicy, never
+from deployer.sessions import plain
 from deployer.settings import SmokeAuth, SmokeSettings
 
 FIRST_DELAY = 0.5
@@ -198,7 +199,7 @@ def check(
     start = time.monotonic()
     end = start + settings.timeout if deadline is None else min(deadline, start + settings.timeout)
     own = session is None
-    checker = _Checker(_join(url, settings.path), settings, session or requests.Session(), id_token, log)
+    checker = _Checker(_join(url, settings.path), settings, session or plain(), id_token, log)
     policy = RetryPolicy(
         attempts=UNLIMITED, base_delay=FIRST_DELAY, max_delay=MAX_DELAY, total=end - start, jitter=False
     )

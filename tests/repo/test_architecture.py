@@ -112,6 +112,7 @@ LAYERS: list[tuple[str, bool, set[str]]] = [
             "deployer.descriptions",
             "deployer.redact",
             "deployer.loopback",
+            "deployer.sessions",
         },
     ),
 ]
