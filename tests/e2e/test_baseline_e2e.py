@@ -583,7 +583,10 @@ def test_an_id_token_load_rps_cannot_mint_is_reported_and_nothing_is_sent_withou
         r"(\d+) not sent \(.*could not get an ID token: cannot mint an ID token for http", line[0]
     )
     assert unsent is not None and int(unsent[1]) >= 10, line[0]
-    assert seen(stable) == ["none"]  # the baseline saw only the first request, without a token
+    # The baseline saw no token, only what was in flight before its first 403 came back: one, unless
+    # the machine stalled (as tests/e2e/test_load.py allows); from then on nothing was sent to it.
+    bare = seen(stable)
+    assert bare and set(bare) == {"none"} and len(bare) <= 5, bare
     assert "inconclusive at 50%" in result.log and "baseline requests (< 20)" in result.log
     printed = [ln for ln in (result.stdout + result.stderr).splitlines() if not ln.startswith("::add-mask::")]
     assert not any(re.search(r"eyJ[\w-]{20,}\.", ln) for ln in printed), "an ID token was printed"
